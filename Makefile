@@ -1,0 +1,27 @@
+# `make dev` and `make test` set up everything they need on first use (virtualenv, packages).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: dev test test-fast install bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install Engram with its test tools
+
+dev: $(STAMP) ## run api, worker, scheduler and Flower (embedded PostgreSQL and Redis unless configured)
+	$(BIN)/engram dev
+
+test: $(STAMP) ## the whole suite: unit, integration (real PostgreSQL/Redis) and end-to-end (real processes)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## unit and integration tests only
+	$(BIN)/python -m pytest tests/unit tests/integration
+
+clean:
+	rm -rf $(VENV) .engram .pytest_cache

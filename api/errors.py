@@ -1,0 +1,97 @@
+"""Every error is application/problem+json (RFC 9457): type, title, status, detail, instance."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import EngramError
+
+log = logging.getLogger("engram.api")
+
+PROBLEM = "application/problem+json"
+TYPE_BASE = "https://engram.dev/problems/"
+
+_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+           409: "Conflict", 412: "Precondition failed", 413: "Payload too large", 415: "Unsupported media type",
+           422: "Unprocessable content", 428: "Precondition required", 500: "Internal error",
+           503: "Service unavailable"}
+
+
+def problem_response(request: Request, status: int, detail: str, *, type_slug: str | None = None,
+                     title: str | None = None, extra: dict[str, Any] | None = None,
+                     headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {
+        "type": TYPE_BASE + (type_slug or str(status)),
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **(extra or {}),
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _clean_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Keep what helps a client fix its request; never echo huge inputs back.
+    out = []
+    for e in errors[:50]:
+        out.append({"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:500], "type": e.get("type", "")})
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(EngramError)
+    async def _domain(request: Request, exc: EngramError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return problem_response(request, exc.status, exc.detail, type_slug=exc.type_slug, title=exc.title,
+                                extra=exc.extra, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _clean_errors(list(exc.errors()))
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem_response(request, 400, "the request body is not valid JSON", type_slug="malformed-json",
+                                    extra={"errors": errors})
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
+        return problem_response(request, 422, f"invalid request: {fields}", type_slug="validation",
+                                extra={"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {request.method} {request.url.path}"
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}"
+        return problem_response(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _db_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return problem_response(request, 503, "the database is unavailable; retry shortly", type_slug="unavailable",
+                                headers={"Retry-After": "2"})
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _db_down(request, exc)
+        log.exception("database error on %s %s", request.method, request.url.path)
+        return problem_response(request, 500, "internal error", type_slug="internal")
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        return problem_response(request, 400, "the request body is nested too deeply", type_slug="malformed-json")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(request, 500, "internal error; it has been logged", type_slug="internal")

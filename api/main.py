@@ -1,0 +1,55 @@
+"""The FastAPI application: routes, problem+json errors, limits, long-poll listener."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from api.routes import agents, jobs, namespaces, ops, participants, sessions, turns
+from api.waiters import JobWaiters
+from shared.config import Settings, get_settings
+from shared.logs import configure_logging
+
+log = logging.getLogger("engram.api")
+
+DESCRIPTION = """
+Engram keeps the working memory of AI agents.
+
+Agents take part in **sessions** inside a **namespace**; every **turn** is recorded. An
+**integration** turns each participant's new turns into **insights** and adds them to the agent's
+long-term **memories**; a **truncate** resets a session. Both are long operations: they answer
+`202 Accepted` with a **job** to follow (`GET …/jobs/{id}?wait=30`).
+
+Authentication: `Authorization: Bearer <key>`, the admin key or a namespace key. Errors are
+`application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    database_url, _ = settings.require_services()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.job_waiters.start()
+        if not settings.auth_required:
+            log.warning("!!! OPEN MODE: ENGRAM_ADMIN_KEY is not set, so this dev API accepts requests "
+                        "WITHOUT authentication. Never expose it beyond this machine. !!!")
+        yield
+        app.state.job_waiters.stop()
+
+    app = FastAPI(title="Engram", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.job_waiters = JobWaiters(database_url)
+    errors.install(app)
+    for module in (namespaces, agents, sessions, participants, turns, jobs, ops):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from api.deps import SettingsDep
+from shared.db import get_engine
+from shared.queue import producer
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers. Checks nothing else."""
+    return {"status": "ok"}
+
+
+def _check_database(settings) -> str | None:  # type: ignore[no-untyped-def]
+    try:
+        with get_engine(settings).connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return str(exc).splitlines()[0][:200] or type(exc).__name__
+
+
+def _check_broker(settings) -> str | None:  # type: ignore[no-untyped-def]
+    try:
+        with producer(settings).connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            conn.default_channel.client.ping()
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return str(exc).splitlines()[0][:200] or type(exc).__name__
+
+
+@router.get("/readyz", responses={503: {"description": "A dependency is down; the body says which."}})
+async def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
+    """Readiness: PostgreSQL and the Redis broker are reachable. 503 names what is down."""
+    db_error = await run_in_threadpool(_check_database, settings)
+    broker_error = await run_in_threadpool(_check_broker, settings)
+    checks = {
+        "database": {"status": "down", "error": db_error} if db_error else {"status": "up"},
+        "broker": {"status": "down", "error": broker_error} if broker_error else {"status": "up"},
+    }
+    down = [name for name, c in checks.items() if c["status"] == "down"]
+    if down:
+        return JSONResponse({
+            "type": "https://engram.dev/problems/unavailable", "title": "Service unavailable", "status": 503,
+            "detail": f"not ready: {', '.join(down)} unreachable", "instance": request.url.path, "checks": checks,
+        }, status_code=503, media_type="application/problem+json")
+    return JSONResponse({"status": "ready", "checks": checks})
+
+
+@router.get("/metrics", response_class=Response)
+def metrics() -> Response:
+    """Prometheus metrics of this API process."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from api import idempotency
+from api.deps import DB, AgentName, IdempotencyKey, NamespaceDep, PageParams, SessionName, SettingsDep
+from shared.schemas import Page
+from shared.turns import service
+from shared.turns.schemas import AppendResult, TurnBatch, TurnRead
+
+router = APIRouter(prefix="/v1/namespaces/{namespace}/sessions/{session}/turns", tags=["turns"])
+
+
+@router.post("", response_model=AppendResult, status_code=201)
+def append_turns(ns: NamespaceDep, session: SessionName, batch: TurnBatch, db: DB, settings: SettingsDep,
+                 request: Request, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    """Append turns atomically (all or none), numbered seq = last + 1, …; limits in the README."""
+
+    def work():  # type: ignore[no-untyped-def]
+        result = service.append(db, ns, session, batch, max_turns=settings.max_turns_per_batch,
+                                max_chars=settings.max_turn_chars)
+        return 201, result, {}
+
+    return idempotency.run(db, ns, idempotency_key, "POST", request.url.path, batch.model_dump(mode="json"), work)
+
+
+@router.get("", response_model=Page[TurnRead])
+def list_turns(ns: NamespaceDep, session: SessionName, db: DB, page: PageParams,
+               participant: Annotated[AgentName | None, Query(description="Only the turns this participant sees (its chat_turns).")] = None,
+               after_seq: Annotated[int, Query(ge=0, le=2**62, description="Only turns with a larger seq.")] = 0,
+               ) -> Page[TurnRead]:
+    """List turns in seq order."""
+    return service.list_(db, ns, session, participant=participant, after_seq=after_seq, cursor=page[1], limit=page[0])

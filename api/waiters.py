@@ -1,0 +1,67 @@
+"""Long-poll wake-ups: one LISTEN connection per API process wakes the requests waiting on a job.
+
+The worker's final transaction runs ``pg_notify('engram_jobs', job_id)``; this thread receives
+it and sets the asyncio events of that job's waiters. No polling loop per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import defaultdict
+
+import psycopg
+
+log = logging.getLogger("engram.api.waiters")
+CHANNEL = "engram_jobs"
+
+
+class JobWaiters:
+    def __init__(self, database_url: str) -> None:
+        self._dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="job-listener", daemon=True)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def register(self, job_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        with self._lock:
+            self._waiters[job_id].add(event)
+        return event
+
+    def unregister(self, job_id: str, event: asyncio.Event) -> None:
+        with self._lock:
+            events = self._waiters.get(job_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._waiters[job_id]
+
+    def _wake(self, job_id: str) -> None:
+        with self._lock:
+            events = list(self._waiters.get(job_id, ()))
+        for event in events:
+            self._loop.call_soon_threadsafe(event.set)  # type: ignore[union-attr]
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    log.debug("listening on %s", CHANNEL)
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            self._wake(note.payload)
+            except Exception as exc:  # noqa: BLE001 - PostgreSQL restarting: waiters fall back to their timeout
+                log.warning("job listener lost its connection (%s); reconnecting", exc)
+                self._stop.wait(1.0)

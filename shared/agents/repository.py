@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.models import Agent, Memory
+
+
+def upsert(db: Session, namespace_id: int, name: str, description: str, metadata: dict[str, Any]) -> tuple[Agent, bool]:
+    stmt = insert(Agent).values(namespace_id=namespace_id, name=name, description=description, metadata=metadata)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Agent.namespace_id, Agent.name],
+        set_={"description": stmt.excluded.description, "metadata": stmt.excluded.metadata, "updated_at": func.now()},
+    ).returning(Agent.id, (Agent.created_at == Agent.updated_at).label("created"))
+    agent_id, created = db.execute(stmt).one()
+    agent = db.get_one(Agent, agent_id, populate_existing=True)
+    return agent, bool(created)
+
+
+def get(db: Session, namespace_id: int, name: str) -> Agent | None:
+    return db.execute(select(Agent).where(Agent.namespace_id == namespace_id, Agent.name == name)).scalar_one_or_none()
+
+
+def list_after(db: Session, namespace_id: int, after: str | None, limit: int) -> list[Agent]:
+    q = select(Agent).where(Agent.namespace_id == namespace_id).order_by(Agent.name).limit(limit)
+    if after is not None:
+        q = q.where(Agent.name > after)
+    return list(db.execute(q).scalars())
+
+
+def delete_(db: Session, agent_id: int) -> None:
+    db.execute(delete(Agent).where(Agent.id == agent_id))
+
+
+def memories_before(db: Session, agent_id: int, before: int | None, limit: int) -> list[Memory]:
+    q = select(Memory).where(Memory.agent_id == agent_id).order_by(Memory.id.desc()).limit(limit)
+    if before is not None:
+        q = q.where(Memory.id < before)
+    return list(db.execute(q).scalars())

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from shared.schemas import InputSchema, JsonObject, SafeStr, Schema
+
+
+class AgentUpsert(InputSchema):
+    description: SafeStr = Field("", max_length=4000, description="Who the agent is; given to the integrator.")
+    metadata: JsonObject = Field(default_factory=dict)
+
+
+class AgentRead(Schema):
+    name: str
+    description: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemoryRead(Schema):
+    id: int
+    content: str
+    importance: int = Field(ge=1, le=10)
+    evidence: list[int]
+    session: str = Field(description="The session the memory came from.")
+    created_at: datetime

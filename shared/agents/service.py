@@ -1,0 +1,53 @@
+"""Agents and their long-term memories."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from shared.agents import repository as repo
+from shared.agents.schemas import AgentRead, AgentUpsert, MemoryRead
+from shared.errors import NotFound
+from shared.models import Agent, Memory, Namespace
+from shared.schemas import Page, decode_cursor, encode_cursor
+
+
+def to_read(agent: Agent) -> AgentRead:
+    return AgentRead(name=agent.name, description=agent.description, metadata=agent.metadata_,
+                     created_at=agent.created_at, updated_at=agent.updated_at)
+
+
+def memory_read(m: Memory) -> MemoryRead:
+    return MemoryRead(id=m.id, content=m.content, importance=m.importance, evidence=m.evidence,
+                      session=m.session_name, created_at=m.created_at)
+
+
+def put(db: Session, ns: Namespace, name: str, body: AgentUpsert) -> tuple[AgentRead, bool]:
+    agent, created = repo.upsert(db, ns.id, name, body.description, body.metadata)
+    return to_read(agent), created
+
+
+def get(db: Session, ns: Namespace, name: str) -> Agent:
+    agent = repo.get(db, ns.id, name)
+    if agent is None:
+        raise NotFound(f"agent '{name}' does not exist in namespace '{ns.name}'")
+    return agent
+
+
+def list_(db: Session, ns: Namespace, *, cursor: str | None, limit: int) -> Page[AgentRead]:
+    rows = repo.list_after(db, ns.id, decode_cursor(cursor, str), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(items=[to_read(r) for r in rows], next_cursor=encode_cursor(rows[-1].name) if more else None)
+
+
+def delete(db: Session, ns: Namespace, name: str) -> None:
+    """Delete the agent with its memories, insights and participations."""
+    repo.delete_(db, get(db, ns, name).id)
+
+
+def memories(db: Session, ns: Namespace, name: str, *, cursor: str | None, limit: int) -> Page[MemoryRead]:
+    agent = get(db, ns, name)
+    rows = repo.memories_before(db, agent.id, decode_cursor(cursor, int), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(items=[memory_read(r) for r in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)

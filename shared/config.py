@@ -1,0 +1,168 @@
+"""Settings: one typed object, read from ``ENGRAM_*`` environment variables (or a ``.env`` file).
+
+Every process (api, worker, scheduler, flower, cli) reads the same class, so a variable means
+the same thing everywhere. Field descriptions are the reference documentation; the README's
+settings table is generated from the same text.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ENGRAM_", env_file=".env", extra="ignore")
+
+    # --- where state lives -------------------------------------------------------------------
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL URL, e.g. postgresql://user:pw@host:5432/engram. "
+        "Unset: `engram dev` starts an embedded PostgreSQL under ENGRAM_DATA_DIR.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL used as the Celery broker, e.g. redis://host:6379/0. "
+        "Unset: `engram dev` starts an embedded Redis under ENGRAM_DATA_DIR.",
+    )
+    data_dir: Path = Field(
+        Path("./.engram"),
+        description="Folder for the embedded PostgreSQL and Redis data (kept between runs).",
+    )
+
+    # --- processes -----------------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="Address the API binds to.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
+    api_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `engram api`.")
+    flower_port: int = Field(5555, ge=1, le=65535, description="Port of the Flower dashboard.")
+    flower_basic_auth: SecretStr | None = Field(
+        None,
+        description="`user:password` protecting Flower. Required outside dev mode.",
+    )
+    worker_concurrency: int = Field(2, ge=1, le=256, description="Processes per `engram worker`.")
+    dev_mode: bool = Field(
+        False,
+        description="Set by `engram dev`: without ENGRAM_ADMIN_KEY the API runs open "
+        "(no authentication) and Flower runs without basic auth.",
+    )
+
+    # --- security ------------------------------------------------------------------------------
+    admin_key: SecretStr | None = Field(
+        None,
+        description="Bearer key of the administrator (manages namespaces and namespace keys). "
+        "Required by every way of starting except `engram dev`.",
+    )
+
+    # --- integration -----------------------------------------------------------------------------
+    integrator: str = Field(
+        "builtin",
+        description="`builtin` (offline, deterministic), `openai` (any OpenAI-compatible "
+        "chat-completions endpoint) or a dotted path `package.module:factory` to your own.",
+    )
+    llm_base_url: str = Field(
+        "https://api.openai.com/v1", description="Base URL of the chat-completions endpoint."
+    )
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint.")
+    llm_api_key: SecretStr | None = Field(None, description="Bearer key for the endpoint.")
+    llm_timeout_seconds: float = Field(60.0, gt=0, le=600, description="Timeout of one LLM call.")
+    llm_max_retries: int = Field(
+        4, ge=0, le=20, description="Retries (exponential backoff) on network errors, 429 and 5xx."
+    )
+    memory_similarity_threshold: float = Field(
+        90.0,
+        ge=0,
+        le=100,
+        description="An insight whose similarity (rapidfuzz token-set ratio, 0–100) to one of the "
+        "agent's memories reaches this value is a near-duplicate and is not added again.",
+    )
+
+    # --- jobs ------------------------------------------------------------------------------------
+    job_lease_seconds: float = Field(
+        60.0, gt=0, description="A running job's lease; the worker renews it every third of it."
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, le=50, description="Runs of one job (worker lost, lease expired) before it fails."
+    )
+    job_redispatch_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A job still queued this long after its message was sent gets a new message "
+        "(the message was lost, e.g. Redis restarted empty).",
+    )
+    job_message_expires_seconds: int = Field(
+        900, ge=10, description="Celery message expiry; the reconciler re-sends after it."
+    )
+    job_retention_days: float = Field(
+        7.0, gt=0, description="Finished jobs are kept this long, then purged."
+    )
+    task_soft_time_limit_seconds: int = Field(
+        1700, ge=1, description="Soft time limit of one job run (below the visibility timeout)."
+    )
+    broker_visibility_timeout_seconds: int = Field(
+        3600,
+        ge=60,
+        description="Redis visibility timeout: an unacknowledged message is redelivered after it.",
+    )
+    reconcile_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the scheduler re-dispatches, expires leases and purges."
+    )
+    idempotency_retention_hours: float = Field(
+        24.0, gt=0, description="How long an Idempotency-Key and its first response are kept."
+    )
+
+    # --- sessions --------------------------------------------------------------------------------
+    session_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="A soft-deleted session can be undeleted for this long (its expire_time), "
+        "then the scheduler purges it with its turns, participants, insights and jobs.",
+    )
+
+    # --- limits ----------------------------------------------------------------------------------
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body; larger ones answer 413."
+    )
+    max_turns_per_batch: int = Field(1000, ge=1, description="Most turns in one append.")
+    max_turn_chars: int = Field(32_000, ge=1, description="Longest turn content, in characters.")
+    max_page_size: int = Field(200, ge=1, description="Largest `limit` of a list.")
+    max_wait_seconds: int = Field(30, ge=0, le=300, description="Largest `?wait=` of a job GET.")
+    max_json_bytes: int = Field(
+        64 * 1024, ge=1, description="Largest `data` / `metadata` JSON object, serialized."
+    )
+
+    # --- logging -----------------------------------------------------------------------------
+    log_level: str = Field("INFO", description="Log level of every process.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, v: str | None) -> str | None:
+        # Accept the URL every PostgreSQL tool understands and pick the psycopg 3 driver.
+        if v and v.startswith(("postgres://", "postgresql://")):
+            v = "postgresql+psycopg://" + v.split("://", 1)[1]
+        return v
+
+    @property
+    def auth_required(self) -> bool:
+        return self.admin_key is not None or not self.dev_mode
+
+    def require_services(self) -> tuple[str, str]:
+        """The database and broker URLs, or a clear error naming what is missing."""
+        missing = [
+            name
+            for name, value in (("ENGRAM_DATABASE_URL", self.database_url), ("ENGRAM_REDIS_URL", self.redis_url))
+            if not value
+        ]
+        if missing:
+            raise RuntimeError(
+                f"{' and '.join(missing)} not set. Point them at PostgreSQL and Redis, "
+                "or run `engram dev`, which starts embedded ones."
+            )
+        return self.database_url, self.redis_url  # type: ignore[return-value]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,65 @@
+"""Domain errors. Services raise these; the API maps each to one problem+json status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EngramError(Exception):
+    status = 500
+    title = "Internal error"
+    type_slug = "internal"
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+
+
+class BadRequest(EngramError):
+    status, title, type_slug = 400, "Bad request", "bad-request"
+
+
+class Unauthorized(EngramError):
+    status, title, type_slug = 401, "Unauthorized", "unauthorized"
+
+
+class Forbidden(EngramError):
+    status, title, type_slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(EngramError):
+    status, title, type_slug = 404, "Not found", "not-found"
+
+
+class Conflict(EngramError):
+    status, title, type_slug = 409, "Conflict", "conflict"
+
+
+class SessionDeleted(Conflict):
+    type_slug = "session-deleted"
+
+
+class PreconditionFailed(EngramError):
+    status, title, type_slug = 412, "Precondition failed", "precondition-failed"
+
+
+class PayloadTooLarge(EngramError):
+    status, title, type_slug = 413, "Payload too large", "payload-too-large"
+
+
+class Unprocessable(EngramError):
+    """422 with the invalid fields: ``errors=[{"loc": [...], "msg": ...}]``."""
+
+    status, title, type_slug = 422, "Unprocessable content", "validation"
+
+    def __init__(self, detail: str, *, loc: list[str | int] | None = None) -> None:
+        super().__init__(detail, extra={"errors": [{"loc": loc or [], "msg": detail}]})
+
+
+class PreconditionRequired(EngramError):
+    status, title, type_slug = 428, "Precondition required", "precondition-required"
+
+
+class ServiceUnavailable(EngramError):
+    status, title, type_slug = 503, "Service unavailable", "unavailable"

@@ -1,0 +1,165 @@
+"""All SQL of the job lifecycle. Writes made by a run carry its fencing token (``attempts``)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, exists, func, select, text, update
+from sqlalchemy.orm import Session, aliased
+
+from shared.models import ActivitySession, IdempotencyRecord, Job
+
+OPEN = ("queued", "running")
+
+
+def _no_earlier_open_job():
+    earlier = aliased(Job)
+    return ~exists().where(earlier.session_id == Job.session_id, earlier.status.in_(OPEN), earlier.seq < Job.seq)
+
+
+def get(db: Session, namespace_id: int, job_id: str, *, lock: bool = False) -> Job | None:
+    q = select(Job).where(Job.id == job_id, Job.namespace_id == namespace_id)
+    if lock:
+        q = q.with_for_update()
+    return db.execute(q).scalar_one_or_none()
+
+
+def latest_open(db: Session, session_id: int) -> Job | None:
+    return db.execute(
+        select(Job).where(Job.session_id == session_id, Job.status.in_(OPEN)).order_by(Job.seq.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def has_open(db: Session, session_id: int) -> bool:
+    return db.execute(select(exists().where(Job.session_id == session_id, Job.status.in_(OPEN)))).scalar_one()
+
+
+def list_(db: Session, namespace_id: int, *, before: int | None, limit: int, session_id: int | None,
+          kind: str | None, status: str | None) -> list[Job]:
+    q = select(Job).where(Job.namespace_id == namespace_id).order_by(Job.seq.desc()).limit(limit)
+    if before is not None:
+        q = q.where(Job.seq < before)
+    if session_id is not None:
+        q = q.where(Job.session_id == session_id)
+    if kind is not None:
+        q = q.where(Job.kind == kind)
+    if status is not None:
+        q = q.where(Job.status == status)
+    return list(db.execute(q).scalars())
+
+
+def next_head(db: Session, session_id: int) -> Job | None:
+    """The session's oldest unfinished job, if it is queued (it may be sent now)."""
+    job = db.execute(
+        select(Job).where(Job.session_id == session_id, Job.status.in_(OPEN)).order_by(Job.seq).limit(1).with_for_update()
+    ).scalar_one_or_none()
+    return job if job is not None and job.status == "queued" else None
+
+
+def claim(db: Session, job_id: str, owner: str, lease: timedelta) -> Job | None:
+    """Start a run: queued -> running, attempts + 1 (the run's fencing token). None when the job
+    is not queued, or is not the head of its session's queue (an earlier job is unfinished)."""
+    row = db.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued", _no_earlier_open_job())
+        .values(
+            status="running",
+            attempts=Job.attempts + 1,
+            lease_owner=owner,
+            lease_expires_at=func.now() + lease,
+            started_at=func.coalesce(Job.started_at, func.now()),
+            run_generation=select(ActivitySession.generation).where(ActivitySession.id == Job.session_id).scalar_subquery(),
+            snapshot_seq=select(ActivitySession.turn_count).where(ActivitySession.id == Job.session_id).scalar_subquery(),
+        )
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    return db.execute(select(Job).where(Job.id == job_id).execution_options(populate_existing=True)).scalar_one()
+
+
+def fence(db: Session, job_id: str, token: int) -> Job | None:
+    """Lock the job for this run's write; None when another run (or a cancel) owns it now."""
+    return db.execute(
+        select(Job).where(Job.id == job_id, Job.attempts == token, Job.status == "running").with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def session_generation(db: Session, session_id: int, *, for_update: bool = False) -> int | None:
+    q = select(ActivitySession.generation).where(ActivitySession.id == session_id)
+    q = q.with_for_update() if for_update else q.with_for_update(read=True)
+    return db.execute(q).scalar_one_or_none()
+
+
+def heartbeat(db: Session, job_id: str, token: int, lease: timedelta) -> tuple[bool, bool]:
+    """Extend the lease. Returns (still ours, cancel requested)."""
+    row = db.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempts == token, Job.status == "running")
+        .values(lease_expires_at=func.now() + lease)
+        .returning(Job.cancel_requested)
+    ).scalar_one_or_none()
+    return row is not None, bool(row)
+
+
+def finish(db: Session, job: Job, status: str, *, result: dict[str, Any] | None = None,
+           error: dict[str, Any] | None = None) -> None:
+    job.status = status
+    if result is not None:
+        job.result = result
+    job.error = error
+    job.finished_at = func.now()  # type: ignore[assignment]
+    job.lease_owner = None
+    job.lease_expires_at = None
+    notify(db, job.id)
+
+
+def notify(db: Session, job_id: str) -> None:
+    # Delivered at commit: the API's LISTEN wakes the long-polls waiting on this job.
+    db.execute(text("SELECT pg_notify('engram_jobs', :id)"), {"id": job_id})
+
+
+# --- reconciler -------------------------------------------------------------------------------
+
+
+def requeue_expired(db: Session, max_attempts: int) -> list[str]:
+    return list(db.execute(
+        update(Job)
+        .where(Job.status == "running", Job.lease_expires_at < func.now(), Job.attempts < max_attempts)
+        .values(status="queued", lease_owner=None, lease_expires_at=None, dispatched_at=None)
+        .returning(Job.id)
+    ).scalars())
+
+
+def expired_out_of_attempts(db: Session, max_attempts: int) -> list[Job]:
+    return list(db.execute(
+        select(Job).where(Job.status == "running", Job.lease_expires_at < func.now(), Job.attempts >= max_attempts)
+        .with_for_update(skip_locked=True)
+    ).scalars())
+
+
+def heads_to_dispatch(db: Session, older_than: timedelta, limit: int = 1000) -> list[Job]:
+    """Queued session heads with no message, or whose message is older than ``older_than``."""
+    return list(db.execute(
+        select(Job)
+        .where(
+            Job.status == "queued",
+            _no_earlier_open_job(),
+            (Job.dispatched_at.is_(None)) | (Job.dispatched_at < func.now() - older_than),
+        )
+        .order_by(Job.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).scalars())
+
+
+def purge_finished(db: Session, before: datetime) -> int:
+    return db.execute(delete(Job).where(Job.finished_at < before)).rowcount  # type: ignore[attr-defined]
+
+
+def purge_idempotency(db: Session, before: datetime) -> int:
+    return db.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < before)).rowcount  # type: ignore[attr-defined]
+
+

@@ -1,0 +1,138 @@
+"""Running one job: claim with fencing, heartbeat, effects, finish, hand over to the next job.
+
+Rules (DESIGN.md section 3) and where they hold:
+- effects at most once: ``repo.claim`` returns the run's token (attempts); every effect
+  transaction locks the job row with that token (``repo.fence``) and checks the session's
+  generation, so a duplicate message, a late worker or an integration overtaken by a truncate
+  writes nothing;
+- one at a time per session: the claim refuses a job that is not the head of its session;
+  the run, once finished, sends the message of the session's next job;
+- accepted means done: a lost run leaves a running row whose lease expires; the reconciler
+  re-queues it (bounded attempts).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from typing import Any
+
+from shared import queue
+from shared.config import Settings
+from shared.db import unit_of_work
+from shared.integrators import IntegratorError, load_integrator
+from shared.jobs import effects
+from shared.jobs import repository as repo
+from shared.jobs.service import _promote_next
+from shared.models import Job
+
+log = logging.getLogger("engram.jobs")
+
+
+def problem(type_slug: str, title: str, detail: str, status: int = 500) -> dict[str, Any]:
+    return {"type": f"https://engram.dev/problems/{type_slug}", "title": title, "status": status, "detail": detail}
+
+
+class Heartbeat:
+    """Renews the lease every third of it while the run works (long LLM calls included)."""
+
+    def __init__(self, job_id: str, token: int, settings: Settings) -> None:
+        self.job_id, self.token, self.settings = job_id, token, settings
+        self.lease = timedelta(seconds=settings.job_lease_seconds)
+        self.cancel_requested = False
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.job_lease_seconds / 3):
+            try:
+                with unit_of_work(self.settings) as db:
+                    ours, cancel = repo.heartbeat(db, self.job_id, self.token, self.lease)
+                self.lost = not ours
+                self.cancel_requested = cancel
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
+                log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
+
+
+def run_job(job_id: str, settings: Settings, owner: str) -> str:
+    """Run the job if it is this worker's to run. Returns the outcome (for logs and tests)."""
+    lease = timedelta(seconds=settings.job_lease_seconds)
+    with unit_of_work(settings) as db:
+        job = repo.claim(db, job_id, owner, lease)
+        if job is None:
+            current = db.get(Job, job_id)
+            state = "gone" if current is None else current.status
+    if job is None:
+        # A duplicate or early message: the job is running elsewhere, finished, or waits behind
+        # an earlier job of its session (whose run will send this one's message).
+        log.info("job %s not claimed (%s)", job_id, state)
+        return "skipped"
+    token = job.attempts
+    log.info("job %s claimed: %s of session %s, attempt %d", job_id, job.kind, job.session_name, token,
+             extra={"job_id": job_id, "session": job.session_name})
+    outcome = "failed"
+    try:
+        with Heartbeat(job_id, token, settings) as hb:
+            if job.kind == "truncate":
+                effects.truncate(job, token, settings)
+            else:
+                effects.integrate(job, token, settings, load_integrator(settings), hb)
+        outcome = "succeeded"
+    except effects.Superseded as exc:
+        outcome = _fail_or_retry(job, token, settings, False,
+                                 problem("session-truncated", "The session was truncated during the run", str(exc), 409))
+    except effects.Fenced as exc:
+        log.warning("job %s attempt %d stopped: %s", job_id, token, exc)
+        return "fenced"
+    except effects.Cancelled:
+        outcome = "cancelled"
+        with unit_of_work(settings) as db:
+            current = repo.fence(db, job_id, token)
+            if current is not None:
+                repo.finish(db, current, "cancelled")
+    except IntegratorError as exc:
+        outcome = _fail_or_retry(job, token, settings, exc.retryable,
+                                 problem("integrator-error", "The integrator failed", str(exc), 502))
+    except Exception as exc:  # noqa: BLE001 - unexpected: retried within the attempt budget
+        log.exception("job %s attempt %d crashed", job_id, token)
+        outcome = _fail_or_retry(job, token, settings, True,
+                                 problem("internal", "Internal error while running the job",
+                                         f"{type(exc).__name__}: {exc}"))
+    _send_next(job.session_id, settings)
+    log.info("job %s %s", job_id, outcome, extra={"job_id": job_id, "session": job.session_name})
+    return outcome
+
+
+def _fail_or_retry(job: Job, token: int, settings: Settings, retryable: bool, error: dict[str, Any]) -> str:
+    with unit_of_work(settings) as db:
+        current = repo.fence(db, job.id, token)
+        if current is None:
+            return "fenced"
+        if retryable and current.attempts < settings.job_max_attempts:
+            # Back in the queue as the session's head; its message is sent by _send_next.
+            current.status = "queued"
+            current.lease_owner = None
+            current.lease_expires_at = None
+            current.dispatched_at = None
+            current.error = error
+            return "retrying"
+        repo.finish(db, current, "failed", error=error)
+        return "failed"
+
+
+def _send_next(session_id: int, settings: Settings) -> None:
+    with unit_of_work(settings) as db:
+        nxt = _promote_next(db, session_id)
+        kind, nxt_id = (nxt.kind, nxt.id) if nxt is not None else (None, None)
+    if nxt_id is not None:
+        queue.send(nxt_id, kind, settings)  # type: ignore[arg-type]

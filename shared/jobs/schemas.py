@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from shared.schemas import Schema
+
+JobKind = Literal["integrate", "truncate"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class Progress(BaseModel):
+    completed: int
+    total: int
+
+
+class JobLinks(BaseModel):
+    self: str
+
+
+class ParticipantResult(BaseModel):
+    name: str
+    turns_integrated: int
+    insights_created: int
+    memories_created: int
+    watermark: int
+
+
+class JobRead(Schema):
+    id: str
+    kind: JobKind
+    status: JobStatus
+    session: str
+    progress: Progress = Field(description="For an integration: participants done out of those bound at start.")
+    result: dict[str, Any] | None = Field(
+        description="integrate: {participants: [{name, turns_integrated, insights_created, memories_created, "
+        "watermark}]}; truncate: {turns_deleted, generation}."
+    )
+    error: dict[str, Any] | None = Field(description="Problem details (RFC 9457) when the job failed.")
+    attempts: int = Field(description="Runs started so far (a worker lost mid-run makes another).")
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: JobLinks

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ARRAY, BigInteger, ForeignKey, Index, SmallInteger, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, created_at_column
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    description: Mapped[str] = mapped_column(default="")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict, server_default="{}")
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class Memory(Base):
+    """Long-term memory of an agent. It outlives the session it came from (and its truncate)."""
+
+    __tablename__ = "memories"
+    __table_args__ = (Index("ix_memories_agent_id_id", "agent_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    # The session's name is copied so the memory still names it after the session is purged.
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    session_name: Mapped[str] = mapped_column(String(63))
+    content: Mapped[str]
+    importance: Mapped[int] = mapped_column(SmallInteger)
+    evidence: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = created_at_column()

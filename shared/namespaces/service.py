@@ -1,0 +1,67 @@
+"""Namespaces (tenants) and their keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy.orm import Session
+
+from shared.errors import NotFound
+from shared.models import ApiKey, Namespace
+from shared.namespaces import repository as repo
+from shared.namespaces.schemas import KeyCreate, KeyCreated, KeyRead, NamespaceRead, NamespaceUpsert
+from shared.schemas import Page, decode_cursor, encode_cursor
+
+KEY_PREFIX = "eng_"
+
+
+def hash_secret(secret: str) -> str:
+    # Secrets are 256 random bits, so a plain SHA-256 is enough (no password stretching needed).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def put(db: Session, name: str, body: NamespaceUpsert) -> tuple[NamespaceRead, bool]:
+    ns, created = repo.upsert(db, name, body.description)
+    return NamespaceRead.model_validate(ns), created
+
+
+def get(db: Session, name: str) -> Namespace:
+    ns = repo.get_by_name(db, name)
+    if ns is None:
+        raise NotFound(f"namespace '{name}' does not exist")
+    return ns
+
+
+def list_(db: Session, *, cursor: str | None, limit: int, only_id: int | None) -> Page[NamespaceRead]:
+    rows = repo.list_after(db, decode_cursor(cursor, str), limit + 1, only_id)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(
+        items=[NamespaceRead.model_validate(r) for r in rows],
+        next_cursor=encode_cursor(rows[-1].name) if more else None,
+    )
+
+
+def create_key(db: Session, ns: Namespace, body: KeyCreate) -> KeyCreated:
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(id="key_" + secrets.token_hex(8), namespace_id=ns.id, secret_hash=hash_secret(secret),
+                 description=body.description)
+    repo.add_key(db, key)
+    return KeyCreated(id=key.id, description=key.description, created_at=key.created_at, secret=secret)
+
+
+def list_keys(db: Session, ns: Namespace, *, cursor: str | None, limit: int) -> Page[KeyRead]:
+    rows = repo.keys_after(db, ns.id, decode_cursor(cursor, str), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(items=[KeyRead.model_validate(r) for r in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)
+
+
+def delete_key(db: Session, ns: Namespace, key_id: str) -> None:
+    if not repo.delete_key(db, ns.id, key_id):
+        raise NotFound(f"key '{key_id}' does not exist in namespace '{ns.name}'")
+
+
+def namespace_of_secret(db: Session, secret: str) -> int | None:
+    return repo.namespace_of_secret_hash(db, hash_secret(secret))

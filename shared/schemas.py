@@ -1,0 +1,88 @@
+"""Types shared by every domain's schemas: names, safe strings, JSON objects, pages."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.errors import Unprocessable
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+
+MAX_JSON_BYTES = 64 * 1024
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text and jsonb cannot hold U+0000: refuse it here, as a 422, not a 500 later.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (U+0000) characters")
+    return value
+
+
+SafeStr = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _check_json(value: Any, depth: int = 0) -> None:
+    if depth > 32:
+        raise ValueError("is nested deeper than 32 levels")
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_nul(k)
+            _check_json(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_json(v, depth + 1)
+    elif isinstance(value, float) and (value != value or abs(value) == float("inf")):
+        raise ValueError("must not contain NaN or Infinity")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**100:
+        raise ValueError("has an integer of more than 100 digits")
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    _check_json(value)
+    if len(json.dumps(value, separators=(",", ":"))) > MAX_JSON_BYTES:
+        raise ValueError(f"is larger than {MAX_JSON_BYTES} bytes serialized")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class InputSchema(BaseModel):
+    # Unknown fields are an error: a typo must not be silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page; null on the last.")
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, kind: type) -> Any:
+    """The position in a cursor, or a 422 naming the cursor when it was not one of ours."""
+    if cursor is None:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise Unprocessable("is not a cursor returned by this list", loc=["query", "cursor"]) from None
+    if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, int) and abs(value) >= 2**63):
+        raise Unprocessable("is not a cursor returned by this list", loc=["query", "cursor"])
+    return value

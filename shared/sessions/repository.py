@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from shared.models import ActivitySession, Agent, Insight, Participant, Turn
+
+
+def get(db: Session, namespace_id: int, name: str, *, lock: bool = False) -> ActivitySession | None:
+    q = select(ActivitySession).where(ActivitySession.namespace_id == namespace_id, ActivitySession.name == name)
+    if lock:
+        q = q.with_for_update()
+    return db.execute(q).scalar_one_or_none()
+
+
+def list_after(db: Session, namespace_id: int, after: int | None, limit: int, include_deleted: bool) -> list[ActivitySession]:
+    q = select(ActivitySession).where(ActivitySession.namespace_id == namespace_id).order_by(ActivitySession.id).limit(limit)
+    if after is not None:
+        q = q.where(ActivitySession.id > after)
+    if not include_deleted:
+        q = q.where(ActivitySession.deleted_at.is_(None))
+    return list(db.execute(q).scalars())
+
+
+def participant_names(db: Session, session_ids: list[int]) -> dict[int, list[str]]:
+    rows = db.execute(
+        select(Participant.session_id, Agent.name)
+        .join(Agent, Agent.id == Participant.agent_id)
+        .where(Participant.session_id.in_(session_ids))
+        .order_by(Agent.name)
+    )
+    out: dict[int, list[str]] = {sid: [] for sid in session_ids}
+    for sid, name in rows:
+        out[sid].append(name)
+    return out
+
+
+def visible_to(agent_name: str) -> ColumnElement[bool]:
+    """Turns a participant may see: addressed to everyone, to it, or spoken by it."""
+    return or_(Turn.visible_to.is_(None), Turn.visible_to.any(agent_name), Turn.speaker == agent_name)
+
+
+def participants(db: Session, session_id: int) -> list[tuple[Participant, Agent, int]]:
+    """Each participant with its agent and the count of its visible, not yet integrated turns."""
+    pending = (
+        select(func.count())
+        .where(
+            Turn.session_id == Participant.session_id,
+            Turn.seq > func.greatest(Participant.last_integration_turn, Participant.bound_after_seq),
+            or_(Turn.visible_to.is_(None), Agent.name == func.any(Turn.visible_to), Turn.speaker == Agent.name),
+        )
+        .correlate(Participant, Agent)
+        .scalar_subquery()
+    )
+    rows = db.execute(
+        select(Participant, Agent, pending)
+        .join(Agent, Agent.id == Participant.agent_id)
+        .where(Participant.session_id == session_id)
+        .order_by(Agent.name)
+    )
+    return [(p, a, n) for p, a, n in rows]
+
+
+def participant(db: Session, session_id: int, agent_id: int) -> Participant | None:
+    return db.execute(
+        select(Participant).where(Participant.session_id == session_id, Participant.agent_id == agent_id)
+    ).scalar_one_or_none()
+
+
+def unbind(db: Session, session_id: int, agent_id: int) -> bool:
+    res = db.execute(delete(Participant).where(Participant.session_id == session_id, Participant.agent_id == agent_id))
+    return res.rowcount > 0  # type: ignore[attr-defined]
+
+
+def insights_after(db: Session, session_id: int, agent_id: int, after: int | None, limit: int) -> list[Insight]:
+    q = (
+        select(Insight)
+        .where(Insight.session_id == session_id, Insight.agent_id == agent_id)
+        .order_by(Insight.id)
+        .limit(limit)
+    )
+    if after is not None:
+        q = q.where(Insight.id > after)
+    return list(db.execute(q).scalars())
+
+
+def purge_expired(db: Session, now: datetime) -> int:
+    res = db.execute(
+        delete(ActivitySession).where(ActivitySession.deleted_at.is_not(None), ActivitySession.expire_time <= now)
+    )
+    return res.rowcount  # type: ignore[attr-defined]
+
+
+def truncate(db: Session, session_id: int) -> int:
+    """Reset the session's conversation; returns the turns deleted. Memories stay: they are the agents'."""
+    turns = db.execute(delete(Turn).where(Turn.session_id == session_id)).rowcount  # type: ignore[attr-defined]
+    db.execute(delete(Insight).where(Insight.session_id == session_id))
+    db.execute(
+        update(Participant).where(Participant.session_id == session_id).values(last_integration_turn=0, bound_after_seq=0)
+    )
+    db.execute(
+        update(ActivitySession)
+        .where(ActivitySession.id == session_id)
+        .values(
+            generation=ActivitySession.generation + 1,
+            version=ActivitySession.version + 1,
+            turn_count=0,
+            data={},
+            updated_at=func.now(),
+        )
+    )
+    return turns
+

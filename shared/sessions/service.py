@@ -1,0 +1,167 @@
+"""Activity sessions: lifecycle (create, patch, soft delete, undelete, purge) and participants."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta, timezone
+
+import json_merge_patch
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.agents import service as agents
+from shared.errors import Conflict, NotFound, PreconditionFailed, SessionDeleted, Unprocessable
+from shared.models import ActivitySession, Namespace, Participant
+from shared.schemas import MAX_JSON_BYTES, Page, _json_object, decode_cursor, encode_cursor
+from shared.sessions import repository as repo
+from shared.sessions.schemas import InsightRead, ParticipantRead, SessionCreate, SessionPatch, SessionRead
+
+
+def etag(s: ActivitySession) -> str:
+    return f'"{s.id}-{s.version}"'
+
+
+def to_read(s: ActivitySession, participants: list[str]) -> SessionRead:
+    return SessionRead(
+        name=s.name, description=s.description, data=s.data, participants=participants, turn_count=s.turn_count,
+        generation=s.generation, created_at=s.created_at, updated_at=s.updated_at, deleted_at=s.deleted_at,
+        expire_time=s.expire_time,
+    )
+
+
+def read(db: Session, s: ActivitySession) -> SessionRead:
+    db.flush()
+    db.refresh(s)
+    return to_read(s, repo.participant_names(db, [s.id])[s.id])
+
+
+def get(db: Session, ns: Namespace, name: str, *, lock: bool = False) -> ActivitySession:
+    s = repo.get(db, ns.id, name, lock=lock)
+    if s is None:
+        raise NotFound(f"session '{name}' does not exist in namespace '{ns.name}'")
+    return s
+
+
+def get_live(db: Session, ns: Namespace, name: str) -> ActivitySession:
+    """The session, locked for this transaction; 409 when it is soft-deleted (writes refuse it)."""
+    s = get(db, ns, name, lock=True)
+    if s.deleted_at is not None:
+        raise SessionDeleted(f"session '{name}' is deleted; undelete it before writing to it")
+    return s
+
+
+def create(db: Session, ns: Namespace, body: SessionCreate) -> ActivitySession:
+    name = body.name or f"session-{secrets.token_hex(6)}"
+    s = ActivitySession(namespace_id=ns.id, name=name, description=body.description, data=body.data)
+    try:
+        with db.begin_nested():
+            db.add(s)
+            db.flush()
+    except IntegrityError:
+        raise Conflict(f"session '{name}' already exists in namespace '{ns.name}'") from None
+    return s
+
+
+def list_(db: Session, ns: Namespace, *, include_deleted: bool, cursor: str | None, limit: int) -> Page[SessionRead]:
+    rows = repo.list_after(db, ns.id, decode_cursor(cursor, int), limit + 1, include_deleted)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    names = repo.participant_names(db, [r.id for r in rows])
+    return Page(items=[to_read(r, names[r.id]) for r in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)
+
+
+def _touch(s: ActivitySession) -> None:
+    s.version += 1
+    s.updated_at = func.now()  # type: ignore[assignment]
+
+
+def patch(db: Session, ns: Namespace, name: str, body: SessionPatch, fields: set[str], if_match: str | None) -> ActivitySession:
+    s = get_live(db, ns, name)
+    if if_match is not None and if_match.strip() not in ("*", etag(s)):
+        raise PreconditionFailed(f"session '{name}' changed since ETag {if_match}; its ETag is now {etag(s)}")
+    if "description" in fields:
+        s.description = body.description or ""
+    if "data" in fields:
+        merged = {} if body.data is None else json_merge_patch.merge(dict(s.data), body.data)
+        try:
+            s.data = _json_object(merged)
+        except ValueError as exc:
+            raise Unprocessable(f"the merged data {exc} (limit {MAX_JSON_BYTES} bytes)", loc=["body", "data"]) from None
+    _touch(s)
+    return s
+
+
+def delete(db: Session, ns: Namespace, name: str, retention: timedelta) -> ActivitySession:
+    """Soft delete (AIP-164). Deleting a deleted session changes nothing and returns it."""
+    s = get(db, ns, name, lock=True)
+    if s.deleted_at is None:
+        now = datetime.now(timezone.utc)
+        s.deleted_at = now
+        s.expire_time = now + retention
+        _touch(s)
+    return s
+
+
+def undelete(db: Session, ns: Namespace, name: str) -> ActivitySession:
+    s = get(db, ns, name, lock=True)
+    if s.deleted_at is None:
+        raise Conflict(f"session '{name}' is not deleted")
+    s.deleted_at = None
+    s.expire_time = None
+    _touch(s)
+    return s
+
+
+def purge_expired(db: Session) -> int:
+    return repo.purge_expired(db, datetime.now(timezone.utc))
+
+
+# --- participants -------------------------------------------------------------------------------
+
+
+def participant_read(db: Session, session_id: int, agent_name: str) -> ParticipantRead:
+    for p, a, pending in repo.participants(db, session_id):
+        if a.name == agent_name:
+            return ParticipantRead(name=a.name, bound_at=p.bound_at, last_integration_turn=p.last_integration_turn,
+                                   pending_turns=pending)
+    raise NotFound(f"agent '{agent_name}' is not a participant")
+
+
+def bind(db: Session, ns: Namespace, name: str, agent_name: str) -> tuple[ParticipantRead, bool]:
+    """Bind an agent; it will see the turns appended from now on. Binding a bound agent changes nothing."""
+    s = get_live(db, ns, name)
+    agent = agents.get(db, ns, agent_name)
+    created = repo.participant(db, s.id, agent.id) is None
+    if created:
+        db.add(Participant(session_id=s.id, agent_id=agent.id, bound_after_seq=s.turn_count,
+                           last_integration_turn=s.turn_count))
+        _touch(s)
+        db.flush()
+    return participant_read(db, s.id, agent_name), created
+
+
+def unbind(db: Session, ns: Namespace, name: str, agent_name: str) -> None:
+    s = get_live(db, ns, name)
+    agent = agents.get(db, ns, agent_name)
+    if not repo.unbind(db, s.id, agent.id):
+        raise NotFound(f"agent '{agent_name}' is not a participant of session '{name}'")
+    _touch(s)
+
+
+def participants(db: Session, ns: Namespace, name: str) -> Page[ParticipantRead]:
+    s = get(db, ns, name)
+    items = [
+        ParticipantRead(name=a.name, bound_at=p.bound_at, last_integration_turn=p.last_integration_turn, pending_turns=n)
+        for p, a, n in repo.participants(db, s.id)
+    ]
+    return Page(items=items, next_cursor=None)
+
+
+def insights(db: Session, ns: Namespace, name: str, agent_name: str, *, cursor: str | None, limit: int) -> Page[InsightRead]:
+    s = get(db, ns, name)
+    agent = agents.get(db, ns, agent_name)
+    rows = repo.insights_after(db, s.id, agent.id, decode_cursor(cursor, int), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(items=[InsightRead.model_validate(r) for r in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)

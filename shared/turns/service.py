@@ -1,0 +1,60 @@
+"""Turns: atomic batch append and paginated reads."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlalchemy.orm import Session
+
+from shared.errors import NotFound, Unprocessable
+from shared.models import Namespace, Turn
+from shared.schemas import Page, decode_cursor, encode_cursor
+from shared.sessions import repository as sessions_repo
+from shared.sessions import service as sessions
+from shared.turns import repository as repo
+from shared.turns.schemas import AppendResult, TurnBatch, TurnRead
+
+
+def to_read(t: Turn) -> TurnRead:
+    return TurnRead(seq=t.seq, speaker=t.speaker, content=t.content, visible_to=t.visible_to, metadata=t.metadata_,
+                    created_at=t.created_at)
+
+
+def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns: int, max_chars: int) -> AppendResult:
+    if len(batch.turns) > max_turns:
+        raise Unprocessable(f"a batch holds at most {max_turns} turns, this one has {len(batch.turns)}", loc=["body", "turns"])
+    for i, t in enumerate(batch.turns):
+        if len(t.content) > max_chars:
+            raise Unprocessable(f"is longer than {max_chars} characters", loc=["body", "turns", i, "content"])
+    s = sessions.get_live(db, ns, name)  # row lock: appends to one session are numbered one batch at a time
+    bound = {a.name for _, a, _ in sessions_repo.participants(db, s.id)}
+    for i, t in enumerate(batch.turns):
+        unknown = sorted(set(t.visible_to or ()) - bound)
+        if unknown:
+            raise Unprocessable(f"names agents that are not participants of the session: {', '.join(unknown)}",
+                                loc=["body", "turns", i, "visible_to"])
+    first = s.turn_count + 1
+    rows = [
+        {"session_id": s.id, "seq": first + i, "speaker": t.speaker, "content": t.content,
+         "visible_to": t.visible_to, "metadata": t.metadata}
+        for i, t in enumerate(batch.turns)
+    ]
+    turns = repo.insert_many(db, rows)
+    s.turn_count = first + len(rows) - 1
+    s.updated_at = func.now()  # type: ignore[assignment]
+    return AppendResult(first_seq=first, last_seq=s.turn_count, turns=[to_read(t) for t in turns])
+
+
+def list_(db: Session, ns: Namespace, name: str, *, participant: str | None, after_seq: int, cursor: str | None,
+          limit: int) -> Page[TurnRead]:
+    s = sessions.get(db, ns, name)
+    viewer = None
+    if participant is not None:
+        for p, a, _ in sessions_repo.participants(db, s.id):
+            if a.name == participant:
+                viewer, after_seq = a.name, max(after_seq, p.bound_after_seq)
+        if viewer is None:
+            raise NotFound(f"agent '{participant}' is not a participant of session '{name}'")
+    rows = repo.list_after(db, s.id, decode_cursor(cursor, int) or 0, limit + 1, viewer=viewer, after_seq=after_seq)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(items=[to_read(r) for r in rows], next_cursor=encode_cursor(rows[-1].seq) if more else None)

@@ -1,0 +1,58 @@
+"""The Celery app of the workers. Its settings follow from DESIGN.md section 3:
+
+- acks late + reject on worker lost: a message is acknowledged only after the run, so a killed
+  worker's message is delivered again (and the job row's lease covers the rest);
+- prefetch 1: a busy worker does not hoard messages other workers could run;
+- time limits below the broker's visibility timeout: Redis never redelivers a message whose run
+  is still legitimately going;
+- json only, results ignored: job status lives in PostgreSQL, never in a result backend;
+- task events on: Flower shows workers and tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from shared import task_names
+from shared.config import get_settings
+from shared.db import reset_engine
+from shared.logs import configure_logging
+from shared.queue import broker_options
+
+settings = get_settings()
+configure_logging(settings)
+
+app = Celery("engram", broker=settings.redis_url or "redis://127.0.0.1:6379/0", include=["worker.tasks"])
+app.conf.update(
+    broker_transport_options=broker_options(settings),
+    broker_connection_retry_on_startup=True,
+    broker_connection_max_retries=None,  # Redis restarting: keep trying, jobs wait in PostgreSQL
+    task_default_queue=task_names.QUEUE,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_soft_time_limit=settings.task_soft_time_limit_seconds,
+    task_time_limit=min(settings.task_soft_time_limit_seconds + 60, settings.broker_visibility_timeout_seconds - 60),
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    task_serializer="json",
+    accept_content=["json"],
+    result_serializer="json",
+    task_ignore_result=True,
+    result_backend=None,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    worker_hijack_root_logger=False,
+    worker_max_memory_per_child=400_000,  # KiB: recycle a child that grew past 400 MB
+)
+
+if settings.redis_url is None:
+    logging.getLogger("engram.worker").warning("ENGRAM_REDIS_URL is not set; using redis://127.0.0.1:6379/0")
+
+
+@worker_process_init.connect
+def _fresh_engine_per_child(**_: object) -> None:
+    # A forked child must not reuse the parent's database connections.
+    reset_engine()

@@ -1,0 +1,79 @@
+"""The scheduler's loop: repair what crashes and lost messages left behind, and purge.
+
+Every pass is idempotent and safe to run from several scheduler processes at once (row locks
+with SKIP LOCKED, conditional updates). It needs only PostgreSQL to decide; Redis only to send.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from shared import queue
+from shared.config import Settings
+from shared.db import unit_of_work
+from shared.jobs import repository as repo
+from shared.jobs.runner import problem
+from shared.sessions import service as sessions
+
+log = logging.getLogger("engram.reconciler")
+
+
+@dataclass
+class PassReport:
+    requeued: int = 0
+    failed: int = 0
+    dispatched: int = 0
+    purged_jobs: int = 0
+    purged_sessions: int = 0
+    purged_keys: int = 0
+
+
+def reconcile_once(settings: Settings) -> PassReport:
+    report = PassReport()
+    with unit_of_work(settings) as db:
+        # Running jobs whose worker vanished (lease expired): back to the queue, or failed when
+        # they have used up their attempts.
+        report.requeued = len(repo.requeue_expired(db, settings.job_max_attempts))
+        for job in repo.expired_out_of_attempts(db, settings.job_max_attempts):
+            repo.finish(db, job, "failed", error=problem(
+                "attempts-exhausted", "The job was lost too many times",
+                f"{job.attempts} runs of this job were lost (worker killed or unreachable) before finishing; "
+                f"the limit is ENGRAM_JOB_MAX_ATTEMPTS={settings.job_max_attempts}.", 500))
+            report.failed += 1
+    with unit_of_work(settings) as db:
+        # Heads of session queues with no message or an old one (Redis lost it, or the API could
+        # not reach Redis): send again. Duplicates are harmless: the claim is conditional.
+        heads = repo.heads_to_dispatch(db, timedelta(seconds=settings.job_redispatch_seconds))
+        to_send = [(j.id, j.kind) for j in heads]
+        now = datetime.now(timezone.utc)
+        for j in heads:
+            j.dispatched_at = now
+    for job_id, kind in to_send:
+        if queue.send(job_id, kind, settings):
+            report.dispatched += 1
+    with unit_of_work(settings) as db:
+        now = datetime.now(timezone.utc)
+        report.purged_jobs = repo.purge_finished(db, now - timedelta(days=settings.job_retention_days))
+        report.purged_sessions = sessions.purge_expired(db)
+        report.purged_keys = repo.purge_idempotency(db, now - timedelta(hours=settings.idempotency_retention_hours))
+    if any(vars(report).values()):
+        log.info("reconciler pass: %s", vars(report))
+    return report
+
+
+def run_forever(settings: Settings, stop: threading.Event | None = None) -> None:
+    stop = stop or threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("scheduler started: a pass every %.1f s", settings.reconcile_interval_seconds)
+    while not stop.is_set():
+        try:
+            reconcile_once(settings)
+        except Exception as exc:  # noqa: BLE001 - PostgreSQL down: try again next pass
+            log.warning("reconciler pass failed: %s", exc)
+        stop.wait(settings.reconcile_interval_seconds)
+    log.info("scheduler stopped")

@@ -1,0 +1,29 @@
+"""Thin tasks: take the job id, run it. Everything else is in shared.jobs.runner."""
+
+from __future__ import annotations
+
+import socket
+
+from celery import Task
+
+from shared import task_names
+from shared.config import get_settings
+from shared.jobs.runner import run_job
+from worker.app import app
+
+
+def _run(task: Task, job_id: str) -> str:
+    owner = f"{task.request.hostname or socket.gethostname()}/{task.request.id}"
+    return run_job(job_id, get_settings(), owner)
+
+
+@app.task(name=task_names.INTEGRATE, bind=True, ignore_result=True)
+def integrate(self: Task, job_id: str) -> str:
+    """Integrate a session's new turns into its participants' insights and memories."""
+    return _run(self, job_id)
+
+
+@app.task(name=task_names.TRUNCATE, bind=True, ignore_result=True)
+def truncate(self: Task, job_id: str) -> str:
+    """Reset a session: turns, data, insights and watermarks; bump its generation."""
+    return _run(self, job_id)
