@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger("engram.embedded")
+# pgserver logs every command it runs at INFO, including from an atexit hook after logging closed.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 def free_port() -> int:

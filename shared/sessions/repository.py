@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, any_, delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.models import ActivitySession, Agent, Insight, Participant, Turn
@@ -39,7 +39,7 @@ def participant_names(db: Session, session_ids: list[int]) -> dict[int, list[str
 
 def visible_to(agent_name: str) -> ColumnElement[bool]:
     """Turns a participant may see: addressed to everyone, to it, or spoken by it."""
-    return or_(Turn.visible_to.is_(None), Turn.visible_to.any(agent_name), Turn.speaker == agent_name)
+    return or_(Turn.visible_to.is_(None), literal(agent_name) == any_(Turn.visible_to), Turn.speaker == agent_name)
 
 
 def participants(db: Session, session_id: int) -> list[tuple[Participant, Agent, int]]:
