@@ -120,3 +120,8 @@ def make_settings(services: Services, redis_db: int, **overrides):  # type: igno
                   job_max_attempts=3, log_level="INFO")
     values.update(overrides)
     return Settings(**values)
+
+
+def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
+    # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it warns on every start.
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())

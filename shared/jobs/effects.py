@@ -77,7 +77,7 @@ def _participants(db: Session, job: Job) -> list[tuple[Participant, Agent]]:
     return list(db.execute(
         select(Participant, Agent).join(Agent, Agent.id == Participant.agent_id)
         .where(Participant.session_id == job.session_id).order_by(Agent.name)
-    ).tuples())
+    ).all())
 
 
 def _new_turns(db: Session, job: Job, p: Participant, agent_name: str) -> list[ChatTurn]:
@@ -133,7 +133,8 @@ def integrate(job: Job, token: int, settings: Settings, integrator: Integrator, 
 
 
 def _checkpoint(hb: Heartbeat) -> None:
-    """A safe point between participants: stop here when cancelled or no longer ours."""
+    """A safe point between participants: renew the lease; stop when cancelled or no longer ours."""
+    hb.beat()
     if hb.lost:
         raise Fenced("the lease was lost")
     if hb.cancel_requested:

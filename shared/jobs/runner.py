@@ -53,15 +53,19 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def beat(self) -> None:
+        """Renew the lease now and learn whether the job was cancelled or taken away."""
+        try:
+            with unit_of_work(self.settings) as db:
+                ours, cancel = repo.heartbeat(db, self.job_id, self.token, self.lease)
+            self.lost = not ours
+            self.cancel_requested = cancel
+        except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
+            log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
+
     def _run(self) -> None:
         while not self._stop.wait(self.settings.job_lease_seconds / 3):
-            try:
-                with unit_of_work(self.settings) as db:
-                    ours, cancel = repo.heartbeat(db, self.job_id, self.token, self.lease)
-                self.lost = not ours
-                self.cancel_requested = cancel
-            except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
-                log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
+            self.beat()
 
 
 def run_job(job_id: str, settings: Settings, owner: str) -> str:
