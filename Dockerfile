@@ -8,10 +8,8 @@
 # pip's build artefacts end up in the image. Every dependency ships a manylinux wheel
 # (psycopg[binary], rapidfuzz, ...), so no compiler or -dev package is installed anywhere.
 
-ARG PYTHON_IMAGE=python:3.11-slim
-
 # --- build: install the project into /opt/venv ----------------------------------------------
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11-slim AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -37,7 +35,7 @@ RUN pip install . \
  && pip check
 
 # --- runtime --------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:3.11-slim AS runtime
 
 LABEL org.opencontainers.image.title="engram" \
       org.opencontainers.image.description="Working memory for AI agents: API, Celery worker, scheduler and Flower"

@@ -35,6 +35,9 @@ class NotFound(EngramError):
 class Conflict(EngramError):
     status, title, type_slug = 409, "Conflict", "conflict"
 
+    def __init__(self, detail: str, *, extra: dict | None = None) -> None:
+        super().__init__(detail, extra=extra)
+
 
 class SessionDeleted(Conflict):
     type_slug = "session-deleted"

@@ -31,8 +31,11 @@ def latest_open(db: Session, session_id: int) -> Job | None:
     ).scalar_one_or_none()
 
 
-def has_open(db: Session, session_id: int) -> bool:
-    return db.execute(select(exists().where(Job.session_id == session_id, Job.status.in_(OPEN)))).scalar_one()
+def open_truncate(db: Session, session_id: int) -> str | None:
+    """The id of a truncate of the session that is queued or running, if any."""
+    return db.execute(
+        select(Job.id).where(Job.session_id == session_id, Job.kind == "truncate", Job.status.in_(OPEN)).limit(1)
+    ).scalar_one_or_none()
 
 
 def list_(db: Session, namespace_id: int, *, before: int | None, limit: int, session_id: int | None,
@@ -111,8 +114,7 @@ def finish(db: Session, job: Job, status: str, *, result: dict[str, Any] | None 
         job.result = result
     job.error = error
     job.finished_at = func.now()  # type: ignore[assignment]
-    job.lease_owner = None
-    job.lease_expires_at = None
+    job.lease_expires_at = None  # lease_owner stays: it tells which worker ran the job last
     notify(db, job.id)
 
 

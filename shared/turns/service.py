@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
-from shared.errors import NotFound, Unprocessable
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.jobs import repository as jobs_repo
 from shared.models import Namespace, Turn
 from shared.schemas import Page, decode_cursor, encode_cursor
 from shared.sessions import repository as sessions_repo
@@ -26,6 +27,11 @@ def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns
         if len(t.content) > max_chars:
             raise Unprocessable(f"is longer than {max_chars} characters", loc=["body", "turns", i, "content"])
     s = sessions.get_live(db, ns, name)  # row lock: appends to one session are numbered one batch at a time
+    pending = jobs_repo.open_truncate(db, s.id)
+    if pending is not None:
+        # The truncate would delete these turns when it runs: refuse them rather than lose them.
+        raise Conflict(f"session '{name}' has a truncate pending (job {pending}); append after it finishes",
+                       extra={"job": pending})
     bound = {a.name for _, a, _ in sessions_repo.participants(db, s.id)}
     for i, t in enumerate(batch.turns):
         unknown = sorted(set(t.visible_to or ()) - bound)
