@@ -24,10 +24,12 @@ class JobWaiters:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name="job-listener", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, args=(self._stop,), name="job-listener", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -53,15 +55,15 @@ class JobWaiters:
         for event in events:
             self._loop.call_soon_threadsafe(event.set)  # type: ignore[union-attr]
 
-    def _listen(self) -> None:
-        while not self._stop.is_set():
+    def _listen(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
                 with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     log.debug("listening on %s", CHANNEL)
-                    while not self._stop.is_set():
+                    while not stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self._wake(note.payload)
             except Exception as exc:  # noqa: BLE001 - PostgreSQL restarting: waiters fall back to their timeout
                 log.warning("job listener lost its connection (%s); reconnecting", exc)
-                self._stop.wait(1.0)
+                stop.wait(1.0)
