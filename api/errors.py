@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,6 +24,36 @@ _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not 
            409: "Conflict", 412: "Precondition failed", 413: "Payload too large", 415: "Unsupported media type",
            422: "Unprocessable content", 428: "Precondition required", 500: "Internal error",
            503: "Service unavailable"}
+
+
+class Problem(BaseModel):
+    """Problem details (RFC 9457). A 422 also lists the invalid fields in `errors`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, Any]] | None = None
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description, "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+# Documented on every namespace route; the OpenAPI document is what clients and fuzzers rely on.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("Malformed JSON."),
+    401: _problem("Missing, unknown or revoked key."),
+    403: _problem("The operation needs the admin key."),
+    404: _problem("Not found, or not reachable with this key."),
+    409: _problem("Conflict with the resource's state (e.g. a deleted session)."),
+    413: _problem("The request body is too large."),
+    422: _problem("Invalid input; `errors` lists the fields."),
+    503: _problem("PostgreSQL is unreachable; retry later."),
+}
 
 
 def problem_response(request: Request, status: int, detail: str, *, type_slug: str | None = None,

@@ -48,8 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.job_waiters = JobWaiters(database_url)
     errors.install(app)
-    for module in (namespaces, agents, sessions, participants, turns, jobs, ops):
-        app.include_router(module.router)
+    for module in (namespaces, agents, sessions, participants, turns, jobs):
+        app.include_router(module.router, responses=errors.COMMON_RESPONSES)
+    app.include_router(ops.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app
