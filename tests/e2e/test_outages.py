@@ -1,0 +1,151 @@
+"""Outages and shutdowns under the running system: PostgreSQL and Redis stopped and restarted,
+SIGTERM to a worker and to the API. This module runs its own PostgreSQL and Redis so that it
+can stop them without disturbing the rest of the suite."""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.conftest import Services
+from tests.e2e.conftest import System
+from tests.e2e.test_system import make_namespace, make_session
+
+
+class Private:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="engram-o-"))
+        self.pg = EmbeddedPostgres(self.dir / "pg")
+        self.redis = EmbeddedRedis(self.dir / "redis")
+
+    def start(self) -> Services:
+        from cli.main import run_migrations
+
+        url = self.pg.start()
+        base = self.redis.start().rsplit("/", 1)[0]
+        run_migrations(url)
+        return Services(database_url=url, redis_base=base)
+
+
+@pytest.fixture(scope="module")
+def outage_system() -> Iterator[tuple[System, Private]]:
+    private = Private()
+    services = private.start()
+    log_dir = Path(__file__).resolve().parents[2] / "test-artifacts" / "outage-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    system = System(services, log_dir)
+    for name in ("api", "w1", "w2", "scheduler", "flower"):
+        system.start(name)
+    try:
+        system.wait_ready()
+        yield system, private
+    finally:
+        system.stop_all()
+        private.redis.stop()
+        private.pg.stop()
+
+
+def wait_until(predicate, timeout: float = 60, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_postgres_outage_answers_503_then_recovers(outage_system) -> None:  # type: ignore[no-untyped-def]
+    system, private = outage_system
+    ns = make_namespace(system)
+    session = make_session(system, ns, {"ada": "slow", "bob": "slow"}, turns=4)
+    before = system.call("POST", f"/namespaces/{ns}/sessions/{session}/integrate")["id"]
+    private.pg.stop()
+    try:
+        r = system.api.get(f"/v1/namespaces/{ns}/sessions/{session}", timeout=30)
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        ready = system.api.get("/readyz", timeout=30)
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"]["status"] == "down"
+        assert ready.json()["checks"]["broker"]["status"] == "up"
+    finally:
+        private.pg.start()
+    wait_until(lambda: system.api.get("/readyz").status_code == 200, what="the API to be ready again")
+    assert system.api.get(f"/v1/namespaces/{ns}/sessions/{session}").status_code == 200
+    job = system.wait_job(ns, before)
+    assert job["status"] == "succeeded", job  # accepted before the outage, done after it
+
+
+def test_redis_outage_jobs_still_accepted_and_completed(outage_system) -> None:  # type: ignore[no-untyped-def]
+    system, private = outage_system
+    ns = make_namespace(system)
+    session = make_session(system, ns, {"ada": ""}, turns=3)
+    private.redis.stop()
+    try:
+        r = system.api.post(f"/v1/namespaces/{ns}/sessions/{session}/integrate", timeout=30)
+        assert r.status_code == 202, r.text  # it waits in PostgreSQL
+        job_id = r.json()["id"]
+        ready = system.api.get("/readyz", timeout=30)
+        assert ready.status_code == 503 and ready.json()["checks"]["broker"]["status"] == "down"
+        assert system.call("GET", f"/namespaces/{ns}/jobs/{job_id}")["status"] == "queued"
+    finally:
+        private.redis.start()  # same port, same data folder
+    assert system.wait_job(ns, job_id)["status"] == "succeeded"
+
+
+def test_sigterm_to_a_worker_finishes_its_current_job(outage_system) -> None:  # type: ignore[no-untyped-def]
+    system, _ = outage_system
+    ns = make_namespace(system)
+    session = make_session(system, ns, {"ada": "slow", "bob": "slow"}, turns=4)
+    job_id = system.call("POST", f"/namespaces/{ns}/sessions/{session}/integrate")["id"]
+    wait_until(lambda: system.call("GET", f"/namespaces/{ns}/jobs/{job_id}")["status"] == "running",
+               what="the job to start")
+    import psycopg
+
+    with psycopg.connect(system.services.database_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        owner = conn.execute("SELECT lease_owner FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
+    victim = owner.split("@")[0]
+    proc = system.procs[victim]
+    proc.send_signal(signal.SIGTERM)  # warm shutdown: finish the current task, take no new one
+    try:
+        proc.wait(60)  # bounded: the job takes ~4 s
+        job = system.call("GET", f"/namespaces/{ns}/jobs/{job_id}")
+        assert job["status"] == "succeeded" and job["attempts"] == 1, job
+    finally:
+        system.start(victim)
+        system.wait_ready()
+
+
+def test_sigterm_to_the_api_drains_in_flight_requests(outage_system) -> None:  # type: ignore[no-untyped-def]
+    system, _ = outage_system
+    ns = make_namespace(system)
+    session = make_session(system, ns, {"ada": "slow", "bob": "slow"}, turns=4)
+    job_id = system.call("POST", f"/namespaces/{ns}/sessions/{session}/integrate")["id"]
+    result: dict = {}
+
+    def long_poll() -> None:
+        result["response"] = system.api.get(f"/v1/namespaces/{ns}/jobs/{job_id}", params={"wait": 20})
+
+    t = threading.Thread(target=long_poll)
+    t.start()
+    time.sleep(1.0)  # the long-poll is in flight
+    proc = system.procs["api"]
+    proc.send_signal(signal.SIGTERM)
+    t.join(60)
+    r = result["response"]
+    assert r.status_code == 200 and r.json()["status"] == "succeeded"
+    # uvicorn re-raises SIGTERM once it has drained, so the exit status says "terminated by SIGTERM".
+    assert proc.wait(60) in (0, -signal.SIGTERM)
+    system.start("api")
+    system.wait_ready()
