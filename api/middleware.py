@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
+
+from shared.logs import bind, clear
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("engram.api.access")
+_SCOPE = re.compile(r"^/v1/namespaces/([a-z0-9][a-z0-9_-]{0,62})(?:/sessions/([a-z0-9][a-z0-9_-]{0,62}))?")
 
 
 class BodyLimitMiddleware:
@@ -91,6 +95,9 @@ class RequestIdMiddleware:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if 0 < len(incoming) <= 100 and incoming.isprintable() else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        clear()
+        match = _SCOPE.match(scope.get("path", ""))
+        bind(request_id=request_id, namespace=match and match.group(1), session=match and match.group(2))
         started = time.perf_counter()
         status = 500
 

@@ -165,13 +165,3 @@ async def run_load(client: Client, requests: Sequence[bytes], concurrency: int, 
             c.close()
     return result
 
-
-async def gather_limited(coros, limit: int):  # type: ignore[no-untyped-def]
-    """Run coroutines with at most ``limit`` at a time; results in order."""
-    sem = asyncio.Semaphore(limit)
-
-    async def one(c):  # type: ignore[no-untyped-def]
-        async with sem:
-            return await c
-
-    return await asyncio.gather(*(one(c) for c in coros))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from shared.jobs.schemas import FINISHED, JobKind, JobRead, JobStatus
 from shared.models import Namespace
 from shared.schemas import Page
 
+log = logging.getLogger("engram.api.jobs")
 router = APIRouter(prefix="/v1/namespaces/{namespace}", tags=["jobs"])
 
 _ACCEPTED = {
@@ -37,6 +39,8 @@ def _accept(db: DB, ns: Namespace, session: str, kind: str, request: Request, ke
     def work():  # type: ignore[no-untyped-def]
         enq = service.enqueue(db, ns, session, kind)
         read = service.to_read(enq.job, ns.name)
+        log.info("%s job %s %s for session %s", kind, enq.job.id, "accepted" if enq.created else "coalesced", session,
+                 extra={"job_id": enq.job.id})
         if enq.send_now:
             job_id = enq.job.id
             after_commit(db, lambda: queue.send(job_id, kind, settings))

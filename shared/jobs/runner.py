@@ -25,6 +25,8 @@ from shared.integrators import IntegratorError, load_integrator
 from shared.jobs import effects
 from shared.jobs import repository as repo
 from shared.jobs.service import _promote_next
+from shared.logs import bind as bind_log_context
+from shared.logs import clear as clear_log_context
 from shared.models import Job
 
 log = logging.getLogger("engram.jobs")
@@ -71,6 +73,8 @@ class Heartbeat:
 def run_job(job_id: str, settings: Settings, owner: str) -> str:
     """Run the job if it is this worker's to run. Returns the outcome (for logs and tests)."""
     lease = timedelta(seconds=settings.job_lease_seconds)
+    clear_log_context()
+    bind_log_context(job_id=job_id)
     with unit_of_work(settings) as db:
         job = repo.claim(db, job_id, owner, lease)
         if job is None:
@@ -82,8 +86,8 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
         log.info("job %s not claimed (%s)", job_id, state)
         return "skipped"
     token = job.attempts
-    log.info("job %s claimed: %s of session %s, attempt %d", job_id, job.kind, job.session_name, token,
-             extra={"job_id": job_id, "session": job.session_name})
+    bind_log_context(session=job.session_name)
+    log.info("job %s claimed: %s of session %s, attempt %d", job_id, job.kind, job.session_name, token)
     outcome = "failed"
     try:
         with Heartbeat(job_id, token, settings) as hb:
@@ -113,7 +117,7 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
                                  problem("internal", "Internal error while running the job",
                                          f"{type(exc).__name__}: {exc}"))
     _send_next(job.session_id, settings)
-    log.info("job %s %s", job_id, outcome, extra={"job_id": job_id, "session": job.session_name})
+    log.info("job %s %s", job_id, outcome)
     return outcome
 
 
