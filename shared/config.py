@@ -129,9 +129,6 @@ class Settings(BaseSettings):
     max_turn_chars: int = Field(32_000, ge=1, description="Longest turn content, in characters.")
     max_page_size: int = Field(200, ge=1, description="Largest `limit` of a list.")
     max_wait_seconds: int = Field(30, ge=0, le=300, description="Largest `?wait=` of a job GET.")
-    max_json_bytes: int = Field(
-        64 * 1024, ge=1, description="Largest `data` / `metadata` JSON object, serialized."
-    )
 
     # --- logging -----------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level of every process.")

@@ -10,7 +10,7 @@ from shared.schemas import InputSchema, JsonObject, SafeStr, Schema, Slug
 
 class TurnCreate(InputSchema):
     speaker: SafeStr = Field(min_length=1, max_length=128, description="Who spoke: a participant or anyone else.")
-    content: SafeStr = Field(max_length=32_000)
+    content: SafeStr = Field(description="The text; at most ENGRAM_MAX_TURN_CHARS characters.")
     visible_to: list[Slug] | None = Field(
         None, max_length=100,
         description="Participants that see this turn; omit for everyone. The speaker always sees its own turn.",
