@@ -142,7 +142,7 @@ def _run(fn: Callable[..., int | None], url: str | None, key: str | None, as_jso
         _error(f"{exc} (is the API running? set --url or ENGRAM_URL)")
         return EXIT_CONNECT
     except JobTimeoutError as exc:
-        _error(f"{exc}; it goes on: follow it with `engram jobs watch {exc.job.links.self.split('/')[3]} {exc.job.id}`")
+        _error(str(exc))
         return EXIT_TIMEOUT
     except KeyboardInterrupt:
         _error("interrupted")
@@ -613,10 +613,11 @@ def _follow(out: Out, handle: JobHandle, timeout: float | None) -> int:
                                description=f"{job.kind} {job.session}: {job.status}")
 
                 job = handle.wait(timeout=timeout, on_progress=show)
-    except JobTimeoutError:
+    except JobTimeoutError as exc:
         if out.json:
             out.dump(handle.job.model_dump(mode="json"))
-        raise
+        _error(f"{exc}; it goes on: `engram jobs watch {handle.namespace} {handle.id}`")
+        return EXIT_TIMEOUT
     except KeyboardInterrupt:
         _error(f"interrupted; job {handle.id} goes on: `engram jobs watch {handle.namespace} {handle.id}`")
         return EXIT_INTERRUPTED

@@ -204,6 +204,9 @@ def dev() -> None:
         log.info("stopped")
 
 
+from cli.client_commands import register; register(app)  # noqa: E402, E702  (client verbs: ns, sessions, jobs…)
+
+
 def main() -> None:
     app()
 
