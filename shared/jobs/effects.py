@@ -50,14 +50,15 @@ def _fence(db: Session, job: Job, token: int, *, for_truncate: bool = False) -> 
 # --- truncate ---------------------------------------------------------------------------------
 
 
-def truncate(job: Job, token: int, settings: Settings) -> None:
-    """One transaction: reset the session and finish the job."""
-    with unit_of_work(settings) as db:
-        current = _fence(db, job, token, for_truncate=True)
-        turns = sessions_repo.truncate(db, job.session_id)
-        generation = repo.session_generation(db, job.session_id)
-        current.progress_total = current.progress_completed = 1
-        repo.finish(db, current, "succeeded", result={"turns_deleted": turns, "generation": generation})
+def truncate(db: Session, job: Job) -> list[tuple[str, str]]:
+    """In the claim's transaction: reset the session, finish the job, hand over to the next one."""
+    repo.session_generation(db, job.session_id, for_update=True)  # waits for any write in flight
+    turns = sessions_repo.truncate(db, job.session_id)
+    generation = repo.session_generation(db, job.session_id)
+    job.progress_total = job.progress_completed = 1
+    repo.finish(db, job, "succeeded", result={"turns_deleted": turns, "generation": generation})
+    nxt = repo.promote_next(db, job.session_id)
+    return [(nxt.id, nxt.kind)] if nxt is not None else []
 
 
 # --- integrate --------------------------------------------------------------------------------
@@ -68,16 +69,10 @@ class Plan:
     participant_id: int
     agent_id: int
     name: str
+    description: str
     watermark: int  # last_integration_turn when the run started
+    turns: list[ChatTurn]
     drafts: list[InsightDraft] = field(default_factory=list)
-    turns: int = 0
-
-
-def _participants(db: Session, job: Job) -> list[tuple[Participant, Agent]]:
-    return list(db.execute(
-        select(Participant, Agent).join(Agent, Agent.id == Participant.agent_id)
-        .where(Participant.session_id == job.session_id).order_by(Agent.name)
-    ).all())
 
 
 def _new_turns(db: Session, job: Job, p: Participant, agent_name: str) -> list[ChatTurn]:
@@ -93,6 +88,18 @@ def _new_turns(db: Session, job: Job, p: Participant, agent_name: str) -> list[C
     return [ChatTurn(seq=s, speaker=sp, content=c) for s, sp, c in rows]
 
 
+def plan_integration(db: Session, job: Job) -> list[Plan]:
+    """In the claim's transaction: who to integrate and which turns, as of the claim."""
+    people = db.execute(
+        select(Participant, Agent).join(Agent, Agent.id == Participant.agent_id)
+        .where(Participant.session_id == job.session_id).order_by(Agent.name)
+    ).all()
+    job.progress_total = len(people)
+    job.progress_completed = 0
+    return [Plan(p.id, a.id, a.name, a.description, p.last_integration_turn, _new_turns(db, job, p, a.name))
+            for p, a in people]
+
+
 def _check_drafts(drafts: list[InsightDraft], turns: list[ChatTurn], integrator: Integrator) -> None:
     seqs = {t.seq for t in turns}
     for i, d in enumerate(drafts):
@@ -104,48 +111,45 @@ def _check_drafts(drafts: list[InsightDraft], turns: list[ChatTurn], integrator:
             raise IntegratorError(f"{integrator.name} integrator: insight {i} cites turns it was not given")
 
 
-def integrate(job: Job, token: int, settings: Settings, integrator: Integrator, hb: Heartbeat) -> None:
+def integrate(job: Job, token: int, settings: Settings, integrator: Integrator, hb: Heartbeat,
+              plans: list[Plan]) -> list[tuple[str, str]]:
     """Reflect for every participant first (no writes: a failing integrator writes nothing), then
-    commit each participant in its own transaction."""
-    with unit_of_work(settings) as db:
-        current = _fence(db, job, token)
-        people = _participants(db, job)
-        current.progress_total = len(people)
-        current.progress_completed = 0
-        current.result = _merge_result(current.result, [])
-        plans: list[tuple[Plan, list[ChatTurn], str]] = []
-        for p, a in people:
-            turns = _new_turns(db, job, p, a.name)
-            plans.append((Plan(p.id, a.id, a.name, p.last_integration_turn, turns=len(turns)), turns, a.description))
-
-    for plan, turns, description in plans:
+    commit each participant in its own transaction; the last one also finishes the job."""
+    for plan in plans:
         _checkpoint(hb)
-        if turns:
-            plan.drafts = integrator.reflect(Reflection(agent=plan.name, agent_description=description, turns=turns))
-            _check_drafts(plan.drafts, turns, integrator)
-
-    for plan, _, _ in plans:
+        if plan.turns:
+            plan.drafts = integrator.reflect(
+                Reflection(agent=plan.name, agent_description=plan.description, turns=plan.turns))
+            _check_drafts(plan.drafts, plan.turns, integrator)
+    if not plans:
+        with unit_of_work(settings) as db:
+            return _finish(db, _fence(db, job, token))
+    handover: list[tuple[str, str]] = []
+    for i, plan in enumerate(plans):
         _checkpoint(hb)
-        _commit_participant(job, token, settings, plan)
-    with unit_of_work(settings) as db:
-        current = _fence(db, job, token)
-        repo.finish(db, current, "succeeded")
+        handover = _commit_participant(job, token, settings, plan, last=i == len(plans) - 1)
+    return handover
+
+
+def _finish(db: Session, current: Job) -> list[tuple[str, str]]:
+    repo.finish(db, current, "succeeded")
+    nxt = repo.promote_next(db, current.session_id)
+    return [(nxt.id, nxt.kind)] if nxt is not None else []
 
 
 def _checkpoint(hb: Heartbeat) -> None:
-    """A safe point between participants: renew the lease; stop when cancelled or no longer ours."""
-    hb.beat()
+    """A safe point between participants: stop when cancelled or no longer ours."""
+    hb.checkpoint()
     if hb.lost:
         raise Fenced("the lease was lost")
     if hb.cancel_requested:
         raise Cancelled()
 
 
-def _commit_participant(job: Job, token: int, settings: Settings, plan: Plan) -> None:
+def _commit_participant(job: Job, token: int, settings: Settings, plan: Plan, *, last: bool) -> list[tuple[str, str]]:
     with unit_of_work(settings) as db:
         current = _fence(db, job, token)
         if current.cancel_requested:
-            repo.finish(db, current, "cancelled")
             raise Cancelled()
         moved = db.execute(
             update(Participant)
@@ -156,13 +160,14 @@ def _commit_participant(job: Job, token: int, settings: Settings, plan: Plan) ->
         insights = memories = 0
         if moved is not None and plan.drafts:
             insights, memories = _store(db, job, plan, settings.memory_similarity_threshold)
-        entry = {"name": plan.name, "turns_integrated": plan.turns if moved is not None else 0,
+        entry = {"name": plan.name, "turns_integrated": len(plan.turns) if moved is not None else 0,
                  "insights_created": insights, "memories_created": memories,
                  "watermark": moved if moved is not None else plan.watermark}
         current.result = _merge_result(current.result, [entry])
         current.progress_completed = current.progress_completed + 1
         if moved is None:
             log.info("participant %s of job %s was unbound or rebound meanwhile; skipped", plan.name, job.id)
+        return _finish(db, current) if last else []
 
 
 def _store(db: Session, job: Job, plan: Plan, threshold: float) -> tuple[int, int]:

@@ -60,6 +60,16 @@ def next_head(db: Session, session_id: int) -> Job | None:
     return job if job is not None and job.status == "queued" else None
 
 
+def promote_next(db: Session, session_id: int) -> Job | None:
+    """The session's next job when it is queued and was never sent (it was waiting behind):
+    marked as sent; the caller sends its message after commit."""
+    nxt = next_head(db, session_id)
+    if nxt is None or nxt.dispatched_at is not None:
+        return None
+    nxt.dispatched_at = func.now()  # type: ignore[assignment]
+    return nxt
+
+
 def claim(db: Session, job_id: str, owner: str, lease: timedelta) -> Job | None:
     """Start a run: queued -> running, attempts + 1 (the run's fencing token). None when the job
     is not queued, or is not the head of its session's queue (an earlier job is unfinished)."""

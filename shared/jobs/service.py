@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 from dataclasses import dataclass
 
-from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from shared.errors import Conflict, NotFound
@@ -47,10 +47,9 @@ def enqueue(db: Session, ns: Namespace, session_name: str, kind: str) -> Enqueue
         return Enqueued(latest, created=False, send_now=False)
     head = latest is None
     job = Job(id=str(uuid.uuid4()), namespace_id=ns.id, session_id=s.id, session_name=s.name, kind=kind,
-              status="queued", dispatched_at=func.now() if head else None)
+              status="queued", dispatched_at=datetime.now(timezone.utc) if head else None)
     db.add(job)
-    db.flush()
-    db.refresh(job)
+    db.flush()  # INSERT … RETURNING brings back seq and created_at: no extra SELECT
     return Enqueued(job, created=True, send_now=head)
 
 
@@ -87,13 +86,4 @@ def cancel(db: Session, ns: Namespace, job_id: str) -> tuple[Job, Job | None]:
     repo.finish(db, job, "cancelled")
     db.flush()
     db.refresh(job)
-    return job, _promote_next(db, job.session_id)
-
-
-def _promote_next(db: Session, session_id: int) -> Job | None:
-    """The session's next job when it is queued and was never sent (it was waiting behind)."""
-    nxt = repo.next_head(db, session_id)
-    if nxt is None or nxt.dispatched_at is not None:
-        return None
-    nxt.dispatched_at = func.now()  # type: ignore[assignment]
-    return nxt
+    return job, repo.promote_next(db, job.session_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 import redis
@@ -15,7 +16,7 @@ from sqlalchemy import text
 
 from shared import task_names
 from shared.db import unit_of_work
-from shared.jobs.runner import run_job
+from shared.jobs.runner import Heartbeat, run_job
 from tests.integration.conftest import World, unique
 from worker.reconciler import reconcile_once
 
@@ -148,6 +149,7 @@ def test_rule2_a_late_worker_with_an_old_token_writes_nothing(world: World, sett
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     with unit_of_work(settings) as db:
         stale = repo.claim(db, job_id, "slow-worker", timedelta(seconds=30))
+        plans = effects.plan_integration(db, stale)
     # The slow worker's lease expires; the job is re-queued and run to the end by another worker.
     sql(settings, "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = :id", id=job_id)
     reconcile_once(settings)
@@ -157,11 +159,11 @@ def test_rule2_a_late_worker_with_an_old_token_writes_nothing(world: World, sett
     class Beat:
         lost = cancel_requested = False
 
-        def beat(self) -> None:
+        def checkpoint(self) -> None:
             pass
 
     with pytest.raises(effects.Fenced):
-        effects.integrate(stale, stale.attempts, settings, load_integrator(settings), Beat())  # type: ignore[arg-type]
+        effects.integrate(stale, stale.attempts, settings, load_integrator(settings), Beat(), plans)  # type: ignore[arg-type]
     assert world.get(f"/sessions/{name}/participants/ada/insights").json()["items"] == insights
 
 
@@ -177,17 +179,18 @@ def test_rule2_an_integration_started_before_a_truncate_commits_nothing_after_it
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     with unit_of_work(settings) as db:
         claimed = repo.claim(db, job_id, WORKER, timedelta(seconds=30))
+        plans = effects.plan_integration(db, claimed)
     with unit_of_work(settings) as db:  # a truncate commits while the integration reflects
         sessions_repo.truncate(db, claimed.session_id)
 
     class Beat:
         lost = cancel_requested = False
 
-        def beat(self) -> None:
+        def checkpoint(self) -> None:
             pass
 
     with pytest.raises(effects.Superseded):
-        effects.integrate(claimed, claimed.attempts, settings, load_integrator(settings), Beat())  # type: ignore[arg-type]
+        effects.integrate(claimed, claimed.attempts, settings, load_integrator(settings), Beat(), plans)  # type: ignore[arg-type]
     assert world.get(f"/sessions/{name}/participants/ada/insights").json()["items"] == []
     assert world.get("/agents/ada/memories").json()["items"] == []
     assert world.get(f"/sessions/{name}/participants").json()["items"][0]["last_integration_turn"] == 0
@@ -325,6 +328,9 @@ def test_rule5_a_running_job_stops_at_its_next_safe_point(world: World, settings
     assert blocking.entered.wait(10)  # the run is inside the first participant's reflection
     r = world.post(f"/jobs/{job_id}/cancel")
     assert r.status_code == 202 and r.json()["cancel_requested"] is True
+    # A safe point looks at the job at most every Heartbeat.CHECK_INTERVAL; let that pass so the
+    # very next safe point (before bob) sees the cancel.
+    time.sleep(Heartbeat.CHECK_INTERVAL + 0.1)
     blocking.release.set()
     t.join(10)
     assert outcome == ["cancelled"]

@@ -1,0 +1,201 @@
+"""The `engram` client verbs for real: typer's CliRunner, the Python client, the in-process API on
+the real PostgreSQL and Redis of the run. No worker runs here: jobs stay queued (watching them is
+the e2e tests' business)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+import cli.client_commands as commands
+from cli.main import app as engram
+from client import EngramClient
+from tests.conftest import ADMIN_KEY
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def in_process_api(http: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commands, "make_client", lambda url, key: EngramClient(http=http, api_key=ADMIN_KEY))
+
+
+@pytest.fixture
+def ns() -> str:
+    return "cli-" + secrets.token_hex(4)
+
+
+def run(*args: str, input: str | None = None, code: int = 0) -> str:
+    result = runner.invoke(engram, list(args), input=input)
+    assert result.exit_code == code, (args, result.exit_code, result.output, result.exception)
+    return result.stdout
+
+
+def run_json(*args: str, input: str | None = None) -> Any:
+    return json.loads(run(*args, "--json", input=input))
+
+
+def newcomer(ns: str) -> str:
+    """A namespace with agents alice and bob bound to session `kickoff`."""
+    assert run_json("ns", "put", ns, "--description", "cli test")["name"] == ns
+    for agent in ("alice", "bob"):
+        run("agents", "put", ns, agent, "--description", f"{agent} the tester")
+    created = run_json("sessions", "create", ns, "kickoff", "--data", '{"topic": "launch"}')
+    assert created["name"] == "kickoff" and created["data"] == {"topic": "launch"}
+    assert "bound" in run("bind", ns, "kickoff", "alice")
+    assert run_json("bind", ns, "kickoff", "bob")["name"] == "bob"
+    return "kickoff"
+
+
+def test_newcomer_flow(ns: str, tmp_path: Path) -> None:
+    s = newcomer(ns)
+    transcript = tmp_path / "chat.jsonl"
+    transcript.write_text('{"speaker": "alice", "content": "We ship the beta on Friday."}\n\n'
+                          '{"speaker": "carol", "content": "QA needs the build by Wednesday.", '
+                          '"visible_to": ["alice"]}\n', encoding="utf-8")
+    appended = run_json("turns", "append", ns, s, str(transcript))
+    assert (appended["first_seq"], appended["last_seq"]) == (1, 2)
+    assert "seq 3-3" in run("turns", "append", ns, s, "-", input='{"speaker": "carol", "content": "Agreed."}\n')
+    assert "seq 4-4" in run("turns", "append", ns, s, input='{"turns": [{"speaker": "bob", "content": "ok"}]}')
+    turns = run_json("turns", "list", ns, s)
+    assert [t["seq"] for t in turns["items"]] == [1, 2, 3, 4] and turns["next_cursor"] is None
+    assert "We ship the beta on Friday." in run("turns", "list", ns, s)
+
+    participants = run_json("participants", ns, s)["items"]
+    assert {p["name"]: p["pending_turns"] for p in participants} == {"alice": 4, "bob": 3}
+
+    queued = run_json("integrate", ns, s)  # no worker here: the job stays queued
+    assert queued["status"] == "queued" and queued["kind"] == "integrate" and queued["session"] == s
+    assert queued["links"]["self"] == f"/v1/namespaces/{ns}/jobs/{queued['id']}"
+    assert run_json("integrate", ns, s)["id"] == queued["id"]  # coalesced with the queued one
+
+    jobs = run_json("jobs", "list", ns, "--session", s, "--kind", "integrate", "--status", "queued")
+    assert [j["id"] for j in jobs["items"]] == [queued["id"]]
+    assert queued["id"] in run("jobs", "show", ns, queued["id"])
+    assert run_json("jobs", "show", ns, queued["id"])["status"] == "queued"
+    cancelled = run_json("jobs", "cancel", ns, queued["id"])
+    assert cancelled["status"] == "cancelled"
+    assert "cancelled" in run("jobs", "list", ns)
+    run("jobs", "cancel", ns, queued["id"], code=4)  # finished already: 409
+
+    memories = run_json("agents", "memories", ns, "alice")
+    assert memories == {"items": [], "next_cursor": None}
+    assert run_json("insights", ns, s, "alice")["items"] == []
+
+
+def test_integrate_human_output_points_at_the_job(ns: str) -> None:
+    s = newcomer(ns)
+    run("turns", "append", ns, s, input='{"speaker": "alice", "content": "hello"}')
+    result = runner.invoke(engram, ["integrate", ns, s, "--idempotency-key", "first-integrate"])
+    assert result.exit_code == 0, result.output
+    job_id = run_json("jobs", "list", ns)["items"][0]["id"]
+    assert job_id in result.stdout and "queued" in result.stdout and "integrate accepted" in result.stdout
+    assert f"follow it: engram jobs watch {ns} {job_id}" in " ".join(result.stderr.split())
+    again = run_json("integrate", ns, s, "--idempotency-key", "first-integrate")
+    assert again["id"] == job_id
+    truncate = run_json("truncate", ns, s)
+    assert truncate["kind"] == "truncate" and truncate["status"] == "queued"
+
+
+def test_sessions_lifecycle_and_exit_codes(ns: str) -> None:
+    newcomer(ns)
+    run("sessions", "show", ns, "nope", code=3)
+    run("agents", "show", ns, "nobody", code=3)
+    run("sessions", "create", ns, "kickoff", code=4)  # name taken
+    generated = run_json("sessions", "create", ns)["name"]
+    names = [s["name"] for s in run_json("sessions", "list", ns, "--all")["items"]]
+    assert names == ["kickoff", generated]
+
+    deleted = run_json("sessions", "delete", ns, generated)
+    assert deleted["deleted_at"] is not None and deleted["expire_time"] is not None
+    assert [s["name"] for s in run_json("sessions", "list", ns)["items"]] == ["kickoff"]
+    assert generated in [s["name"] for s in run_json("sessions", "list", ns, "--include-deleted")["items"]]
+    run("turns", "append", ns, generated, input='{"speaker": "a", "content": "x"}', code=4)  # deleted
+    run("integrate", ns, generated, code=4)
+    assert run_json("sessions", "undelete", ns, generated)["deleted_at"] is None
+    run("sessions", "undelete", ns, generated, code=4)  # live already
+    updated = run_json("sessions", "update", ns, generated, "--data", '{"a": 1}', "--description", "d")
+    assert updated["data"] == {"a": 1} and updated["description"] == "d"
+
+    assert "unbound" in run("unbind", ns, "kickoff", "bob")
+    assert [p["name"] for p in run_json("participants", ns, "kickoff")["items"]] == ["alice"]
+    run("agents", "delete", ns, "bob")
+    run("agents", "show", ns, "bob", code=3)
+    assert [a["name"] for a in run_json("agents", "list", ns)["items"]] == ["alice"]
+
+
+def test_lists_page_and_follow_cursors(ns: str) -> None:
+    run("ns", "put", ns)
+    for i in range(5):
+        run("agents", "put", ns, f"a{i}")
+    first = run_json("agents", "list", ns, "--limit", "2")
+    assert [a["name"] for a in first["items"]] == ["a0", "a1"] and first["next_cursor"]
+    second = run_json("agents", "list", ns, "--limit", "2", "--cursor", first["next_cursor"])
+    assert [a["name"] for a in second["items"]] == ["a2", "a3"]
+    everything = run_json("agents", "list", ns, "--limit", "2", "--all")
+    assert [a["name"] for a in everything["items"]] == [f"a{i}" for i in range(5)]
+    assert everything["next_cursor"] is None
+    assert "--cursor" in runner.invoke(engram, ["agents", "list", ns, "--limit", "2"]).stderr
+
+
+def test_turn_files_json_batches_and_bad_input(ns: str, tmp_path: Path) -> None:
+    s = newcomer(ns)
+    doc = tmp_path / "turns.json"
+    doc.write_text(json.dumps({"turns": [{"speaker": "alice", "content": f"line {i}"} for i in range(7)]}))
+    res = run_json("turns", "append", ns, s, str(doc), "--batch-size", "3", "--idempotency-key", "import-1")
+    assert (res["first_seq"], res["last_seq"], len(res["turns"])) == (1, 7, 7)
+    replay = run_json("turns", "append", ns, s, str(doc), "--batch-size", "3", "--idempotency-key", "import-1")
+    assert replay["last_seq"] == 7  # the same batches and keys: replayed, nothing appended twice
+    assert run_json("sessions", "show", ns, s)["turn_count"] == 7
+
+    listed = tmp_path / "list.json"
+    listed.write_text(json.dumps([{"speaker": "bob", "content": "from a list"}]))
+    assert run_json("turns", "append", ns, s, str(listed))["first_seq"] == 8
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"speaker": "a", "content": "ok"}\n{"speaker": "a", "content": \n')
+    result = runner.invoke(engram, ["turns", "append", ns, s, str(bad)])
+    assert result.exit_code == 2 and f"error: {bad}:2: not valid JSON" in result.stderr
+    result = runner.invoke(engram, ["turns", "append", ns, s], input='{"speaker": "a"}\n')
+    assert result.exit_code == 2 and "stdin:1: content" in result.stderr
+    run("turns", "append", ns, s, str(tmp_path / "missing.jsonl"), code=2)
+    run("turns", "append", ns, s, input="", code=2)
+    assert run_json("sessions", "show", ns, s)["turn_count"] == 8  # nothing of the bad files was sent
+
+
+def test_keys_and_namespaces(ns: str) -> None:
+    run("ns", "put", ns)
+    assert ns in [n["name"] for n in run_json("ns", "list", "--all")["items"]]
+    assert run_json("ns", "show", ns)["name"] == ns
+    run("ns", "show", "cli-missing-" + secrets.token_hex(3), code=3)
+    created = run_json("keys", "create", ns, "--description", "ci")
+    assert created["secret"] and created["id"]
+    assert [k["id"] for k in run_json("keys", "list", ns)["items"]] == [created["id"]]
+    assert "secret" not in run("keys", "list", ns)
+    run("keys", "delete", ns, created["id"])
+    assert run_json("keys", "list", ns)["items"] == []
+
+
+def test_errors_go_to_stderr_with_exit_codes(ns: str, http: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = runner.invoke(engram, ["sessions", "show", ns, "nope", "--json"])
+    assert result.exit_code == 3 and result.stdout == ""
+    assert result.stderr == f"error: namespace '{ns}' does not exist\n"
+    run("ns", "put", ns)
+    result = runner.invoke(engram, ["sessions", "create", ns, "Bad Name!"])
+    assert result.exit_code == 5 and result.stderr.startswith("error: invalid request")  # 422 from the API
+    assert "body.name:" in result.stderr  # the invalid field is named
+    run("agents", "put", ns, "a", "--metadata", "[1, 2]", code=2)
+
+    monkeypatch.setattr(commands, "make_client", lambda url, key: EngramClient(http=http, api_key="wrong-key"))
+    result = runner.invoke(engram, ["ns", "list"])
+    assert result.exit_code == 5 and "unknown or revoked key" in result.stderr
+
+    monkeypatch.setattr(commands, "make_client", lambda url, key: EngramClient(base_url=url, api_key=key, timeout=2))
+    result = runner.invoke(engram, ["ns", "list", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 6 and "http://127.0.0.1:9" in result.stderr
