@@ -18,6 +18,7 @@ dev: $(STAMP) ## run api, worker, scheduler and Flower (embedded PostgreSQL and 
 	$(BIN)/engram dev
 
 test: $(STAMP) ## the whole suite: unit, integration (real PostgreSQL/Redis) and end-to-end (real processes)
+	bash scripts/install-browser.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## unit and integration tests only
