@@ -2,9 +2,10 @@
 
     python -m bench            full run (~5 minutes on 2 cores)
     python -m bench --quick    smaller counts, for smoke checks (~1-2 minutes)
-    python -m bench --profile  also record py-spy profiles of the api and a worker during the submit
-                               and end-to-end phases (bench/profiles/; figures then carry the
-                               profiler's overhead and are written there, not to bench/results.json)
+    python -m bench --profile  also record py-spy profiles of the api and worker w1 during the submit,
+                               end-to-end and throughput phases (bench/profiles/; figures then carry
+                               the profiler's overhead and are written there, not to bench/results.json;
+                               read them with `python -m bench.profile_summary bench/profiles/*.txt`)
     python -m bench --only submit,e2e   run some phases only
 
 See BENCHMARKS.md for what each figure means.
@@ -28,7 +29,7 @@ PHASES = ("submit", "e2e", "ingest", "scaling", "throughput", "memory")
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller counts (smoke check)")
-    p.add_argument("--profile", action="store_true", help="py-spy the api and worker w1 during submit and e2e")
+    p.add_argument("--profile", action="store_true", help="py-spy the api and worker w1 during submit, e2e and throughput")
     p.add_argument("--profile-mode", choices=("gil", "wall"), default="gil",
                    help="gil: only threads holding the GIL (CPU spent in Python); wall: every non-idle thread")
     p.add_argument("--only", default="", help=f"comma-separated phases among {','.join(PHASES)}")

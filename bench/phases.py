@@ -341,6 +341,14 @@ async def e2e(ctx: Ctx) -> list[Figure]:
         ctx.profiler.stop()
     e2e_cpu = ctx.cpu_since(c0)
 
+    # The same sessions again: nothing new to integrate, so no integrator call: what is left is
+    # the job machinery (API, broker, claim, transactions, notify, long-poll).
+    empty = []
+    for i in range(total):
+        t, job = await api.integrate_and_wait(ns, f"e2e-{i}")
+        if i >= cfg.e2e_warmup:
+            empty.append(t)
+
     from bench import raw_celery
 
     rds = raw_celery._client()
@@ -355,7 +363,8 @@ async def e2e(ctx: Ctx) -> list[Figure]:
         if i >= cfg.e2e_warmup:
             raw.append(time.perf_counter() - t0)
     p50, ref = pct(lat, 50), pct(raw, 50)
-    ctx.say(f"integrate e2e p50 {ms(p50)} ms p99 {ms(pct(lat, 99))} ms; raw Celery p50 {ms(ref)} ms")
+    ctx.say(f"integrate e2e p50 {ms(p50)} ms p99 {ms(pct(lat, 99))} ms; nothing new p50 {ms(pct(empty, 50))} ms; "
+            f"raw Celery p50 {ms(ref)} ms")
     ratio = p50 / ref
     details = {
         "jobs": cfg.e2e_jobs, "session": "2 participants, 20 turns", "sequential": True,
@@ -364,12 +373,15 @@ async def e2e(ctx: Ctx) -> list[Figure]:
         "run_p50_ms": ms(pct(run, 50)),
         "note": "queue_wait = job created_at → started_at (API commit, send, worker claim); run = started_at → finished_at",
         "raw_p50_ms": ms(ref), "raw_p99_ms": ms(pct(raw, 99)), "cpu_pct_of_core": e2e_cpu,
+        "nothing_new_p50_ms": ms(pct(empty, 50)), "nothing_new_p99_ms": ms(pct(empty, 99)),
     }
     return [
         Figure("e2e_p50", "end-to-end integrate (2×20 turns) p50, POST → finished via ?wait", ms(p50), "ms", ms(ref),
                "raw Celery no-op round trip p50, same broker", round(ratio, 2), "ratio <= 5", ratio <= 5, details),
         Figure("e2e_p99", "end-to-end integrate p99", ms(pct(lat, 99)), "ms", ms(pct(raw, 99)),
                "raw Celery no-op round trip p99", round(pct(lat, 99) / pct(raw, 99), 2)),
+        Figure("e2e_machinery_p50", "end-to-end integrate with nothing new (job machinery only) p50",
+               ms(pct(empty, 50)), "ms", ms(ref), "raw Celery no-op round trip p50", round(pct(empty, 50) / ref, 2)),
     ]
 
 
@@ -477,6 +489,7 @@ async def scaling(ctx: Ctx) -> list[Figure]:
     ctx.say(f"history integrated once in {first_integration:.1f}s")
 
     sweep: dict[str, dict[int, list[float]]] = {"fresh": {}, "history": {}}
+    server: dict[str, dict[int, list[float]]] = {"fresh": {}, "history": {}}  # job started_at → finished_at
     sizes = sorted(set(cfg.sweep) | {cfg.headline_turns})
     k = 0
     for n in sizes:
@@ -486,11 +499,13 @@ async def scaling(ctx: Ctx) -> list[Figure]:
             fresh = f"fresh-{k}"
             await api.session(ns, fresh, [agent])
             await append_all(api, ns, fresh, text.turns(speakers, n))
-            t, _ = await api.integrate_and_wait(ns, fresh)
+            t, job = await api.integrate_and_wait(ns, fresh)
             sweep["fresh"].setdefault(n, []).append(t)
+            server["fresh"].setdefault(n, []).append(_secs(job["finished_at"]) - _secs(job["started_at"]))
             await append_all(api, ns, "hist", text.turns(speakers, n))
-            t, _ = await api.integrate_and_wait(ns, "hist")
+            t, job = await api.integrate_and_wait(ns, "hist")
             sweep["history"].setdefault(n, []).append(t)
+            server["history"].setdefault(n, []).append(_secs(job["finished_at"]) - _secs(job["started_at"]))
         ctx.say(f"{n} new turns: fresh {ms(statistics.median(sweep['fresh'][n]))} ms, "
                 f"after {cfg.history_turns} turns {ms(statistics.median(sweep['history'][n]))} ms")
     h = statistics.median(sweep["history"][cfg.headline_turns])
@@ -503,6 +518,7 @@ async def scaling(ctx: Ctx) -> list[Figure]:
         "append_1000_p50_ms_last5": ms(statistics.median(batch_times[-5:])),
         "first_integration_s": round(first_integration, 2),
         "sweep_ms": {kind: {str(n): [ms(x) for x in v] for n, v in d.items()} for kind, d in sweep.items()},
+        "run_ms_p50": {kind: {str(n): ms(statistics.median(v)) for n, v in d.items()} for kind, d in server.items()},
     }
     figs = [
         Figure("history_ratio", f"scaling: integrate {cfg.headline_turns} new turns after {cfg.history_turns:,} "
@@ -540,6 +556,8 @@ async def throughput(ctx: Ctx) -> list[Figure]:
         ctx.say(f"round {r + 1}: {n} sessions prepared in {time.perf_counter() - t0:.1f}s")
         await ctx.drain()
         reqs = [api.client.build("POST", f"/v1/namespaces/{ns}/sessions/tp{r}-{i}/integrate") for i in range(n)]
+        if r == 0:
+            ctx.profiler.start("throughput", ctx.worker_targets())
         c0 = ctx.cpu.snapshot()
         start = time.time()
         res = await run_load(api.client, reqs, CONCURRENCY, keep=True)
@@ -561,6 +579,8 @@ async def throughput(ctx: Ctx) -> list[Figure]:
             raise RuntimeError(f"throughput: only {ok}/{n} jobs succeeded")
         wall = last.timestamp() - start
         cpus.append(ctx.cpu_since(c0))
+        if r == 0:
+            ctx.profiler.stop()
         rates.append(n / wall)
         walls.append(wall)
         submit_rates.append(res.rate)
