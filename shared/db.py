@@ -26,7 +26,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,  # a restarted PostgreSQL leaves dead connections in the pool
+        # No pre-ping (it would cost a round trip per transaction): when PostgreSQL restarts, the
+        # first statement on a dead connection fails (503), SQLAlchemy then invalidates the
+        # whole pool, and the next request gets a fresh connection.
+        pool_pre_ping=False,
         pool_timeout=5,  # a saturated pool answers 503 quickly instead of hanging a request
         connect_args={"connect_timeout": 5, "application_name": f"engram-{os.getpid()}"},
     )

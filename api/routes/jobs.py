@@ -112,9 +112,8 @@ async def get_job(namespace: NamespaceName, job: str, request: Request, settings
     409: {"description": "The job already finished."}})
 def cancel_job(ns: NamespaceDep, job: str, db: DB, settings: SettingsDep) -> JSONResponse:
     """Cancel a job: a queued one at once (200), a running one at its next safe point (202)."""
-    cancelled, nxt = service.cancel(db, ns, job)
-    if nxt is not None:
-        nxt_id, nxt_kind = nxt.id, nxt.kind
-        after_commit(db, lambda: queue.send(nxt_id, nxt_kind, settings))
+    cancelled, handover = service.cancel(db, ns, job)
+    for nxt_id, nxt_kind in handover:
+        after_commit(db, lambda i=nxt_id, k=nxt_kind: queue.send(i, k, settings))
     read = service.to_read(cancelled, ns.name)
     return JSONResponse(read.model_dump(mode="json"), status_code=200 if read.status == "cancelled" else 202)

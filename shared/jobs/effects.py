@@ -35,30 +35,17 @@ class Cancelled(Exception):
     pass
 
 
-def _fence(db: Session, job: Job, token: int, *, for_truncate: bool = False) -> Job:
-    current = repo.fence(db, job.id, token)
-    if current is None:
-        raise Fenced("the job is no longer this run's (lease expired and re-queued, or finished)")
-    generation = repo.session_generation(db, job.session_id, for_update=for_truncate)
-    if generation is None:
-        raise Fenced("the session was purged")
-    if not for_truncate and generation != job.run_generation:
-        raise Superseded(f"the session was truncated (generation {job.run_generation} -> {generation})")
-    return current
-
-
 # --- truncate ---------------------------------------------------------------------------------
 
 
 def truncate(db: Session, job: Job) -> list[tuple[str, str]]:
     """In the claim's transaction: reset the session, finish the job, hand over to the next one."""
     repo.session_generation(db, job.session_id, for_update=True)  # waits for any write in flight
-    turns = sessions_repo.truncate(db, job.session_id)
-    generation = repo.session_generation(db, job.session_id)
-    job.progress_total = job.progress_completed = 1
+    turns, generation = sessions_repo.truncate(db, job.session_id)
+    job.progress_total = 1
     repo.finish(db, job, "succeeded", result={"turns_deleted": turns, "generation": generation})
-    nxt = repo.promote_next(db, job.session_id)
-    return [(nxt.id, nxt.kind)] if nxt is not None else []
+    job.progress_completed = 1
+    return repo.promote_next_ids(db, job.session_id)
 
 
 # --- integrate --------------------------------------------------------------------------------
@@ -123,18 +110,27 @@ def integrate(job: Job, token: int, settings: Settings, integrator: Integrator, 
             _check_drafts(plan.drafts, plan.turns, integrator)
     if not plans:
         with unit_of_work(settings) as db:
-            return _finish(db, _fence(db, job, token))
+            _lock(db, job, token)
+            repo.finish_run(db, job.id, "succeeded", result=_merge_result(job.result, []))
+            return repo.promote_next_ids(db, job.session_id)
     handover: list[tuple[str, str]] = []
     for i, plan in enumerate(plans):
         _checkpoint(hb)
-        handover = _commit_participant(job, token, settings, plan, last=i == len(plans) - 1)
+        handover = _commit_participant(job, token, settings, plan, done=i, last=i == len(plans) - 1)
     return handover
 
 
-def _finish(db: Session, current: Job) -> list[tuple[str, str]]:
-    repo.finish(db, current, "succeeded")
-    nxt = repo.promote_next(db, current.session_id)
-    return [(nxt.id, nxt.kind)] if nxt is not None else []
+def _lock(db: Session, job: Job, token: int) -> bool:
+    """Lock the run's job and session for a write; returns whether a cancel was requested."""
+    locked = repo.lock_run(db, job.id, token)
+    if locked is None:
+        raise Fenced("the job is no longer this run's (lease expired and re-queued, or finished)")
+    generation, cancel_requested = locked
+    if generation is None:
+        raise Fenced("the session was purged")
+    if generation != job.run_generation:
+        raise Superseded(f"the session was truncated (generation {job.run_generation} -> {generation})")
+    return cancel_requested
 
 
 def _checkpoint(hb: Heartbeat) -> None:
@@ -146,10 +142,10 @@ def _checkpoint(hb: Heartbeat) -> None:
         raise Cancelled()
 
 
-def _commit_participant(job: Job, token: int, settings: Settings, plan: Plan, *, last: bool) -> list[tuple[str, str]]:
+def _commit_participant(job: Job, token: int, settings: Settings, plan: Plan, *, done: int,
+                        last: bool) -> list[tuple[str, str]]:
     with unit_of_work(settings) as db:
-        current = _fence(db, job, token)
-        if current.cancel_requested:
+        if _lock(db, job, token):
             raise Cancelled()
         moved = db.execute(
             update(Participant)
@@ -160,14 +156,20 @@ def _commit_participant(job: Job, token: int, settings: Settings, plan: Plan, *,
         insights = memories = 0
         if moved is not None and plan.drafts:
             insights, memories = _store(db, job, plan, settings.memory_similarity_threshold)
+        if moved is None:
+            log.info("participant %s of job %s was unbound or rebound meanwhile; skipped", plan.name, job.id)
         entry = {"name": plan.name, "turns_integrated": len(plan.turns) if moved is not None else 0,
                  "insights_created": insights, "memories_created": memories,
                  "watermark": moved if moved is not None else plan.watermark}
-        current.result = _merge_result(current.result, [entry])
-        current.progress_completed = current.progress_completed + 1
-        if moved is None:
-            log.info("participant %s of job %s was unbound or rebound meanwhile; skipped", plan.name, job.id)
-        return _finish(db, current) if last else []
+        result = _merge_result(job.result, [entry])
+        if not last:
+            repo.record_progress(db, job.id, result, done + 1)
+            handover: list[tuple[str, str]] = []
+        else:
+            repo.finish_run(db, job.id, "succeeded", result=result, completed=done + 1)
+            handover = repo.promote_next_ids(db, job.session_id)
+    job.result = result  # committed: later participants build on it
+    return handover
 
 
 def _store(db: Session, job: Job, plan: Plan, threshold: float) -> tuple[int, int]:
@@ -176,9 +178,11 @@ def _store(db: Session, job: Job, plan: Plan, threshold: float) -> tuple[int, in
          "evidence": sorted(set(d.evidence)), "job_id": job.id}
         for d in plan.drafts
     ])
-    # Lock the agent so two sessions integrating the same agent cannot both add one memory.
-    db.execute(select(Agent.id).where(Agent.id == plan.agent_id).with_for_update())
-    known = list(db.execute(select(Memory.content).where(Memory.agent_id == plan.agent_id)).scalars())
+    # Lock the agent (so two sessions integrating it cannot both add one memory) and read what it
+    # remembers, in one round trip.
+    known = [c for c in db.execute(
+        select(Memory.content).select_from(Agent).join(Memory, Memory.agent_id == Agent.id, isouter=True)
+        .where(Agent.id == plan.agent_id).with_for_update(of=Agent)).scalars() if c is not None]
     new: list[dict[str, Any]] = []
     for d in plan.drafts:
         match = process.extractOne(d.content, known, scorer=fuzz.token_set_ratio, score_cutoff=threshold) if known else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,22 @@ def get(db: Session, namespace_id: int, job_id: str, *, lock: bool = False) -> J
     if lock:
         q = q.with_for_update()
     return db.execute(q).scalar_one_or_none()
+
+
+def lock_session_for_enqueue(db: Session, namespace_id: int, name: str) -> tuple[ActivitySession, tuple | None] | None:
+    """One round trip: the session row locked (orders the session's jobs) and the (id, status,
+    kind) of its latest unfinished job, if any."""
+    latest = (select(Job.id, Job.status, Job.kind).where(Job.session_id == ActivitySession.id, Job.status.in_(OPEN))
+              .order_by(Job.seq.desc()).limit(1).correlate(ActivitySession).lateral("latest"))
+    row = db.execute(
+        select(ActivitySession, latest.c.id, latest.c.status, latest.c.kind)
+        .outerjoin(latest, text("true"))
+        .where(ActivitySession.namespace_id == namespace_id, ActivitySession.name == name)
+        .with_for_update(of=ActivitySession)
+    ).first()
+    if row is None:
+        return None
+    return row[0], (None if row[1] is None else (row[1], row[2], row[3]))
 
 
 def latest_open(db: Session, session_id: int) -> Job | None:
@@ -52,24 +69,6 @@ def list_(db: Session, namespace_id: int, *, before: int | None, limit: int, ses
     return list(db.execute(q).scalars())
 
 
-def next_head(db: Session, session_id: int) -> Job | None:
-    """The session's oldest unfinished job, if it is queued (it may be sent now)."""
-    job = db.execute(
-        select(Job).where(Job.session_id == session_id, Job.status.in_(OPEN)).order_by(Job.seq).limit(1).with_for_update()
-    ).scalar_one_or_none()
-    return job if job is not None and job.status == "queued" else None
-
-
-def promote_next(db: Session, session_id: int) -> Job | None:
-    """The session's next job when it is queued and was never sent (it was waiting behind):
-    marked as sent; the caller sends its message after commit."""
-    nxt = next_head(db, session_id)
-    if nxt is None or nxt.dispatched_at is not None:
-        return None
-    nxt.dispatched_at = func.now()  # type: ignore[assignment]
-    return nxt
-
-
 def claim(db: Session, job_id: str, owner: str, lease: timedelta) -> Job | None:
     """Start a run: queued -> running, attempts + 1 (the run's fencing token). None when the job
     is not queued, or is not the head of its session's queue (an earlier job is unfinished)."""
@@ -85,11 +84,10 @@ def claim(db: Session, job_id: str, owner: str, lease: timedelta) -> Job | None:
             run_generation=select(ActivitySession.generation).where(ActivitySession.id == Job.session_id).scalar_subquery(),
             snapshot_seq=select(ActivitySession.turn_count).where(ActivitySession.id == Job.session_id).scalar_subquery(),
         )
-        .returning(Job.id)
+        .returning(Job)
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
-    if row is None:
-        return None
-    return db.execute(select(Job).where(Job.id == job_id).execution_options(populate_existing=True)).scalar_one()
+    return row
 
 
 def fence(db: Session, job_id: str, token: int) -> Job | None:
@@ -98,6 +96,60 @@ def fence(db: Session, job_id: str, token: int) -> Job | None:
         select(Job).where(Job.id == job_id, Job.attempts == token, Job.status == "running").with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
+
+
+_LOCK_RUN = text("""
+    SELECT s.generation, j.cancel_requested
+    FROM jobs j JOIN sessions s ON s.id = j.session_id
+    WHERE j.id = :id AND j.attempts = :token AND j.status = 'running'
+    FOR UPDATE OF j FOR SHARE OF s
+""")
+
+
+def lock_run(db: Session, job_id: str, token: int) -> tuple[int | None, bool] | None:
+    """One round trip before a run's write: lock the job row if this run still owns it, and
+    share-lock its session so no truncate commits in between. Returns (generation, cancel
+    requested), or None when the job is no longer this run's."""
+    row = db.execute(_LOCK_RUN, {"id": job_id, "token": token}).first()
+    return None if row is None else (row[0], bool(row[1]))
+
+
+_FINISH_RUN = text("""
+    WITH done AS (
+        UPDATE jobs SET status = :status, result = coalesce(CAST(:result AS jsonb), result),
+               error = CAST(:error AS jsonb), progress_completed = coalesce(:completed, progress_completed),
+               finished_at = now(), lease_expires_at = NULL
+        WHERE id = :id RETURNING id
+    )
+    SELECT pg_notify('engram_jobs', id) FROM done
+""")
+
+
+def finish_run(db: Session, job_id: str, status: str, *, result: dict[str, Any] | None = None,
+               error: dict[str, Any] | None = None, completed: int | None = None) -> None:
+    """Finish a job locked by ``lock_run`` and wake its long-polls, in one statement."""
+    db.execute(_FINISH_RUN, {"id": job_id, "status": status, "completed": completed,
+                             "result": None if result is None else json.dumps(result),
+                             "error": None if error is None else json.dumps(error)})
+
+
+def record_progress(db: Session, job_id: str, result: dict[str, Any], completed: int) -> None:
+    db.execute(update(Job).where(Job.id == job_id).values(result=result, progress_completed=completed))
+
+
+_PROMOTE = text("""
+    UPDATE jobs SET dispatched_at = now()
+    WHERE id = (SELECT id FROM jobs WHERE session_id = :session_id AND status IN ('queued', 'running')
+                ORDER BY seq LIMIT 1)
+      AND status = 'queued' AND dispatched_at IS NULL
+    RETURNING id, kind
+""")
+
+
+def promote_next_ids(db: Session, session_id: int) -> list[tuple[str, str]]:
+    """One round trip: mark the session's next job as sent when it is queued and was never sent;
+    returns [(id, kind)] to send after commit."""
+    return [(r[0], r[1]) for r in db.execute(_PROMOTE, {"session_id": session_id})]
 
 
 def session_generation(db: Session, session_id: int, *, for_update: bool = False) -> int | None:

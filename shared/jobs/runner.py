@@ -155,8 +155,7 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
 
 
 def _promote(db, session_id: int) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    nxt = repo.promote_next(db, session_id)
-    return [(nxt.id, nxt.kind)] if nxt is not None else []
+    return repo.promote_next_ids(db, session_id)
 
 
 def _fail_or_retry(job: Job, token: int, settings: Settings, retryable: bool,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, SessionDeleted
 from shared.jobs import repository as repo
 from shared.jobs.schemas import FINISHED, JobLinks, JobRead, Progress
 from shared.models import Job, Namespace
@@ -39,12 +39,16 @@ class Enqueued:
 
 def enqueue(db: Session, ns: Namespace, session_name: str, kind: str) -> Enqueued:
     """Accept a long operation. The caller commits, then sends the message if ``send_now``."""
-    s = sessions.get_live(db, ns, session_name)  # the row lock orders the jobs of one session
-    latest = repo.latest_open(db, s.id)
-    if kind == "integrate" and latest is not None and latest.status == "queued" and latest.kind == "integrate":
+    found = repo.lock_session_for_enqueue(db, ns.id, session_name)  # the row lock orders the session's jobs
+    if found is None:
+        raise NotFound(f"session '{session_name}' does not exist in namespace '{ns.name}'")
+    s, latest = found
+    if s.deleted_at is not None:
+        raise SessionDeleted(f"session '{session_name}' is deleted; undelete it before writing to it")
+    if kind == "integrate" and latest is not None and latest[1] == "queued" and latest[2] == "integrate":
         # Coalescing: that queued integration has not taken its snapshot yet, so it will
         # integrate every turn appended before this request too.
-        return Enqueued(latest, created=False, send_now=False)
+        return Enqueued(db.get_one(Job, latest[0]), created=False, send_now=False)
     head = latest is None
     job = Job(id=str(uuid.uuid4()), namespace_id=ns.id, session_id=s.id, session_name=s.name, kind=kind,
               status="queued", dispatched_at=datetime.now(timezone.utc) if head else None)
@@ -74,7 +78,7 @@ def list_(db: Session, ns: Namespace, *, session: str | None, kind: str | None, 
     return Page(items=[to_read(r, ns.name) for r in rows], next_cursor=encode_cursor(rows[-1].seq) if more else None)
 
 
-def cancel(db: Session, ns: Namespace, job_id: str) -> tuple[Job, Job | None]:
+def cancel(db: Session, ns: Namespace, job_id: str) -> tuple[Job, list[tuple[str, str]]]:
     """Cancel: a queued job at once, a running one at its next safe point (between participants).
     Returns the job and, when a queued head was cancelled, the session's next job to send."""
     job = get(db, ns, job_id, lock=True)
@@ -82,8 +86,8 @@ def cancel(db: Session, ns: Namespace, job_id: str) -> tuple[Job, Job | None]:
         raise Conflict(f"job '{job_id}' already finished ({job.status})")
     job.cancel_requested = True
     if job.status == "running":
-        return job, None
+        return job, []
     repo.finish(db, job, "cancelled")
     db.flush()
     db.refresh(job)
-    return job, repo.promote_next(db, job.session_id)
+    return job, repo.promote_next_ids(db, job.session_id)

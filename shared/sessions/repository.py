@@ -93,14 +93,15 @@ def purge_expired(db: Session, now: datetime) -> int:
     return res.rowcount  # type: ignore[attr-defined]
 
 
-def truncate(db: Session, session_id: int) -> int:
-    """Reset the session's conversation; returns the turns deleted. Memories stay: they are the agents'."""
+def truncate(db: Session, session_id: int) -> tuple[int, int]:
+    """Reset the session's conversation; returns (turns deleted, new generation). Memories stay:
+    they are the agents'."""
     turns = db.execute(delete(Turn).where(Turn.session_id == session_id)).rowcount  # type: ignore[attr-defined]
     db.execute(delete(Insight).where(Insight.session_id == session_id))
     db.execute(
         update(Participant).where(Participant.session_id == session_id).values(last_integration_turn=0, bound_after_seq=0)
     )
-    db.execute(
+    generation = db.execute(
         update(ActivitySession)
         .where(ActivitySession.id == session_id)
         .values(
@@ -110,6 +111,7 @@ def truncate(db: Session, session_id: int) -> int:
             data={},
             updated_at=func.now(),
         )
-    )
-    return turns
+        .returning(ActivitySession.generation)
+    ).scalar_one()
+    return turns, generation
 
