@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -9,9 +10,12 @@ from shared.models import Turn
 from shared.sessions.repository import visible_to
 
 
-def insert_many(db: Session, rows: list[dict[str, Any]]) -> list[Turn]:
-    # One multi-row INSERT … RETURNING (SQLAlchemy's insertmanyvalues), not one statement per turn.
-    return list(db.scalars(insert(Turn).returning(Turn, sort_by_parameter_order=True), rows))
+def insert_many(db: Session, rows: list[dict[str, Any]]) -> list[datetime]:
+    """Insert the turns; returns their created_at, in order. One multi-row INSERT … RETURNING
+    (SQLAlchemy's insertmanyvalues) on the table, without building ORM objects."""
+    table = Turn.__table__
+    stmt = insert(table).returning(table.c.created_at, sort_by_parameter_order=True)
+    return list(db.execute(stmt, rows).scalars())
 
 
 def list_after(db: Session, session_id: int, after: int, limit: int, *, viewer: str | None, after_seq: int) -> list[Turn]:

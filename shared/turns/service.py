@@ -32,22 +32,26 @@ def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns
         # The truncate would delete these turns when it runs: refuse them rather than lose them.
         raise Conflict(f"session '{name}' has a truncate pending (job {pending}); append after it finishes",
                        extra={"job": pending})
-    bound = {a.name for _, a, _ in sessions_repo.participants(db, s.id)}
-    for i, t in enumerate(batch.turns):
-        unknown = sorted(set(t.visible_to or ()) - bound)
-        if unknown:
-            raise Unprocessable(f"names agents that are not participants of the session: {', '.join(unknown)}",
-                                loc=["body", "turns", i, "visible_to"])
+    if any(t.visible_to for t in batch.turns):
+        bound = set(sessions_repo.participant_names(db, [s.id])[s.id])
+        for i, t in enumerate(batch.turns):
+            unknown = sorted(set(t.visible_to or ()) - bound)
+            if unknown:
+                raise Unprocessable(f"names agents that are not participants of the session: {', '.join(unknown)}",
+                                    loc=["body", "turns", i, "visible_to"])
     first = s.turn_count + 1
     rows = [
         {"session_id": s.id, "seq": first + i, "speaker": t.speaker, "content": t.content,
          "visible_to": t.visible_to, "metadata": t.metadata}
         for i, t in enumerate(batch.turns)
     ]
-    turns = repo.insert_many(db, rows)
+    created = repo.insert_many(db, rows)
     s.turn_count = first + len(rows) - 1
     s.updated_at = func.now()  # type: ignore[assignment]
-    return AppendResult(first_seq=first, last_seq=s.turn_count, turns=[to_read(t) for t in turns])
+    return AppendResult(first_seq=first, last_seq=s.turn_count, turns=[
+        TurnRead(seq=r["seq"], speaker=r["speaker"], content=r["content"], visible_to=r["visible_to"],
+                 metadata=r["metadata"], created_at=at)
+        for r, at in zip(rows, created, strict=True)])
 
 
 def list_(db: Session, ns: Namespace, name: str, *, participant: str | None, after_seq: int, cursor: str | None,
