@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.metrics import MetricsMiddleware, register_jobs_collector
+from api.metrics import register_jobs_collector
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.routes import agents, jobs, namespaces, ops, participants, sessions, turns
 from api.waiters import JobWaiters
@@ -53,7 +53,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, responses=errors.COMMON_RESPONSES)
     app.include_router(ops.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     register_jobs_collector(settings)
     return app

@@ -7,13 +7,11 @@ same numbers, whichever worker ran the jobs.
 from __future__ import annotations
 
 import logging
-import time
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.config import Settings
 from shared.db import get_engine
@@ -25,29 +23,10 @@ LATENCY = Histogram("engram_http_request_duration_seconds", "HTTP request latenc
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
 
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"  # the template, not the raw path
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one request under its route template (not the raw path: bounded label values)."""
+    REQUESTS.labels(method, route, str(status)).inc()
+    LATENCY.labels(method, route).observe(seconds)
 
 
 _JOBS_SQL = text("""

@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 
+from api.metrics import observe_request
 from shared.logs import bind, clear
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -83,7 +84,8 @@ class BodyLimitMiddleware:
 
 
 class RequestIdMiddleware:
-    """Give every request an id (or keep the caller's X-Request-ID), echo it, and log one line."""
+    """Give every request an id (or keep the caller's X-Request-ID), echo it, log one line and
+    count it in the metrics."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -111,5 +113,6 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, (time.perf_counter() - started) * 1000,
-                     extra={"request_id": request_id})
+            seconds = time.perf_counter() - started
+            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, seconds * 1000)
+            observe_request(scope["method"], getattr(scope.get("route"), "path", None) or "unmatched", status, seconds)

@@ -58,6 +58,15 @@ def sql(settings, statement: str, **params):  # type: ignore[no-untyped-def]
             db.execute(text(statement), params)
 
 
+class NoBeat:
+    """Stands in for the run's heartbeat where a test drives the effects by hand."""
+
+    lost = cancel_requested = False
+
+    def checkpoint(self) -> None:
+        pass
+
+
 # --- rule 1: accepted means done eventually ------------------------------------------------------
 
 
@@ -156,14 +165,8 @@ def test_rule2_a_late_worker_with_an_old_token_writes_nothing(world: World, sett
     assert run_job(job_id, settings, WORKER) == "succeeded"
     insights = world.get(f"/sessions/{name}/participants/ada/insights").json()["items"]
 
-    class Beat:
-        lost = cancel_requested = False
-
-        def checkpoint(self) -> None:
-            pass
-
     with pytest.raises(effects.Fenced):
-        effects.integrate(stale, stale.attempts, settings, load_integrator(settings), Beat(), plans)  # type: ignore[arg-type]
+        effects.integrate(stale, stale.attempts, settings, load_integrator(settings), NoBeat(), plans)  # type: ignore[arg-type]
     assert world.get(f"/sessions/{name}/participants/ada/insights").json()["items"] == insights
 
 
@@ -183,14 +186,8 @@ def test_rule2_an_integration_started_before_a_truncate_commits_nothing_after_it
     with unit_of_work(settings) as db:  # a truncate commits while the integration reflects
         sessions_repo.truncate(db, claimed.session_id)
 
-    class Beat:
-        lost = cancel_requested = False
-
-        def checkpoint(self) -> None:
-            pass
-
     with pytest.raises(effects.Superseded):
-        effects.integrate(claimed, claimed.attempts, settings, load_integrator(settings), Beat(), plans)  # type: ignore[arg-type]
+        effects.integrate(claimed, claimed.attempts, settings, load_integrator(settings), NoBeat(), plans)  # type: ignore[arg-type]
     assert world.get(f"/sessions/{name}/participants/ada/insights").json()["items"] == []
     assert world.get("/agents/ada/memories").json()["items"] == []
     assert world.get(f"/sessions/{name}/participants").json()["items"][0]["last_integration_turn"] == 0
