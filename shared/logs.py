@@ -12,12 +12,12 @@ from typing import Any
 from shared.config import Settings
 
 _EXTRA = ("request_id", "namespace", "session", "job_id")
-_context: ContextVar[dict[str, Any]] = ContextVar("engram_log_context", default={})
+_context: ContextVar[dict[str, Any] | None] = ContextVar("engram_log_context", default=None)
 
 
 def bind(**values: Any) -> None:
     """Attach values (request_id, namespace, session, job_id) to every log line of this context."""
-    _context.set({**_context.get(), **{k: v for k, v in values.items() if v is not None}})
+    _context.set({**(_context.get() or {}), **{k: v for k, v in values.items() if v is not None}})
 
 
 def clear() -> None:
@@ -26,7 +26,7 @@ def clear() -> None:
 
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in _context.get().items():
+        for key, value in (_context.get() or {}).items():
             if not hasattr(record, key):
                 setattr(record, key, value)
         return True
