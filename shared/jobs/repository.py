@@ -42,12 +42,6 @@ def lock_session_for_enqueue(db: Session, namespace_id: int, name: str) -> tuple
     return row[0], (None if row[1] is None else (row[1], row[2], row[3]))
 
 
-def latest_open(db: Session, session_id: int) -> Job | None:
-    return db.execute(
-        select(Job).where(Job.session_id == session_id, Job.status.in_(OPEN)).order_by(Job.seq.desc()).limit(1)
-    ).scalar_one_or_none()
-
-
 def open_truncate(db: Session, session_id: int) -> str | None:
     """The id of a truncate of the session that is queued or running, if any."""
     return db.execute(
