@@ -18,7 +18,8 @@ from shared.namespaces import service as namespaces
 from shared.schemas import SLUG_PATTERN
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: a trivial dependency should not cost a thread-pool hop
     return request.app.state.settings
 
 
@@ -104,7 +105,7 @@ def get_namespace(db: DB, principal: PrincipalDep, namespace: NamespaceName) -> 
 NamespaceDep = Annotated[Namespace, Depends(get_namespace)]
 
 
-def page_params(settings: SettingsDep,
+async def page_params(settings: SettingsDep,
                 limit: Annotated[int, Query(ge=1, le=10_000, description="Page size, at most ENGRAM_MAX_PAGE_SIZE (200).")] = 50,
                 cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")] = None,
                 ) -> tuple[int, str | None]:

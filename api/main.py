@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from api import errors
@@ -38,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One request thread per pooled connection: no request waits for a connection, and none
+        # opens (and closes) one beyond the pool.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
         app.state.job_waiters.start()
         if not settings.auth_required:
             log.warning("!!! OPEN MODE: ENGRAM_ADMIN_KEY is not set, so this dev API accepts requests "

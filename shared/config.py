@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     max_page_size: int = Field(200, ge=1, description="Largest `limit` of a list.")
     max_wait_seconds: int = Field(30, ge=0, le=300, description="Largest `?wait=` of a job GET.")
 
+    db_pool_size: int = Field(
+        20,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections kept per process. The API runs at most this many requests "
+        "at once in its thread pool, so a request never waits for, nor opens, an extra connection.",
+    )
+
     # --- logging -----------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level of every process.")
 

@@ -21,11 +21,13 @@ _lock = threading.Lock()
 _state: dict[str, object] = {}
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     return create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # A little overflow for the long-poll looks and readiness checks; connections beyond the
+        # pool are closed after use, so the API sizes its thread pool to pool_size (api.main).
+        max_overflow=5,
         # No pre-ping (it would cost a round trip per transaction): when PostgreSQL restarts, the
         # first statement on a dead connection fails (503), SQLAlchemy then invalidates the
         # whole pool, and the next request gets a fresh connection.
@@ -47,7 +49,7 @@ def _entry(settings: Settings | None) -> tuple[Engine, sessionmaker[Session]]:
             _state.update(pid=pid, engines={})
         engines: dict = _state["engines"]  # type: ignore[assignment]
         if url not in engines:
-            engine = make_engine(url)
+            engine = make_engine(url, pool_size=settings.db_pool_size)
             engines[url] = (engine, sessionmaker(engine, expire_on_commit=False))
         return engines[url]
 

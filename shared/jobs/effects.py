@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.db import unit_of_work
 from shared.integrators import ChatTurn, Integrator, IntegratorError, InsightDraft, Reflection
 from shared.jobs import repository as repo
-from shared.models import Agent, Insight, Job, Memory, Participant, Turn
+from shared.jobs.repository import Run
 from shared.sessions import repository as sessions_repo
 
 if TYPE_CHECKING:
@@ -38,13 +38,11 @@ class Cancelled(Exception):
 # --- truncate ---------------------------------------------------------------------------------
 
 
-def truncate(db: Session, job: Job) -> list[tuple[str, str]]:
+def truncate(db: Session, job: Run) -> list[tuple[str, str]]:
     """In the claim's transaction: reset the session, finish the job, hand over to the next one."""
     repo.session_generation(db, job.session_id, for_update=True)  # waits for any write in flight
     turns, generation = sessions_repo.truncate(db, job.session_id)
-    job.progress_total = 1
-    repo.finish(db, job, "succeeded", result={"turns_deleted": turns, "generation": generation})
-    job.progress_completed = 1
+    repo.finish_run(db, job.id, "succeeded", result={"turns_deleted": turns, "generation": generation}, completed=1)
     return repo.promote_next_ids(db, job.session_id)
 
 
@@ -62,29 +60,34 @@ class Plan:
     drafts: list[InsightDraft] = field(default_factory=list)
 
 
-def _new_turns(db: Session, job: Job, p: Participant, agent_name: str) -> list[ChatTurn]:
-    # (session_id, seq) is the primary key: the read starts at the watermark, so its cost
-    # follows the new turns, not the session's history.
-    low = max(p.last_integration_turn, p.bound_after_seq)
-    rows = db.execute(
-        select(Turn.seq, Turn.speaker, Turn.content)
-        .where(Turn.session_id == job.session_id, Turn.seq > low, Turn.seq <= job.snapshot_seq,
-               sessions_repo.visible_to(agent_name))
-        .order_by(Turn.seq)
-    )
-    return [ChatTurn(seq=s, speaker=sp, content=c) for s, sp, c in rows]
+_PARTICIPANTS = text("""
+    SELECT p.id, p.agent_id, a.name, a.description, greatest(p.last_integration_turn, p.bound_after_seq),
+           p.last_integration_turn
+    FROM participants p JOIN agents a ON a.id = p.agent_id
+    WHERE p.session_id = :session_id ORDER BY a.name
+""")
+# (session_id, seq) is the primary key: the read starts at the lowest watermark, so its cost
+# follows the new turns, not the session's history.
+_NEW_TURNS = text("""
+    SELECT seq, speaker, content, visible_to FROM turns
+    WHERE session_id = :session_id AND seq > :low AND seq <= :snapshot ORDER BY seq
+""")
 
 
-def plan_integration(db: Session, job: Job) -> list[Plan]:
-    """In the claim's transaction: who to integrate and which turns, as of the claim."""
-    people = db.execute(
-        select(Participant, Agent).join(Agent, Agent.id == Participant.agent_id)
-        .where(Participant.session_id == job.session_id).order_by(Agent.name)
-    ).all()
-    job.progress_total = len(people)
-    job.progress_completed = 0
-    return [Plan(p.id, a.id, a.name, a.description, p.last_integration_turn, _new_turns(db, job, p, a.name))
-            for p, a in people]
+def plan_integration(db: Session, job: Run) -> list[Plan]:
+    """In the claim's transaction: who to integrate and which turns each one sees, as of the claim."""
+    people = db.execute(_PARTICIPANTS, {"session_id": job.session_id}).all()
+    if not people:
+        return []
+    low = min(p[4] for p in people)
+    turns = db.execute(_NEW_TURNS, {"session_id": job.session_id, "low": low, "snapshot": job.snapshot_seq}).all()
+    plans = []
+    for pid, agent_id, name, description, start, watermark in people:
+        # The visibility rule of sessions_repo.visible_to, applied to the rows read once for all.
+        seen = [ChatTurn(seq=q, speaker=sp, content=c) for q, sp, c, vis in turns
+                if q > start and (vis is None or name in vis or sp == name)]
+        plans.append(Plan(pid, agent_id, name, description, watermark, seen))
+    return plans
 
 
 def _check_drafts(drafts: list[InsightDraft], turns: list[ChatTurn], integrator: Integrator) -> None:
@@ -98,7 +101,7 @@ def _check_drafts(drafts: list[InsightDraft], turns: list[ChatTurn], integrator:
             raise IntegratorError(f"{integrator.name} integrator: insight {i} cites turns it was not given")
 
 
-def integrate(job: Job, token: int, settings: Settings, integrator: Integrator, hb: Heartbeat,
+def integrate(job: Run, token: int, settings: Settings, integrator: Integrator, hb: Heartbeat,
               plans: list[Plan]) -> list[tuple[str, str]]:
     """Reflect for every participant first (no writes: a failing integrator writes nothing), then
     commit each participant in its own transaction; the last one also finishes the job."""
@@ -120,7 +123,7 @@ def integrate(job: Job, token: int, settings: Settings, integrator: Integrator, 
     return handover
 
 
-def _lock(db: Session, job: Job, token: int) -> bool:
+def _lock(db: Session, job: Run, token: int) -> bool:
     """Lock the run's job and session for a write; returns whether a cancel was requested."""
     locked = repo.lock_run(db, job.id, token)
     if locked is None:
@@ -142,17 +145,13 @@ def _checkpoint(hb: Heartbeat) -> None:
         raise Cancelled()
 
 
-def _commit_participant(job: Job, token: int, settings: Settings, plan: Plan, *, done: int,
+def _commit_participant(job: Run, token: int, settings: Settings, plan: Plan, *, done: int,
                         last: bool) -> list[tuple[str, str]]:
     with unit_of_work(settings) as db:
         if _lock(db, job, token):
             raise Cancelled()
-        moved = db.execute(
-            update(Participant)
-            .where(Participant.id == plan.participant_id, Participant.last_integration_turn == plan.watermark)
-            .values(last_integration_turn=func.greatest(Participant.last_integration_turn, job.snapshot_seq))
-            .returning(Participant.last_integration_turn)
-        ).scalar_one_or_none()
+        moved = db.execute(_MOVE_WATERMARK, {"id": plan.participant_id, "watermark": plan.watermark,
+                                             "snapshot": job.snapshot_seq}).scalar_one_or_none()
         insights = memories = 0
         if moved is not None and plan.drafts:
             insights, memories = _store(db, job, plan, settings.memory_similarity_threshold)
@@ -172,17 +171,32 @@ def _commit_participant(job: Job, token: int, settings: Settings, plan: Plan, *,
     return handover
 
 
-def _store(db: Session, job: Job, plan: Plan, threshold: float) -> tuple[int, int]:
-    db.execute(insert(Insight), [
+_MOVE_WATERMARK = text("""
+    UPDATE participants SET last_integration_turn = greatest(last_integration_turn, :snapshot)
+    WHERE id = :id AND last_integration_turn = :watermark RETURNING last_integration_turn
+""")
+_INSERT_INSIGHT = text("""
+    INSERT INTO insights (session_id, agent_id, content, importance, evidence, job_id)
+    VALUES (:session_id, :agent_id, :content, :importance, :evidence, :job_id)
+""")
+# Lock the agent (two sessions integrating it cannot both add one memory) and read what it
+# remembers, in one round trip.
+_KNOWN_MEMORIES = text("""
+    SELECT m.content FROM agents a LEFT JOIN memories m ON m.agent_id = a.id WHERE a.id = :agent_id FOR UPDATE OF a
+""")
+_INSERT_MEMORY = text("""
+    INSERT INTO memories (agent_id, session_id, session_name, content, importance, evidence, job_id)
+    VALUES (:agent_id, :session_id, :session_name, :content, :importance, :evidence, :job_id)
+""")
+
+
+def _store(db: Session, job: Run, plan: Plan, threshold: float) -> tuple[int, int]:
+    db.execute(_INSERT_INSIGHT, [
         {"session_id": job.session_id, "agent_id": plan.agent_id, "content": d.content, "importance": d.importance,
          "evidence": sorted(set(d.evidence)), "job_id": job.id}
         for d in plan.drafts
     ])
-    # Lock the agent (so two sessions integrating it cannot both add one memory) and read what it
-    # remembers, in one round trip.
-    known = [c for c in db.execute(
-        select(Memory.content).select_from(Agent).join(Memory, Memory.agent_id == Agent.id, isouter=True)
-        .where(Agent.id == plan.agent_id).with_for_update(of=Agent)).scalars() if c is not None]
+    known = [c for c in db.execute(_KNOWN_MEMORIES, {"agent_id": plan.agent_id}).scalars() if c is not None]
     new: list[dict[str, Any]] = []
     for d in plan.drafts:
         match = process.extractOne(d.content, known, scorer=fuzz.token_set_ratio, score_cutoff=threshold) if known else None
@@ -193,7 +207,7 @@ def _store(db: Session, job: Job, plan: Plan, threshold: float) -> tuple[int, in
                     "content": d.content, "importance": d.importance, "evidence": sorted(set(d.evidence)),
                     "job_id": job.id})
     if new:
-        db.execute(insert(Memory), new)
+        db.execute(_INSERT_MEMORY, new)
     return len(plan.drafts), len(new)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,20 +27,41 @@ def get(db: Session, namespace_id: int, job_id: str, *, lock: bool = False) -> J
     return db.execute(q).scalar_one_or_none()
 
 
-def lock_session_for_enqueue(db: Session, namespace_id: int, name: str) -> tuple[ActivitySession, tuple | None] | None:
-    """One round trip: the session row locked (orders the session's jobs) and the (id, status,
-    kind) of its latest unfinished job, if any."""
-    latest = (select(Job.id, Job.status, Job.kind).where(Job.session_id == ActivitySession.id, Job.status.in_(OPEN))
-              .order_by(Job.seq.desc()).limit(1).correlate(ActivitySession).lateral("latest"))
-    row = db.execute(
-        select(ActivitySession, latest.c.id, latest.c.status, latest.c.kind)
-        .outerjoin(latest, text("true"))
-        .where(ActivitySession.namespace_id == namespace_id, ActivitySession.name == name)
-        .with_for_update(of=ActivitySession)
-    ).first()
+_LOCK_FOR_ENQUEUE = text("""
+    SELECT s.id, s.name, s.deleted_at IS NOT NULL, l.id, l.status, l.kind
+    FROM sessions s
+    LEFT JOIN LATERAL (SELECT j.id, j.status, j.kind FROM jobs j
+                       WHERE j.session_id = s.id AND j.status IN ('queued', 'running')
+                       ORDER BY j.seq DESC LIMIT 1) l ON true
+    WHERE s.namespace_id = :namespace_id AND s.name = :name
+    FOR UPDATE OF s
+""")
+
+
+def lock_session_for_enqueue(db: Session, namespace_id: int, name: str):  # type: ignore[no-untyped-def]
+    """One round trip: the session row locked (it orders the session's jobs), and the latest
+    unfinished job of the session. Returns (session_id, session_name, deleted, latest) where
+    latest is (id, status, kind) or None; None when there is no such session."""
+    row = db.execute(_LOCK_FOR_ENQUEUE, {"namespace_id": namespace_id, "name": name}).first()
     if row is None:
         return None
-    return row[0], (None if row[1] is None else (row[1], row[2], row[3]))
+    return row[0], row[1], row[2], (None if row[3] is None else (row[3], row[4], row[5]))
+
+
+_INSERT_JOB = text("""
+    INSERT INTO jobs (id, namespace_id, session_id, session_name, kind, status, attempts, progress_completed,
+                      progress_total, cancel_requested, dispatched_at)
+    VALUES (:id, :namespace_id, :session_id, :session_name, :kind, 'queued', 0, 0, 0, false,
+            CASE WHEN :head THEN now() END)
+    RETURNING created_at
+""")
+
+
+def insert_job(db: Session, job: Job, *, head: bool) -> None:
+    """Insert a new queued job (marked as sent when it is its session's head)."""
+    job.created_at = db.execute(_INSERT_JOB, {
+        "id": job.id, "namespace_id": job.namespace_id, "session_id": job.session_id,
+        "session_name": job.session_name, "kind": job.kind, "head": head}).scalar_one()
 
 
 def open_truncate(db: Session, session_id: int) -> str | None:
@@ -63,25 +85,41 @@ def list_(db: Session, namespace_id: int, *, before: int | None, limit: int, ses
     return list(db.execute(q).scalars())
 
 
-def claim(db: Session, job_id: str, owner: str, lease: timedelta) -> Job | None:
-    """Start a run: queued -> running, attempts + 1 (the run's fencing token). None when the job
-    is not queued, or is not the head of its session's queue (an earlier job is unfinished)."""
-    row = db.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "queued", _no_earlier_open_job())
-        .values(
-            status="running",
-            attempts=Job.attempts + 1,
-            lease_owner=owner,
-            lease_expires_at=func.now() + lease,
-            started_at=func.coalesce(Job.started_at, func.now()),
-            run_generation=select(ActivitySession.generation).where(ActivitySession.id == Job.session_id).scalar_subquery(),
-            snapshot_seq=select(ActivitySession.turn_count).where(ActivitySession.id == Job.session_id).scalar_subquery(),
-        )
-        .returning(Job)
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    return row
+@dataclass
+class Run:
+    """What a run needs to know about its job: read once, by the claim."""
+
+    id: str
+    session_id: int
+    session_name: str
+    kind: str
+    attempts: int  # the run's fencing token
+    run_generation: int
+    snapshot_seq: int
+    result: dict[str, Any] | None
+
+
+_CLAIM = text("""
+    UPDATE jobs j
+    SET status = 'running', attempts = j.attempts + 1, lease_owner = :owner,
+        lease_expires_at = now() + make_interval(secs => :lease), started_at = coalesce(j.started_at, now()),
+        run_generation = s.generation, snapshot_seq = s.turn_count, progress_completed = 0,
+        progress_total = CASE WHEN j.kind = 'truncate' THEN 1
+                              ELSE (SELECT count(*) FROM participants p WHERE p.session_id = j.session_id) END
+    FROM sessions s
+    WHERE j.id = :id AND s.id = j.session_id AND j.status = 'queued'
+      AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.session_id = j.session_id
+                      AND e.status IN ('queued', 'running') AND e.seq < j.seq)
+    RETURNING j.id, j.session_id, j.session_name, j.kind, j.attempts, j.run_generation, j.snapshot_seq, j.result
+""")
+
+
+def claim(db: Session, job_id: str, owner: str, lease: timedelta) -> Run | None:
+    """Start a run: queued -> running, attempts + 1 (the run's fencing token), and take the
+    session's generation and last seq. None when the job is not queued, or is not the head of
+    its session's queue (an earlier job is unfinished)."""
+    row = db.execute(_CLAIM, {"id": job_id, "owner": owner, "lease": lease.total_seconds()}).first()
+    return None if row is None else Run(*row)
 
 
 def fence(db: Session, job_id: str, token: int) -> Job | None:

@@ -24,12 +24,15 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from shared import queue
 from shared.config import Settings
 from shared.db import unit_of_work
 from shared.integrators import Integrator, IntegratorError, load_integrator
 from shared.jobs import effects
 from shared.jobs import repository as repo
+from shared.jobs.repository import Run
 from shared.logs import bind as bind_log_context
 from shared.logs import clear as clear_log_context
 from shared.models import Job
@@ -108,8 +111,7 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
     with unit_of_work(settings) as db:
         job = repo.claim(db, job_id, owner, lease)
         if job is None:
-            current = db.get(Job, job_id)
-            state = "gone" if current is None else current.status
+            state = db.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none() or "gone"
         elif job.kind == "truncate":
             # Claim, effects, finish and hand-over in one transaction.
             handover = effects.truncate(db, job)
@@ -158,7 +160,7 @@ def _promote(db, session_id: int) -> list[tuple[str, str]]:  # type: ignore[no-u
     return repo.promote_next_ids(db, session_id)
 
 
-def _fail_or_retry(job: Job, token: int, settings: Settings, retryable: bool,
+def _fail_or_retry(job: Run, token: int, settings: Settings, retryable: bool,
                    error: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
     with unit_of_work(settings) as db:
         current = repo.fence(db, job.id, token)

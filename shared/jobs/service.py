@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -42,18 +41,17 @@ def enqueue(db: Session, ns: Namespace, session_name: str, kind: str) -> Enqueue
     found = repo.lock_session_for_enqueue(db, ns.id, session_name)  # the row lock orders the session's jobs
     if found is None:
         raise NotFound(f"session '{session_name}' does not exist in namespace '{ns.name}'")
-    s, latest = found
-    if s.deleted_at is not None:
+    session_id, name, deleted, latest = found
+    if deleted:
         raise SessionDeleted(f"session '{session_name}' is deleted; undelete it before writing to it")
     if kind == "integrate" and latest is not None and latest[1] == "queued" and latest[2] == "integrate":
         # Coalescing: that queued integration has not taken its snapshot yet, so it will
         # integrate every turn appended before this request too.
         return Enqueued(db.get_one(Job, latest[0]), created=False, send_now=False)
     head = latest is None
-    job = Job(id=str(uuid.uuid4()), namespace_id=ns.id, session_id=s.id, session_name=s.name, kind=kind,
-              status="queued", dispatched_at=datetime.now(timezone.utc) if head else None)
-    db.add(job)
-    db.flush()  # INSERT … RETURNING brings back seq and created_at: no extra SELECT
+    job = Job(id=str(uuid.uuid4()), namespace_id=ns.id, session_id=session_id, session_name=name, kind=kind,
+              status="queued", attempts=0, progress_completed=0, progress_total=0, cancel_requested=False)
+    repo.insert_job(db, job, head=head)  # a plain INSERT … RETURNING: the hot path of every submit
     return Enqueued(job, created=True, send_now=head)
 
 
