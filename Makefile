@@ -21,6 +21,10 @@ test: $(STAMP) ## the whole suite: unit, integration (real PostgreSQL/Redis) and
 	bash scripts/install-browser.sh
 	$(BIN)/python -m pytest
 
+bench: $(STAMP) ## the benchmark: real system, same-run references; writes bench/results.json and bench/report.md
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m bench
+
 test-fast: $(STAMP) ## unit and integration tests only
 	$(BIN)/python -m pytest tests/unit tests/integration
 

@@ -79,6 +79,14 @@ class Settings(BaseSettings):
         "agent's memories reaches this value is a near-duplicate and is not added again.",
     )
 
+    memory_dedup_window: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Near-duplicates are looked for among the agent's this many most recent memories "
+        "(bounds the cost of an integration for agents that remember a lot).",
+    )
+
     # --- jobs ------------------------------------------------------------------------------------
     job_lease_seconds: float = Field(
         60.0, gt=0, description="A running job's lease; the worker renews it every third of it."

@@ -154,7 +154,8 @@ def _commit_participant(job: Run, token: int, settings: Settings, plan: Plan, *,
                                              "snapshot": job.snapshot_seq}).scalar_one_or_none()
         insights = memories = 0
         if moved is not None and plan.drafts:
-            insights, memories = _store(db, job, plan, settings.memory_similarity_threshold)
+            insights, memories = _store(db, job, plan, settings.memory_similarity_threshold,
+                                        settings.memory_dedup_window)
         if moved is None:
             log.info("participant %s of job %s was unbound or rebound meanwhile; skipped", plan.name, job.id)
         entry = {"name": plan.name, "turns_integrated": len(plan.turns) if moved is not None else 0,
@@ -179,10 +180,13 @@ _INSERT_INSIGHT = text("""
     INSERT INTO insights (session_id, agent_id, content, importance, evidence, job_id)
     VALUES (:session_id, :agent_id, :content, :importance, :evidence, :job_id)
 """)
-# Lock the agent (two sessions integrating it cannot both add one memory) and read what it
-# remembers, in one round trip.
+# Lock the agent (two sessions integrating it cannot both add one memory) and read its most recent
+# memories, the window near-duplicates are looked for in, in one round trip. The window bounds the
+# cost of an integration however much the agent remembers.
 _KNOWN_MEMORIES = text("""
-    SELECT m.content FROM agents a LEFT JOIN memories m ON m.agent_id = a.id WHERE a.id = :agent_id FOR UPDATE OF a
+    WITH locked AS (SELECT id FROM agents WHERE id = :agent_id FOR UPDATE)
+    SELECT m.content FROM locked
+    JOIN LATERAL (SELECT content FROM memories WHERE agent_id = locked.id ORDER BY id DESC LIMIT :window) m ON true
 """)
 _INSERT_MEMORY = text("""
     INSERT INTO memories (agent_id, session_id, session_name, content, importance, evidence, job_id)
@@ -190,13 +194,13 @@ _INSERT_MEMORY = text("""
 """)
 
 
-def _store(db: Session, job: Run, plan: Plan, threshold: float) -> tuple[int, int]:
+def _store(db: Session, job: Run, plan: Plan, threshold: float, window: int) -> tuple[int, int]:
     db.execute(_INSERT_INSIGHT, [
         {"session_id": job.session_id, "agent_id": plan.agent_id, "content": d.content, "importance": d.importance,
          "evidence": sorted(set(d.evidence)), "job_id": job.id}
         for d in plan.drafts
     ])
-    known = [c for c in db.execute(_KNOWN_MEMORIES, {"agent_id": plan.agent_id}).scalars() if c is not None]
+    known = list(db.execute(_KNOWN_MEMORIES, {"agent_id": plan.agent_id, "window": window}).scalars())
     new: list[dict[str, Any]] = []
     for d in plan.drafts:
         match = process.extractOne(d.content, known, scorer=fuzz.token_set_ratio, score_cutoff=threshold) if known else None

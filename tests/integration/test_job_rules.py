@@ -390,3 +390,21 @@ def test_rule7_finished_jobs_are_kept_then_purged(world: World, settings) -> Non
     reconcile_once(settings)
     assert world.get(f"/jobs/{old}").status_code == 404
     assert world.get(f"/jobs/{recent}").status_code == 200
+
+
+# --- memories ---------------------------------------------------------------------------------------
+
+
+def test_near_duplicate_insights_do_not_become_memories_twice(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+    first, second = conversation(world, "ada"), world.session()
+    world.bind(second, "ada")
+    world.turns(second, *[{"speaker": "user", "content": f"The release {i} of the billing service fixes invoice "
+                           f"rounding for customers in Japan after the tax change number {i}."} for i in range(3)])
+    for name in (first, second):
+        job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
+        assert run_job(job_id, settings, WORKER) == "succeeded"
+    results = [p for j in world.get("/jobs").json()["items"] for p in j["result"]["participants"]]
+    assert all(p["insights_created"] >= 1 for p in results)
+    # The same conversation twice: insights in both sessions, memories once.
+    assert sum(p["memories_created"] for p in results) == results[0]["insights_created"]
+    assert len(world.get("/agents/ada/memories").json()["items"]) == results[0]["insights_created"]
