@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
@@ -26,18 +27,39 @@ async def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_db(settings: SettingsDep) -> Iterator[Session]:
-    """One transaction per request: committed when the handler returns, rolled back if it raises.
-    Work registered with ``shared.db.after_commit`` (sending job messages) runs after the commit,
-    still before the response is sent."""
-    db = session_factory(settings)()
+def _rollback_and_close(db: Session) -> None:
     try:
-        with db.begin():
-            yield db
-        for fn in db.info.pop("after_commit", []):
-            fn()
+        db.rollback()
     finally:
         db.close()
+
+
+def _commit_and_close(db: Session) -> None:
+    try:
+        db.commit()
+    except BaseException:
+        _rollback_and_close(db)
+        raise
+    hooks = db.info.pop("after_commit", [])
+    db.close()  # the connection goes back to the pool before the hooks talk to Redis
+    for fn in hooks:
+        fn()
+
+
+async def get_db(settings: SettingsDep) -> AsyncIterator[Session]:
+    """One transaction per request: committed when the handler returns, rolled back if it raises.
+    Work registered with ``shared.db.after_commit`` (sending job messages) runs after the commit,
+    still before the response is sent.
+
+    async, with the commit in one thread-pool call: a Session connects lazily, so opening it needs
+    no thread, and the request pays one hop for the commit instead of two around a generator."""
+    db = session_factory(settings)()
+    try:
+        yield db
+    except BaseException:
+        await run_in_threadpool(_rollback_and_close, db)
+        raise
+    await run_in_threadpool(_commit_and_close, db)
 
 
 # scope="function": commit before the response leaves, so a 2xx always means committed.
@@ -68,15 +90,17 @@ def authenticate(db: Session, settings: Settings, authorization: str | None) -> 
     return Principal(admin=False, namespace_id=ns_id)
 
 
-def get_principal(db: DB, settings: SettingsDep,
-                  authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> Principal:
+Authorization = Annotated[str | None, Header(include_in_schema=False)]
+
+
+def get_principal(db: DB, settings: SettingsDep, authorization: Authorization = None) -> Principal:
     return authenticate(db, settings, authorization)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.admin:
         raise Forbidden("this operation needs the admin key")
     return principal
@@ -98,8 +122,10 @@ def resolve_namespace(db: Session, principal: Principal, name: str) -> Namespace
     return ns
 
 
-def get_namespace(db: DB, principal: PrincipalDep, namespace: NamespaceName) -> Namespace:
-    return resolve_namespace(db, principal, namespace)
+def get_namespace(db: DB, settings: SettingsDep, namespace: NamespaceName,
+                  authorization: Authorization = None) -> Namespace:
+    # Authenticates itself (rather than depending on get_principal): one thread-pool hop, not two.
+    return resolve_namespace(db, authenticate(db, settings, authorization), namespace)
 
 
 NamespaceDep = Annotated[Namespace, Depends(get_namespace)]

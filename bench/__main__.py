@@ -1,13 +1,15 @@
 """`python -m bench` (`make bench`): start the real system, measure it against references, report.
 
-    python -m bench            full run (~5 minutes on 2 cores)
-    python -m bench --quick    smaller counts, for smoke checks (~1-2 minutes)
-    python -m bench --profile  also record py-spy profiles of the api and worker w1 during the submit,
-                               end-to-end and throughput phases (bench/profiles/; figures then carry
-                               the profiler's overhead and are written there, not to bench/results.json;
-                               read them with `python -m bench.profile_summary bench/profiles/*.txt`)
-    python -m bench --only submit,e2e   run some phases only
+    python -m bench                  full run (about 5 minutes on 2 cores)
+    python -m bench --quick          smaller counts, for smoke checks (about 1 minute)
+    python -m bench --only submit,e2e
+    python -m bench --profile        also py-spy the api and worker w1 during the submit, e2e,
+                                     ingest and throughput phases; profiles, results and report
+                                     go to bench/profiles/ (the profiler costs CPU, so these
+                                     figures are not the reference ones); read them with
+                                     `python -m bench.profile_summary bench/profiles/*.txt`
 
+Writes bench/results.json, bench/report.md and bench/integration_vs_turns.png.
 See BENCHMARKS.md for what each figure means.
 """
 
@@ -19,7 +21,7 @@ import os
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -29,11 +31,13 @@ PHASES = ("submit", "e2e", "ingest", "scaling", "throughput", "memory")
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller counts (smoke check)")
-    p.add_argument("--profile", action="store_true", help="py-spy the api and worker w1 during submit, e2e and throughput")
+    p.add_argument("--profile", action="store_true", help="py-spy the api and worker w1 during submit, e2e, ingest and throughput")
     p.add_argument("--profile-mode", choices=("gil", "wall"), default="gil",
                    help="gil: only threads holding the GIL (CPU spent in Python); wall: every non-idle thread")
     p.add_argument("--only", default="", help=f"comma-separated phases among {','.join(PHASES)}")
     p.add_argument("--memory-jobs", type=int, default=None, help="jobs of the memory phase (default 5000, quick 300)")
+    p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                   help="first wait up to SECONDS for the machine's CPU load to drop below 25%% of one core")
     p.add_argument("--out", type=Path, default=None, help="output folder (default bench/, or bench/profiles with --profile)")
     return p.parse_args(argv)
 
@@ -74,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     import psutil
 
     background = round(psutil.cpu_percent(interval=2.0) * (os.cpu_count() or 1), 1)
+    deadline = time.monotonic() + args.wait_quiet
+    while background > 25 and time.monotonic() < deadline:
+        print(f"  waiting for a quieter machine (CPU load {background:.0f}% of one core) …", flush=True)
+        time.sleep(5)
+        background = round(psutil.cpu_percent(interval=2.0) * (os.cpu_count() or 1), 1)
     print(f"engram bench ({cfg.name}): background CPU load before starting: {background:.0f}% of one core", flush=True)
     if background > 25:
         print("  warning: the machine is busy with other work; figures will be noisy (see 'other processes' in "
@@ -122,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             if ctx is not None:
                 pg_version = str(ctx.sql("SHOW server_version")[0][0])
                 ctx.db.close()
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception as exc:  # noqa: BLE001 - the report only loses the version
+            print(f"warning: could not read PostgreSQL's version: {exc}", file=sys.stderr)
         if procs is not None:
             print("stopping processes …", flush=True)
             procs.stop_all()
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     run = {
         "mode": cfg.name + (" (profiled)" if args.profile else ""),
         "phases": names,
-        "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "duration_s": round(duration, 1),
         "machine": report.machine(),
         "background_cpu_pct_of_core_at_start": background,

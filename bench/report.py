@@ -29,7 +29,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
                                 cwd=Path(__file__).resolve().parents[1], timeout=5).stdout.strip()
     except Exception:  # noqa: BLE001
         commit = ""
@@ -104,6 +104,9 @@ def plot(path: Path, figures: list[Figure]) -> bool:
     return True
 
 
+_CPU_NAMES = {"other processes (not the bench's)": "other processes", "bench client": "load client"}
+
+
 def markdown(run: dict[str, Any], figures: list[Figure], plot_name: str | None) -> str:
     m = run["machine"]
     lines = [
@@ -112,7 +115,9 @@ def markdown(run: dict[str, Any], figures: list[Figure], plot_name: str | None) 
         f"Run `{run['mode']}` on {run['finished_at']} — {m['nproc']} cores ({m['cpu']}), {m['memory_gb']} GB, "
         f"Python {m['python']}, commit `{m['commit']}`. PostgreSQL {run['services']['postgres_version']} "
         f"({run['services']['postgres']}), Redis {run['services']['redis']}. Took {run['duration_s']:.0f} s. "
-        "How to read it: `BENCHMARKS.md`.",
+        "How to read it: `BENCHMARKS.md`." + (f" Phases run: {', '.join(run['phases'])}." if len(run["phases"]) < 6 else "")
+        + (f" The machine was busy before the start ({run['background_cpu_pct_of_core_at_start']:.0f}% of a core): "
+           "figures are noisy." if run.get("background_cpu_pct_of_core_at_start", 0) > 25 else ""),
         "",
         "| figure | value | reference | ratio | target | result |",
         "|---|---:|---:|---:|---|---|",
@@ -122,11 +127,16 @@ def markdown(run: dict[str, Any], figures: list[Figure], plot_name: str | None) 
         lines.append(f"| {f.title} | {_fmt(f.value)} {f.unit} | {ref} ({f.reference_label}) | {_fmt(f.ratio)} | "
                      f"{f.target or '-'} | **{verdict(f)}** |" if f.passed is not None else
                      f"| {f.title} | {_fmt(f.value)} {f.unit} | {ref} ({f.reference_label}) | {_fmt(f.ratio)} | - | info |")
-    lines += ["", "Details:", ""]
+    lines += ["", "Notes:", ""]
     for f in figures:
-        d = {k: v for k, v in f.details.items() if k not in ("samples_mb", "sweep_ms")}
-        if d:
-            lines.append(f"- **{f.key}**: " + "; ".join(f"{k} = {v}" for k, v in d.items()))
+        parts = [f.note] if f.note else []
+        cpu = f.details.get("cpu_pct_of_core")
+        if cpu:
+            parts.append("CPU in % of one core: " + ", ".join(
+                f"{_CPU_NAMES.get(k, k)} {v:.0f}" for k, v in cpu.items() if k != "machine (all cores)"))
+        if parts:
+            lines.append(f"- **{f.key}**: " + "; ".join(parts))
+    lines += ["", "All details, per round and per sample, are in `results.json`."]
     if plot_name:
         lines += ["", f"![integration time against new turns]({plot_name})", ""]
     return "\n".join(lines) + "\n"

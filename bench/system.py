@@ -49,6 +49,7 @@ class Services:
         self.kind = {"postgres": "", "redis": ""}
         self._pg = self._redis = None
         self._drop: tuple[str, str] | None = None
+        self._postmaster = None
 
     def start(self) -> None:
         from shared.config import Settings
@@ -87,12 +88,15 @@ class Services:
 
         out: dict[str, list[object]] = {"postgres": [], "redis": []}
         if self._pg is not None:
-            data = str(self.tmp / "pg")
-            for p in psutil.process_iter(["cmdline"]):
-                cmd = p.info["cmdline"] or []
-                if cmd and cmd[0].endswith("postgres") and data in cmd:
-                    out["postgres"] = [p, *p.children(recursive=True)]
-                    break
+            if self._postmaster is None or not self._postmaster.is_running():
+                data = str(self.tmp / "pg")
+                for p in psutil.process_iter(["cmdline"]):
+                    cmd = p.info["cmdline"] or []
+                    if cmd and cmd[0].endswith("postgres") and data in cmd:
+                        self._postmaster = p
+                        break
+            if self._postmaster is not None:
+                out["postgres"] = [self._postmaster, *self._postmaster.children(recursive=True)]
         if self._redis is not None and self._redis._proc is not None:
             out["redis"] = [psutil.Process(self._redis._proc.pid)]
         return out

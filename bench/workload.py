@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.loadgen import Client
 
-COMMON = (
+COMMON = (  # noqa: SIM905 - a sentence reads better than a list of 80 strings
     "the a to of and in is it you that for on with as this be at have are we not but they our can "
     "what about will would should could there their when which how all more some then than also just "
     "because after before need next plan team budget release deadline customer meeting design review "

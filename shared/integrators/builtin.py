@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,6 +62,9 @@ class BuiltinIntegrator:
             lan=language, n=self.max_phrase_words, top=self.top_phrases
         )
         self._stopwords = frozenset(w for w in self._extractor.stopword_set if w)
+        # Participants of one session mostly see the same turns: their keyphrases are computed once.
+        self._recent: OrderedDict[str, dict[tuple[str, ...], float]] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     # --- public ----------------------------------------------------------------------------
 
@@ -90,6 +95,10 @@ class BuiltinIntegrator:
         """YAKE keyphrases of the whole batch, as word tuples, weighted 1.0 (best) down to ~0."""
         corpus = " ".join(_as_sentence(t) for t in _fit_budget(texts, self.yake_char_budget))
         corpus = _LONG_RUN.sub(_break_run, corpus)
+        with self._recent_lock:
+            if corpus in self._recent:
+                self._recent.move_to_end(corpus)
+                return self._recent[corpus]
         try:
             ranked = self._extractor.extract_keywords(corpus)
         except Exception:  # noqa: BLE001 - salience then falls back to length alone
@@ -99,6 +108,10 @@ class BuiltinIntegrator:
             words = tuple(w.lower() for w in _WORD.findall(phrase))
             if words and words not in weights:
                 weights[words] = (self.top_phrases - rank) / self.top_phrases
+        with self._recent_lock:
+            self._recent[corpus] = weights
+            while len(self._recent) > 8:
+                self._recent.popitem(last=False)
         return weights
 
     def _score(self, turn: ChatTurn, text: str, weights: dict[tuple[str, ...], float]) -> _Scored:
