@@ -51,6 +51,8 @@ def reconcile_once(settings: Settings) -> PassReport:
         to_send = [(j.id, j.kind) for j in heads]
         now = datetime.now(timezone.utc)
         for j in heads:
+            if j.dispatched_at is not None:
+                j.redispatches += 1  # a re-send, not the first message: back off
             j.dispatched_at = now
     for job_id, kind in to_send:
         if queue.send(job_id, kind, settings):

@@ -224,7 +224,7 @@ def requeue_expired(db: Session, max_attempts: int) -> list[str]:
     return list(db.execute(
         update(Job)
         .where(Job.status == "running", Job.lease_expires_at < func.now(), Job.attempts < max_attempts)
-        .values(status="queued", lease_owner=None, lease_expires_at=None, dispatched_at=None)
+        .values(status="queued", lease_owner=None, lease_expires_at=None, dispatched_at=None, redispatches=0)
         .returning(Job.id)
     ).scalars())
 
@@ -236,14 +236,20 @@ def expired_out_of_attempts(db: Session, max_attempts: int) -> list[Job]:
     ).scalars())
 
 
+REDISPATCH_BACKOFF_CAP = 4  # at most 2**4 = 16 times the base interval between re-sends
+
+
 def heads_to_dispatch(db: Session, older_than: timedelta, limit: int = 1000) -> list[Job]:
-    """Queued session heads with no message, or whose message is older than ``older_than``."""
+    """Queued session heads with no message, or whose message is older than ``older_than``,
+    doubled for each re-send already made (up to 16 times)."""
+    wait = func.make_interval(0, 0, 0, 0, 0, 0, older_than.total_seconds() * func.power(
+        2, func.least(Job.redispatches, REDISPATCH_BACKOFF_CAP)))
     return list(db.execute(
         select(Job)
         .where(
             Job.status == "queued",
             _no_earlier_open_job(),
-            (Job.dispatched_at.is_(None)) | (Job.dispatched_at < func.now() - older_than),
+            (Job.dispatched_at.is_(None)) | (Job.dispatched_at < func.now() - wait),
         )
         .order_by(Job.seq)
         .limit(limit)

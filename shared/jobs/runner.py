@@ -172,6 +172,7 @@ def _fail_or_retry(job: Run, token: int, settings: Settings, retryable: bool,
             current.lease_owner = None
             current.lease_expires_at = None
             current.dispatched_at = None
+            current.redispatches = 0
             current.error = error
             return "retrying", _promote(db, job.session_id)
         repo.finish(db, current, "failed", error=error)

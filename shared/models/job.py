@@ -38,6 +38,9 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     dispatched_at: Mapped[datetime | None]  # last Celery message sent for it
+    # Messages the reconciler re-sent while the job stayed queued: each doubles the wait before
+    # the next one, so a long backlog behind busy workers is not flooded with duplicates.
+    redispatches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
     # Taken when a run starts: the session generation it is fenced on, and the last seq it sees.

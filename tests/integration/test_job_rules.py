@@ -408,3 +408,19 @@ def test_near_duplicate_insights_do_not_become_memories_twice(world: World, sett
     # The same conversation twice: insights in both sessions, memories once.
     assert sum(p["memories_created"] for p in results) == results[0]["insights_created"]
     assert len(world.get("/agents/ada/memories").json()["items"]) == results[0]["insights_created"]
+
+
+def test_rule1_redispatch_backs_off_while_a_job_stays_queued(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+    base = settings.job_redispatch_seconds
+    name = conversation(world, "ada")
+    job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
+    redis.Redis.from_url(settings.redis_url).delete(task_names.QUEUE)
+    # Re-sent three times already: the next re-send waits 2**3 base intervals, not one.
+    sql(settings, "UPDATE jobs SET redispatches = 3, dispatched_at = now() - make_interval(secs => :s) WHERE id = :id",
+        id=job_id, s=base * 4)
+    reconcile_once(settings)
+    assert job_id not in messages(settings)
+    sql(settings, "UPDATE jobs SET dispatched_at = now() - make_interval(secs => :s) WHERE id = :id", id=job_id, s=base * 9)
+    reconcile_once(settings)
+    assert job_id in messages(settings)
+    assert sql(settings, "SELECT redispatches FROM jobs WHERE id = :id", id=job_id)[0][0] == 4
