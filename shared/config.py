@@ -98,7 +98,7 @@ class Settings(BaseSettings):
         30.0,
         gt=0,
         description="A job still queued this long after its message was sent gets a new message "
-        "(the message was lost, e.g. Redis restarted empty).",
+        "(the message was lost, e.g. Redis restarted empty); the wait doubles with each re-send, up to 16x.",
     )
     job_message_expires_seconds: int = Field(
         900, ge=10, description="Celery message expiry; the reconciler re-sends after it."
