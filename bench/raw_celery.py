@@ -18,7 +18,7 @@ from celery import Celery
 
 from shared.config import get_settings
 from shared.logs import configure_logging
-from shared.queue import broker_options
+from worker.app import celery_config
 
 QUEUE = "bench-raw"
 TASK = "bench.noop"
@@ -28,22 +28,9 @@ configure_logging(settings)
 BROKER = settings.redis_url or "redis://127.0.0.1:6379/0"
 
 app = Celery("bench-raw", broker=BROKER, set_as_current=False)
-app.conf.update(
-    broker_transport_options=broker_options(settings),
-    broker_connection_retry_on_startup=True,
-    task_default_queue=QUEUE,
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_serializer="json",
-    accept_content=["json"],
-    result_serializer="json",
-    task_ignore_result=True,
-    result_backend=None,
-    worker_send_task_events=True,
-    task_send_sent_event=True,
-    worker_hijack_root_logger=False,
-)
+# The very settings of Engram's workers, on a queue of its own: the reference differs only in
+# what the task does.
+app.conf.update({**celery_config(settings), "task_default_queue": QUEUE})
 
 _redis: dict[int, redis.Redis] = {}
 

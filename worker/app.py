@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 
+from typing import Any
+
 from celery import Celery
 from celery.signals import worker_process_init
 
 from shared import task_names
-from shared.config import get_settings
+from shared.config import Settings, get_settings
 from shared.db import reset_engine
 from shared.logs import configure_logging
 from shared.queue import broker_options
@@ -25,28 +27,33 @@ from shared.queue import broker_options
 settings = get_settings()
 configure_logging(settings)
 
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The worker settings (also used by the benchmark's raw-Celery reference, for parity)."""
+    return dict(
+        broker_transport_options=broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # Redis restarting: keep trying, jobs wait in PostgreSQL
+        task_default_queue=task_names.QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_time_limit_seconds,
+        task_time_limit=min(settings.task_soft_time_limit_seconds + 60, settings.broker_visibility_timeout_seconds - 60),
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        worker_max_memory_per_child=400_000,  # KiB: recycle a child that grew past 400 MB
+    )
+
+
 app = Celery("engram", broker=settings.redis_url or "redis://127.0.0.1:6379/0", include=["worker.tasks"])
-app.conf.update(
-    broker_transport_options=broker_options(settings),
-    broker_connection_retry_on_startup=True,
-    broker_connection_max_retries=None,  # Redis restarting: keep trying, jobs wait in PostgreSQL
-    task_default_queue=task_names.QUEUE,
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_soft_time_limit=settings.task_soft_time_limit_seconds,
-    task_time_limit=min(settings.task_soft_time_limit_seconds + 60, settings.broker_visibility_timeout_seconds - 60),
-    worker_cancel_long_running_tasks_on_connection_loss=True,
-    task_serializer="json",
-    accept_content=["json"],
-    result_serializer="json",
-    task_ignore_result=True,
-    result_backend=None,
-    worker_send_task_events=True,
-    task_send_sent_event=True,
-    worker_hijack_root_logger=False,
-    worker_max_memory_per_child=400_000,  # KiB: recycle a child that grew past 400 MB
-)
+app.conf.update(celery_config(settings))
 
 if settings.redis_url is None:
     logging.getLogger("engram.worker").warning("ENGRAM_REDIS_URL is not set; using redis://127.0.0.1:6379/0")
@@ -56,3 +63,10 @@ if settings.redis_url is None:
 def _fresh_engine_per_child(**_: object) -> None:
     # A forked child must not reuse the parent's database connections.
     reset_engine()
+    # Build the integrator now (imports, keyphrase models), not inside the child's first job.
+    from shared.jobs.runner import integrator_for
+
+    try:
+        integrator_for(get_settings())
+    except Exception:  # noqa: BLE001 - a bad ENGRAM_INTEGRATOR fails each job with a clear error instead
+        logging.getLogger("engram.worker").exception("cannot load the integrator %r", get_settings().integrator)
