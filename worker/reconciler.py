@@ -39,7 +39,7 @@ def reconcile_once(settings: Settings) -> PassReport:
         # they have used up their attempts.
         report.requeued = len(repo.requeue_expired(db, settings.job_max_attempts))
         for job in repo.expired_out_of_attempts(db, settings.job_max_attempts):
-            repo.finish(db, job, "failed", error=problem(
+            repo.finish_run(db, job.id, "failed", error=problem(
                 "attempts-exhausted", "The job was lost too many times",
                 f"{job.attempts} runs of this job were lost (worker killed or unreachable) before finishing; "
                 f"the limit is ENGRAM_JOB_MAX_ATTEMPTS={settings.job_max_attempts}.", 500))

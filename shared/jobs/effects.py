@@ -40,7 +40,7 @@ class Cancelled(Exception):
 
 def truncate(db: Session, job: Run) -> list[tuple[str, str]]:
     """In the claim's transaction: reset the session, finish the job, hand over to the next one."""
-    repo.session_generation(db, job.session_id, for_update=True)  # waits for any write in flight
+    repo.lock_session(db, job.session_id)
     turns, generation = sessions_repo.truncate(db, job.session_id)
     repo.finish_run(db, job.id, "succeeded", result={"turns_deleted": turns, "generation": generation}, completed=1)
     return repo.promote_next_ids(db, job.session_id)

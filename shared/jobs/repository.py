@@ -159,7 +159,8 @@ _FINISH_RUN = text("""
 
 def finish_run(db: Session, job_id: str, status: str, *, result: dict[str, Any] | None = None,
                error: dict[str, Any] | None = None, completed: int | None = None) -> None:
-    """Finish a job locked by ``lock_run`` and wake its long-polls, in one statement."""
+    """Finish a job (locked by the caller) and wake its long-polls, in one statement. The
+    notification is delivered at commit; the API's LISTEN wakes the requests waiting on the job."""
     db.execute(_FINISH_RUN, {"id": job_id, "status": status, "completed": completed,
                              "result": None if result is None else json.dumps(result),
                              "error": None if error is None else json.dumps(error)})
@@ -184,10 +185,9 @@ def promote_next_ids(db: Session, session_id: int) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in db.execute(_PROMOTE, {"session_id": session_id})]
 
 
-def session_generation(db: Session, session_id: int, *, for_update: bool = False) -> int | None:
-    q = select(ActivitySession.generation).where(ActivitySession.id == session_id)
-    q = q.with_for_update() if for_update else q.with_for_update(read=True)
-    return db.execute(q).scalar_one_or_none()
+def lock_session(db: Session, session_id: int) -> None:
+    """Lock the session row (waits for any write to it in flight, e.g. an append)."""
+    db.execute(select(ActivitySession.id).where(ActivitySession.id == session_id).with_for_update())
 
 
 def heartbeat(db: Session, job_id: str, token: int, lease: timedelta) -> tuple[bool, bool]:
@@ -199,22 +199,6 @@ def heartbeat(db: Session, job_id: str, token: int, lease: timedelta) -> tuple[b
         .returning(Job.cancel_requested)
     ).scalar_one_or_none()
     return row is not None, bool(row)
-
-
-def finish(db: Session, job: Job, status: str, *, result: dict[str, Any] | None = None,
-           error: dict[str, Any] | None = None) -> None:
-    job.status = status
-    if result is not None:
-        job.result = result
-    job.error = error
-    job.finished_at = func.now()  # type: ignore[assignment]
-    job.lease_expires_at = None  # lease_owner stays: it tells which worker ran the job last
-    notify(db, job.id)
-
-
-def notify(db: Session, job_id: str) -> None:
-    # Delivered at commit: the API's LISTEN wakes the long-polls waiting on this job.
-    db.execute(text("SELECT pg_notify('engram_jobs', :id)"), {"id": job_id})
 
 
 # --- reconciler -------------------------------------------------------------------------------

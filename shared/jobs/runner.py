@@ -141,8 +141,8 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
         with unit_of_work(settings) as db:
             current = repo.fence(db, job_id, token)
             if current is not None:
-                repo.finish(db, current, "cancelled")
-            handover = _promote(db, job.session_id)
+                repo.finish_run(db, job_id, "cancelled")
+            handover = repo.promote_next_ids(db, job.session_id)
     except IntegratorError as exc:
         outcome, handover = _fail_or_retry(job, token, settings, exc.retryable, problem(
             "integrator-error", "The integrator failed", str(exc), 502))
@@ -154,10 +154,6 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
         queue.send(next_id, kind, settings)
     log.info("job %s %s", job_id, outcome)
     return outcome
-
-
-def _promote(db, session_id: int) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    return repo.promote_next_ids(db, session_id)
 
 
 def _fail_or_retry(job: Run, token: int, settings: Settings, retryable: bool,
@@ -174,6 +170,6 @@ def _fail_or_retry(job: Run, token: int, settings: Settings, retryable: bool,
             current.dispatched_at = None
             current.redispatches = 0
             current.error = error
-            return "retrying", _promote(db, job.session_id)
-        repo.finish(db, current, "failed", error=error)
-        return "failed", _promote(db, job.session_id)
+            return "retrying", repo.promote_next_ids(db, job.session_id)
+        repo.finish_run(db, job.id, "failed", error=error)
+        return "failed", repo.promote_next_ids(db, job.session_id)

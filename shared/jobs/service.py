@@ -85,7 +85,7 @@ def cancel(db: Session, ns: Namespace, job_id: str) -> tuple[Job, list[tuple[str
     job.cancel_requested = True
     if job.status == "running":
         return job, []
-    repo.finish(db, job, "cancelled")
+    repo.finish_run(db, job.id, "cancelled")
     db.flush()
     db.refresh(job)
     return job, repo.promote_next_ids(db, job.session_id)

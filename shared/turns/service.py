@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
+from shared.agents import repository as agents_repo
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.jobs import repository as jobs_repo
 from shared.models import Namespace, Turn
@@ -59,11 +60,11 @@ def list_(db: Session, ns: Namespace, name: str, *, participant: str | None, aft
     s = sessions.get(db, ns, name)
     viewer = None
     if participant is not None:
-        for p, a, _ in sessions_repo.participants(db, s.id):
-            if a.name == participant:
-                viewer, after_seq = a.name, max(after_seq, p.bound_after_seq)
-        if viewer is None:
+        agent = agents_repo.get(db, ns.id, participant)
+        bound = None if agent is None else sessions_repo.participant(db, s.id, agent.id)
+        if bound is None:
             raise NotFound(f"agent '{participant}' is not a participant of session '{name}'")
+        viewer, after_seq = participant, max(after_seq, bound.bound_after_seq)
     rows = repo.list_after(db, s.id, decode_cursor(cursor, int) or 0, limit + 1, viewer=viewer, after_seq=after_seq)
     more = len(rows) > limit
     rows = rows[:limit]
