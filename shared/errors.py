@@ -4,6 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+PROBLEM_TYPE_BASE = "https://engram.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem_body(status: int, title: str, detail: str, *, type_slug: str | None = None,
+                 instance: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The problem details body (RFC 9457): the one place its shape is written. Used for HTTP
+    answers and for a job's ``error``."""
+    body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + (type_slug or str(status)), "title": title,
+                            "status": status, "detail": detail}
+    if instance is not None:
+        body["instance"] = instance
+    body.update(extra)
+    return body
+
 
 class EngramError(Exception):
     status = 500
