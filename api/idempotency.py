@@ -14,11 +14,11 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from shared.errors import Conflict, Unprocessable
-from shared.models import IdempotencyRecord, Namespace
+from shared.idempotency import repository as repo
+from shared.models import Namespace
 
 Outcome = tuple[int, BaseModel, dict[str, str]]
 
@@ -38,13 +38,10 @@ def run(db: Session, ns: Namespace, key: str | None, method: str, path: str, bod
     if key is None:
         status, model, headers = work()
         return JSONResponse(model.model_dump(mode="json"), status_code=status, headers=headers)
-    got = db.execute(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": _lock_id(ns.id, key)}).scalar_one()
-    if not got:
+    if not repo.try_lock(db, _lock_id(ns.id, key)):
         raise Conflict(f"a request with Idempotency-Key '{key}' is still in flight; retry after it finishes")
     fingerprint = _fingerprint(method, path, body)
-    record = db.execute(
-        select(IdempotencyRecord).where(IdempotencyRecord.namespace_id == ns.id, IdempotencyRecord.key == key)
-    ).scalar_one_or_none()
+    record = repo.get(db, ns.id, key)
     if record is not None:
         if record.fingerprint != fingerprint:
             raise Unprocessable(f"Idempotency-Key '{key}' was already used with another request",
@@ -53,6 +50,5 @@ def run(db: Session, ns: Namespace, key: str | None, method: str, path: str, bod
                             headers={**record.headers, "Idempotent-Replayed": "true"})
     status, model, headers = work()
     payload = model.model_dump(mode="json")
-    db.add(IdempotencyRecord(namespace_id=ns.id, key=key, fingerprint=fingerprint, status_code=status, body=payload,
-                             headers=headers))
+    repo.insert(db, ns.id, key, fingerprint, status, payload, headers)
     return JSONResponse(payload, status_code=status, headers=headers)

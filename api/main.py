@@ -35,7 +35,7 @@ Authentication: `Authorization: Bearer <key>`, the admin key or a namespace key.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
-    database_url, _ = settings.require_services()
+    database_url = settings.check_for("api").db_url
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,9 +9,34 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+Process = Literal["api", "worker", "scheduler", "flower", "migrate"]
+
+# What each process cannot start without. Dev mode (`engram dev`) lifts the secrets, not the URLs:
+# it starts embedded servers and passes their URLs to the processes it runs.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "api": ("database_url", "redis_url", "admin_key"),
+    "worker": ("database_url", "redis_url"),
+    "scheduler": ("database_url", "redis_url"),
+    "flower": ("redis_url", "flower_basic_auth"),
+    "migrate": ("database_url",),
+}
+_SECRETS = {"admin_key", "flower_basic_auth"}
+_HINTS = {
+    "database_url": "ENGRAM_DATABASE_URL (a PostgreSQL URL)",
+    "redis_url": "ENGRAM_REDIS_URL (a Redis URL)",
+    "admin_key": "ENGRAM_ADMIN_KEY (a long random secret, e.g. `openssl rand -hex 32`)",
+    "flower_basic_auth": "ENGRAM_FLOWER_BASIC_AUTH (user:password)",
+}
+
+
+class SettingsError(RuntimeError):
+    """The settings cannot start this process; the message says what to set."""
 
 
 class Settings(BaseSettings):
@@ -161,19 +186,34 @@ class Settings(BaseSettings):
     def auth_required(self) -> bool:
         return self.admin_key is not None or not self.dev_mode
 
-    def require_services(self) -> tuple[str, str]:
-        """The database and broker URLs, or a clear error naming what is missing."""
-        missing = [
-            name
-            for name, value in (("ENGRAM_DATABASE_URL", self.database_url), ("ENGRAM_REDIS_URL", self.redis_url))
-            if not value
-        ]
+    def check_for(self, process: Process) -> Settings:
+        """These settings, or one SettingsError naming everything ``process`` misses."""
+        missing = [name for name in _NEEDS[process]
+                   if getattr(self, name) is None and not (self.dev_mode and name in _SECRETS)]
         if missing:
-            raise RuntimeError(
-                f"{' and '.join(missing)} not set. Point them at PostgreSQL and Redis, "
-                "or run `engram dev`, which starts embedded ones."
-            )
-        return self.database_url, self.redis_url  # type: ignore[return-value]
+            raise SettingsError(
+                f"`engram {process}` needs " + ", ".join(_HINTS[m] for m in missing) + ". "
+                "Set them in the environment or in .env; `engram dev` runs everything locally with embedded "
+                "PostgreSQL and Redis and needs none of them.")
+        return self
+
+    def require_services(self) -> tuple[str, str]:
+        """The database and broker URLs, or a SettingsError naming what is missing."""
+        return self.check_for("worker").db_url, self.broker_url
+
+    @property
+    def db_url(self) -> str:
+        """The database URL; a SettingsError when it is not set."""
+        if self.database_url is None:
+            self.check_for("migrate")
+        return str(self.database_url)
+
+    @property
+    def broker_url(self) -> str:
+        """The Redis URL; a SettingsError when it is not set. Never a default broker."""
+        if self.redis_url is None:
+            raise SettingsError(f"{_HINTS['redis_url']} is not set; `engram dev` starts an embedded Redis.")
+        return self.redis_url
 
 
 @lru_cache

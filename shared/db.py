@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import CursorResult, Engine, Result, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.config import Settings, get_settings
 
 _lock = threading.Lock()
-_state: dict[str, object] = {}
+_Entry = tuple[Engine, sessionmaker[Session]]
+_pid: int | None = None  # the process the engines below belong to
+_engines: dict[str, _Entry] = {}
 
 
 def make_engine(url: str, *, pool_size: int = 20) -> Engine:
@@ -37,21 +40,22 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     )
 
 
-def _entry(settings: Settings | None) -> tuple[Engine, sessionmaker[Session]]:
+def _entry(settings: Settings | None) -> _Entry:
+    global _pid
     settings = settings or get_settings()
-    url, _ = settings.require_services()
+    url = settings.db_url
     pid = os.getpid()
     with _lock:
-        if _state.get("pid") != pid:
+        if _pid != pid:
             # Forked child: forget the parent's pools without closing the parent's sockets.
-            for engine, _ in _state.get("engines", {}).values():  # type: ignore[attr-defined]
+            for engine, _ in _engines.values():
                 engine.dispose(close=False)
-            _state.update(pid=pid, engines={})
-        engines: dict = _state["engines"]  # type: ignore[assignment]
-        if url not in engines:
+            _engines.clear()
+            _pid = pid
+        if url not in _engines:
             engine = make_engine(url, pool_size=settings.db_pool_size)
-            engines[url] = (engine, sessionmaker(engine, expire_on_commit=False))
-        return engines[url]
+            _engines[url] = (engine, sessionmaker(engine, expire_on_commit=False))
+        return _engines[url]
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
@@ -65,10 +69,12 @@ def session_factory(settings: Settings | None = None) -> sessionmaker[Session]:
 
 def reset_engine() -> None:
     """Drop the process's engines (forked children, tests that switch databases)."""
+    global _pid
     with _lock:
-        engines = _state.pop("engines", {})
-        _state.pop("pid", None)
-    for engine, _ in engines.values():  # type: ignore[attr-defined]
+        entries = list(_engines.values())
+        _engines.clear()
+        _pid = None
+    for engine, _ in entries:
         engine.dispose(close=False)
 
 
@@ -79,6 +85,11 @@ def unit_of_work(settings: Settings | None = None) -> Iterator[Session]:
         yield session
 
 
-def after_commit(db: Session, fn) -> None:  # type: ignore[no-untyped-def]
+def after_commit(db: Session, fn: Callable[[], object]) -> None:
     """Run ``fn`` once the request's transaction has committed (e.g. send a Celery message)."""
     db.info.setdefault("after_commit", []).append(fn)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows changed by an INSERT, UPDATE or DELETE (whose result is always a cursor result)."""
+    return cast(CursorResult[Any], result).rowcount

@@ -6,18 +6,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Any
 
 from celery import Celery
 
 from shared import task_names
 from shared.config import Settings, get_settings
+from shared.jobs.repository import Dispatch
 
 log = logging.getLogger("engram.queue")
 _lock = threading.Lock()
 _producers: dict[tuple[int, str], Celery] = {}
 
 
-def broker_options(settings: Settings) -> dict:
+def broker_options(settings: Settings) -> dict[str, Any]:
     return {
         # A message not acknowledged within this time is delivered again (worker lost).
         "visibility_timeout": settings.broker_visibility_timeout_seconds,
@@ -29,7 +31,7 @@ def broker_options(settings: Settings) -> dict:
 
 def producer(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    _, redis_url = settings.require_services()
+    redis_url = settings.broker_url
     key = (os.getpid(), redis_url)
     with _lock:
         app = _producers.get(key)
@@ -48,17 +50,18 @@ def producer(settings: Settings | None = None) -> Celery:
         return app
 
 
-def send(job_id: str, kind: str, settings: Settings | None = None) -> bool:
-    """Send the wake-up for one job. False (logged) when the broker is unreachable."""
+def dispatch(d: Dispatch, settings: Settings | None = None) -> bool:
+    """Send one job's wake-up message. False (logged) when the broker is unreachable: the job
+    stays dispatched in PostgreSQL and the reconciler sends it again."""
     settings = settings or get_settings()
     try:
         producer(settings).send_task(
-            task_names.BY_KIND[kind],
-            args=[job_id],
+            task_names.BY_KIND[d.kind],
+            args=[d.job_id],
             queue=task_names.QUEUE,
             expires=settings.job_message_expires_seconds,
         )
         return True
     except Exception as exc:  # noqa: BLE001 - any broker failure is handled the same way
-        log.warning("could not send job %s to the broker (%s); the reconciler will re-send it", job_id, exc)
+        log.warning("could not send job %s to the broker (%s); the reconciler will send it again", d.job_id, exc)
         return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -44,14 +45,14 @@ def _check_json(value: Any, depth: int = 0) -> None:
         raise ValueError("has an integer of more than 100 digits")
 
 
-def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+def check_json_object(value: dict[str, Any]) -> dict[str, Any]:
     _check_json(value)
     if len(json.dumps(value, separators=(",", ":"))) > MAX_JSON_BYTES:
         raise ValueError(f"is larger than {MAX_JSON_BYTES} bytes serialized")
     return value
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
 
 
 class Schema(BaseModel):
@@ -64,6 +65,7 @@ class InputSchema(BaseModel):
 
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Page(BaseModel, Generic[T]):
@@ -86,3 +88,14 @@ def decode_cursor(cursor: str | None, kind: type) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, int) and abs(value) >= 2**63):
         raise Unprocessable("is not a cursor returned by this list", loc=["query", "cursor"])
     return value
+
+
+def page_of(fetch: Callable[[Any, int], Sequence[R]], cursor: str | None, position_type: type, limit: int, *,
+            item: Callable[[R], T], position: Callable[[R], Any]) -> Page[T]:
+    """A page of a list, the one place the rule is written: ``fetch(after, n)`` reads up to ``n``
+    rows after the cursor's position; one row more than ``limit`` is read only to learn whether a
+    next page exists, and the next cursor carries the position of the page's last row."""
+    rows = list(fetch(decode_cursor(cursor, position_type), limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[T](items=[item(r) for r in rows], next_cursor=encode_cursor(position(rows[-1])) if more else None)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-
 from typing import Any
 
 from celery import Celery
@@ -21,15 +20,15 @@ from celery.signals import worker_process_init
 from shared import task_names
 from shared.config import Settings, get_settings
 from shared.db import reset_engine
-from shared.logs import configure_logging
 from shared.queue import broker_options
 
-settings = get_settings()
-configure_logging(settings)
+log = logging.getLogger("engram.worker")
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The worker settings (also used by the benchmark's raw-Celery reference, for parity)."""
     return dict(
+        broker_url=settings.broker_url,
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # Redis restarting: keep trying, jobs wait in PostgreSQL
@@ -52,11 +51,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     )
 
 
-app = Celery("engram", broker=settings.redis_url or "redis://127.0.0.1:6379/0", include=["worker.tasks"])
-app.conf.update(celery_config(settings))
-
-if settings.redis_url is None:
-    logging.getLogger("engram.worker").warning("ENGRAM_REDIS_URL is not set; using redis://127.0.0.1:6379/0")
+app = Celery("engram", include=["worker.tasks"])
+# Importing this module reads nothing: the settings are read when the app is first used (a worker,
+# Flower or `celery -A worker.app inspect` starting). A missing ENGRAM_REDIS_URL is then a
+# SettingsError that says so, never a silent default broker.
+app.add_defaults(lambda: celery_config(get_settings()))
 
 
 @worker_process_init.connect
@@ -66,7 +65,8 @@ def _fresh_engine_per_child(**_: object) -> None:
     # Build the integrator now (imports, keyphrase models), not inside the child's first job.
     from shared.jobs.runner import integrator_for
 
+    settings = get_settings()
     try:
-        integrator_for(get_settings())
+        integrator_for(settings)
     except Exception:  # noqa: BLE001 - a bad ENGRAM_INTEGRATOR fails each job with a clear error instead
-        logging.getLogger("engram.worker").exception("cannot load the integrator %r", get_settings().integrator)
+        log.exception("cannot load the integrator %r", settings.integrator)

@@ -15,8 +15,10 @@ from datetime import datetime, timedelta, timezone
 from shared import queue
 from shared.config import Settings
 from shared.db import unit_of_work
+from shared.errors import problem_body
+from shared.idempotency import repository as idempotency_repo
 from shared.jobs import repository as repo
-from shared.jobs.runner import problem
+from shared.jobs.schemas import JobStatus
 from shared.sessions import service as sessions
 
 log = logging.getLogger("engram.reconciler")
@@ -38,30 +40,25 @@ def reconcile_once(settings: Settings) -> PassReport:
         # Running jobs whose worker vanished (lease expired): back to the queue, or failed when
         # they have used up their attempts.
         report.requeued = len(repo.requeue_expired(db, settings.job_max_attempts))
-        for job in repo.expired_out_of_attempts(db, settings.job_max_attempts):
-            repo.finish_run(db, job.id, "failed", error=problem(
-                "attempts-exhausted", "The job was lost too many times",
-                f"{job.attempts} runs of this job were lost (worker killed or unreachable) before finishing; "
-                f"the limit is ENGRAM_JOB_MAX_ATTEMPTS={settings.job_max_attempts}.", 500))
+        for job_id, attempts in repo.lock_exhausted(db, settings.job_max_attempts):
+            repo.finish(db, job_id, JobStatus.FAILED, error=problem_body(
+                500, "The job was lost too many times",
+                f"{attempts} runs of this job were lost (worker killed or unreachable) before finishing; "
+                f"the limit is ENGRAM_JOB_MAX_ATTEMPTS={settings.job_max_attempts}.", type_slug="attempts-exhausted"))
             report.failed += 1
     with unit_of_work(settings) as db:
         # Heads of session queues with no message or an old one (Redis lost it, or the API could
         # not reach Redis): send again. Duplicates are harmless: the claim is conditional.
-        heads = repo.heads_to_dispatch(db, timedelta(seconds=settings.job_redispatch_seconds))
-        to_send = [(j.id, j.kind) for j in heads]
-        now = datetime.now(timezone.utc)
-        for j in heads:
-            if j.dispatched_at is not None:
-                j.redispatches += 1  # a re-send, not the first message: back off
-            j.dispatched_at = now
-    for job_id, kind in to_send:
-        if queue.send(job_id, kind, settings):
+        to_dispatch = repo.redispatch_heads(db, timedelta(seconds=settings.job_redispatch_seconds))
+    for d in to_dispatch:
+        if queue.dispatch(d, settings):
             report.dispatched += 1
     with unit_of_work(settings) as db:
         now = datetime.now(timezone.utc)
         report.purged_jobs = repo.purge_finished(db, now - timedelta(days=settings.job_retention_days))
         report.purged_sessions = sessions.purge_expired(db)
-        report.purged_keys = repo.purge_idempotency(db, now - timedelta(hours=settings.idempotency_retention_hours))
+        report.purged_keys = idempotency_repo.purge_before(
+            db, now - timedelta(hours=settings.idempotency_retention_hours))
     if any(vars(report).values()):
         log.info("reconciler pass: %s", vars(report))
     return report

@@ -15,7 +15,7 @@ from shared import queue
 from shared.db import after_commit, unit_of_work
 from shared.errors import Unprocessable
 from shared.jobs import service
-from shared.jobs.schemas import FINISHED, JobKind, JobRead, JobStatus
+from shared.jobs.schemas import JobKind, JobRead, JobStatus
 from shared.models import Namespace
 from shared.schemas import Page
 
@@ -34,16 +34,16 @@ def _headers(request: Request, job_read: JobRead) -> dict[str, str]:
     return {"Location": job_read.links.self, "Operation-Location": url, "Retry-After": "1"}
 
 
-def _accept(db: DB, ns: Namespace, session: str, kind: str, request: Request, key: str | None,
+def _accept(db: DB, ns: Namespace, session: str, kind: JobKind, request: Request, key: str | None,
             settings: SettingsDep) -> JSONResponse:
     def work():  # type: ignore[no-untyped-def]
         enq = service.enqueue(db, ns, session, kind)
         read = service.to_read(enq.job, ns.name)
         log.info("%s job %s %s for session %s", kind, enq.job.id, "accepted" if enq.created else "coalesced", session,
                  extra={"job_id": enq.job.id})
-        if enq.send_now:
-            job_id = enq.job.id
-            after_commit(db, lambda: queue.send(job_id, kind, settings))
+        if enq.dispatch is not None:
+            dispatch = enq.dispatch
+            after_commit(db, lambda: queue.dispatch(dispatch, settings))
         return (202 if enq.created else 200), read, _headers(request, read)
 
     return idempotency.run(db, ns, key, "POST", request.url.path, None, work)
@@ -54,14 +54,14 @@ def _accept(db: DB, ns: Namespace, session: str, kind: str, request: Request, ke
 def integrate(ns: NamespaceDep, session: SessionName, db: DB, settings: SettingsDep, request: Request,
               idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Start integrating the session's new turns into its participants' insights and memories (202 + job)."""
-    return _accept(db, ns, session, "integrate", request, idempotency_key, settings)
+    return _accept(db, ns, session, JobKind.INTEGRATE, request, idempotency_key, settings)
 
 
 @router.post("/sessions/{session}/truncate", response_model=JobRead, status_code=202, responses=_ACCEPTED)
 def truncate(ns: NamespaceDep, session: SessionName, db: DB, settings: SettingsDep, request: Request,
              idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Start resetting the session: turns, data and insights go, participants and memories stay (202 + job)."""
-    return _accept(db, ns, session, "truncate", request, idempotency_key, settings)
+    return _accept(db, ns, session, JobKind.TRUNCATE, request, idempotency_key, settings)
 
 
 @router.get("/jobs", response_model=Page[JobRead])
@@ -90,11 +90,11 @@ async def get_job(namespace: NamespaceName, job: str, request: Request, settings
     read = await run_in_threadpool(look)
     deadline = time.monotonic() + wait
     waiters = request.app.state.job_waiters
-    while read.status not in FINISHED and (remaining := deadline - time.monotonic()) > 0:
+    while not read.status.finished and (remaining := deadline - time.monotonic()) > 0:
         event = waiters.register(job)
         try:
             read = await run_in_threadpool(look)  # it may have finished before we registered
-            if read.status in FINISHED:
+            if read.status.finished:
                 break
             try:
                 # Woken by the worker's pg_notify; the timeout is a safety net if LISTEN is down.
@@ -112,8 +112,9 @@ async def get_job(namespace: NamespaceName, job: str, request: Request, settings
     409: {"description": "The job already finished."}})
 def cancel_job(ns: NamespaceDep, job: str, db: DB, settings: SettingsDep) -> JSONResponse:
     """Cancel a job: a queued one at once (200), a running one at its next safe point (202)."""
-    cancelled, handover = service.cancel(db, ns, job)
-    for nxt_id, nxt_kind in handover:
-        after_commit(db, lambda i=nxt_id, k=nxt_kind: queue.send(i, k, settings))
+    cancelled, to_dispatch = service.cancel(db, ns, job)
+    for d in to_dispatch:
+        after_commit(db, lambda d=d: queue.dispatch(d, settings))
     read = service.to_read(cancelled, ns.name)
-    return JSONResponse(read.model_dump(mode="json"), status_code=200 if read.status == "cancelled" else 202)
+    return JSONResponse(read.model_dump(mode="json"),
+                        status_code=200 if read.status == JobStatus.CANCELLED else 202)

@@ -8,7 +8,7 @@ from shared.agents import repository as repo
 from shared.agents.schemas import AgentRead, AgentUpsert, MemoryRead
 from shared.errors import NotFound
 from shared.models import Agent, Memory, Namespace
-from shared.schemas import Page, decode_cursor, encode_cursor
+from shared.schemas import Page, page_of
 
 
 def to_read(agent: Agent) -> AgentRead:
@@ -34,10 +34,8 @@ def get(db: Session, ns: Namespace, name: str) -> Agent:
 
 
 def list_(db: Session, ns: Namespace, *, cursor: str | None, limit: int) -> Page[AgentRead]:
-    rows = repo.list_after(db, ns.id, decode_cursor(cursor, str), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(items=[to_read(r) for r in rows], next_cursor=encode_cursor(rows[-1].name) if more else None)
+    return page_of(lambda after, n: repo.list_after(db, ns.id, after, n), cursor, str, limit,
+                   item=to_read, position=lambda r: r.name)
 
 
 def delete(db: Session, ns: Namespace, name: str) -> None:
@@ -47,7 +45,5 @@ def delete(db: Session, ns: Namespace, name: str) -> None:
 
 def memories(db: Session, ns: Namespace, name: str, *, cursor: str | None, limit: int) -> Page[MemoryRead]:
     agent = get(db, ns, name)
-    rows = repo.memories_before(db, agent.id, decode_cursor(cursor, int), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(items=[memory_read(r) for r in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)
+    return page_of(lambda before, n: repo.memories_before(db, agent.id, before, n), cursor, int, limit,
+                   item=memory_read, position=lambda r: r.id)

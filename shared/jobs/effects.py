@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from shared.agents import repository as agents_repo
 from shared.config import Settings
 from shared.db import unit_of_work
-from shared.integrators import ChatTurn, Integrator, IntegratorError, InsightDraft, Reflection
+from shared.integrators import ChatTurn, InsightDraft, Integrator, IntegratorError, Reflection
 from shared.jobs import repository as repo
-from shared.jobs.repository import Run
+from shared.jobs.repository import Dispatch, Run
+from shared.jobs.schemas import JobStatus
 from shared.sessions import repository as sessions_repo
-
-if TYPE_CHECKING:
-    from shared.jobs.runner import Heartbeat
 
 log = logging.getLogger("engram.jobs")
 
@@ -32,18 +30,40 @@ class Superseded(Fenced):
 
 
 class Cancelled(Exception):
-    pass
+    """A cancel was requested: the run stops at this safe point."""
+
+
+class SafePoint(Protocol):
+    """What a run learns between participants (its heartbeat): whether it still owns the job and
+    whether a cancel was requested."""
+
+    lost: bool
+    cancel_requested: bool
+
+    def checkpoint(self) -> None: ...
+
+
+def fence(db: Session, run: Run) -> bool:
+    """Take the fence for a write of ``run`` (repo.lock_run) or raise; returns whether a cancel
+    was requested."""
+    locked = repo.lock_run(db, run.id, run.token)
+    if locked is None:
+        raise Fenced("the job is no longer this run's (lease expired and re-queued, finished, or purged)")
+    if locked.generation != run.generation:
+        raise Superseded(f"the session was truncated (generation {run.generation} -> {locked.generation})")
+    return locked.cancel_requested
 
 
 # --- truncate ---------------------------------------------------------------------------------
 
 
-def truncate(db: Session, job: Run) -> list[tuple[str, str]]:
-    """In the claim's transaction: reset the session, finish the job, hand over to the next one."""
-    repo.lock_session(db, job.session_id)
-    turns, generation = sessions_repo.truncate(db, job.session_id)
-    repo.finish_run(db, job.id, "succeeded", result={"turns_deleted": turns, "generation": generation}, completed=1)
-    return repo.promote_next_ids(db, job.session_id)
+def truncate(db: Session, run: Run) -> list[Dispatch]:
+    """In the claim's transaction: reset the session, finish the job, dispatch the next one."""
+    sessions_repo.lock(db, run.session_id)
+    turns, generation = sessions_repo.truncate(db, run.session_id)
+    repo.finish(db, run.id, JobStatus.SUCCEEDED, result={"turns_deleted": turns, "generation": generation},
+                completed=1)
+    return repo.dispatch_next(db, run.session_id)
 
 
 # --- integrate --------------------------------------------------------------------------------
@@ -60,34 +80,16 @@ class Plan:
     drafts: list[InsightDraft] = field(default_factory=list)
 
 
-_PARTICIPANTS = text("""
-    SELECT p.id, p.agent_id, a.name, a.description, greatest(p.last_integration_turn, p.bound_after_seq),
-           p.last_integration_turn
-    FROM participants p JOIN agents a ON a.id = p.agent_id
-    WHERE p.session_id = :session_id ORDER BY a.name
-""")
-# (session_id, seq) is the primary key: the read starts at the lowest watermark, so its cost
-# follows the new turns, not the session's history.
-_NEW_TURNS = text("""
-    SELECT seq, speaker, content, visible_to FROM turns
-    WHERE session_id = :session_id AND seq > :low AND seq <= :snapshot ORDER BY seq
-""")
-
-
-def plan_integration(db: Session, job: Run) -> list[Plan]:
+def plan_integration(db: Session, run: Run) -> list[Plan]:
     """In the claim's transaction: who to integrate and which turns each one sees, as of the claim."""
-    people = db.execute(_PARTICIPANTS, {"session_id": job.session_id}).all()
+    people = sessions_repo.participants_to_integrate(db, run.session_id)
     if not people:
         return []
-    low = min(p[4] for p in people)
-    turns = db.execute(_NEW_TURNS, {"session_id": job.session_id, "low": low, "snapshot": job.snapshot_seq}).all()
-    plans = []
-    for pid, agent_id, name, description, start, watermark in people:
-        # The visibility rule of sessions_repo.visible_to, applied to the rows read once for all.
-        seen = [ChatTurn(seq=q, speaker=sp, content=c) for q, sp, c, vis in turns
-                if q > start and (vis is None or name in vis or sp == name)]
-        plans.append(Plan(pid, agent_id, name, description, watermark, seen))
-    return plans
+    seen: dict[int, list[ChatTurn]] = {p.participant_id: [] for p in people}
+    for participant_id, seq, speaker, content in sessions_repo.new_turns_seen(db, run.session_id, run.snapshot_seq):
+        seen[participant_id].append(ChatTurn(seq=seq, speaker=speaker, content=content))
+    return [Plan(p.participant_id, p.agent_id, p.name, p.description, p.watermark, seen[p.participant_id])
+            for p in people]
 
 
 def _check_drafts(drafts: list[InsightDraft], turns: list[ChatTurn], integrator: Integrator) -> None:
@@ -101,117 +103,82 @@ def _check_drafts(drafts: list[InsightDraft], turns: list[ChatTurn], integrator:
             raise IntegratorError(f"{integrator.name} integrator: insight {i} cites turns it was not given")
 
 
-def integrate(job: Run, token: int, settings: Settings, integrator: Integrator, hb: Heartbeat,
-              plans: list[Plan]) -> list[tuple[str, str]]:
+def integrate(run: Run, settings: Settings, integrator: Integrator, safe_point: SafePoint,
+              plans: list[Plan]) -> list[Dispatch]:
     """Reflect for every participant first (no writes: a failing integrator writes nothing), then
     commit each participant in its own transaction; the last one also finishes the job."""
     for plan in plans:
-        _checkpoint(hb)
+        _checkpoint(safe_point)
         if plan.turns:
             plan.drafts = integrator.reflect(
                 Reflection(agent=plan.name, agent_description=plan.description, turns=plan.turns))
             _check_drafts(plan.drafts, plan.turns, integrator)
     if not plans:
         with unit_of_work(settings) as db:
-            _lock(db, job, token)
-            repo.finish_run(db, job.id, "succeeded", result=_merge_result(job.result, []))
-            return repo.promote_next_ids(db, job.session_id)
-    handover: list[tuple[str, str]] = []
+            fence(db, run)
+            repo.finish(db, run.id, JobStatus.SUCCEEDED, result=_merge_result(run.result, []))
+            return repo.dispatch_next(db, run.session_id)
+    to_dispatch: list[Dispatch] = []
     for i, plan in enumerate(plans):
-        _checkpoint(hb)
-        handover = _commit_participant(job, token, settings, plan, done=i, last=i == len(plans) - 1)
-    return handover
+        _checkpoint(safe_point)
+        to_dispatch = _commit_participant(run, settings, plan, done=i, last=i == len(plans) - 1)
+    return to_dispatch
 
 
-def _lock(db: Session, job: Run, token: int) -> bool:
-    """Lock the run's job and session for a write; returns whether a cancel was requested."""
-    locked = repo.lock_run(db, job.id, token)
-    if locked is None:
-        raise Fenced("the job is no longer this run's (lease expired and re-queued, or finished)")
-    generation, cancel_requested = locked
-    if generation is None:
-        raise Fenced("the session was purged")
-    if generation != job.run_generation:
-        raise Superseded(f"the session was truncated (generation {job.run_generation} -> {generation})")
-    return cancel_requested
-
-
-def _checkpoint(hb: Heartbeat) -> None:
+def _checkpoint(safe_point: SafePoint) -> None:
     """A safe point between participants: stop when cancelled or no longer ours."""
-    hb.checkpoint()
-    if hb.lost:
+    safe_point.checkpoint()
+    if safe_point.lost:
         raise Fenced("the lease was lost")
-    if hb.cancel_requested:
+    if safe_point.cancel_requested:
         raise Cancelled()
 
 
-def _commit_participant(job: Run, token: int, settings: Settings, plan: Plan, *, done: int,
-                        last: bool) -> list[tuple[str, str]]:
+def _commit_participant(run: Run, settings: Settings, plan: Plan, *, done: int, last: bool) -> list[Dispatch]:
+    """One transaction per participant: its insights and memories, and its watermark."""
     with unit_of_work(settings) as db:
-        if _lock(db, job, token):
+        if fence(db, run):
             raise Cancelled()
-        moved = db.execute(_MOVE_WATERMARK, {"id": plan.participant_id, "watermark": plan.watermark,
-                                             "snapshot": job.snapshot_seq}).scalar_one_or_none()
+        moved = sessions_repo.move_watermark(db, plan.participant_id, plan.watermark, run.snapshot_seq)
         insights = memories = 0
         if moved is not None and plan.drafts:
-            insights, memories = _store(db, job, plan, settings.memory_similarity_threshold,
+            insights, memories = _store(db, run, plan, settings.memory_similarity_threshold,
                                         settings.memory_dedup_window)
         if moved is None:
-            log.info("participant %s of job %s was unbound or rebound meanwhile; skipped", plan.name, job.id)
+            log.info("participant %s of job %s was unbound or rebound meanwhile; skipped", plan.name, run.id)
         entry = {"name": plan.name, "turns_integrated": len(plan.turns) if moved is not None else 0,
                  "insights_created": insights, "memories_created": memories,
                  "watermark": moved if moved is not None else plan.watermark}
-        result = _merge_result(job.result, [entry])
+        result = _merge_result(run.result, [entry])
+        to_dispatch: list[Dispatch] = []
         if not last:
-            repo.record_progress(db, job.id, result, done + 1)
-            handover: list[tuple[str, str]] = []
+            repo.record_progress(db, run.id, result, done + 1)
         else:
-            repo.finish_run(db, job.id, "succeeded", result=result, completed=done + 1)
-            handover = repo.promote_next_ids(db, job.session_id)
-    job.result = result  # committed: later participants build on it
-    return handover
+            repo.finish(db, run.id, JobStatus.SUCCEEDED, result=result, completed=done + 1)
+            to_dispatch = repo.dispatch_next(db, run.session_id)
+    run.result = result  # committed: later participants build on it
+    return to_dispatch
 
 
-_MOVE_WATERMARK = text("""
-    UPDATE participants SET last_integration_turn = greatest(last_integration_turn, :snapshot)
-    WHERE id = :id AND last_integration_turn = :watermark RETURNING last_integration_turn
-""")
-_INSERT_INSIGHT = text("""
-    INSERT INTO insights (session_id, agent_id, content, importance, evidence, job_id)
-    VALUES (:session_id, :agent_id, :content, :importance, :evidence, :job_id)
-""")
-# Lock the agent (two sessions integrating it cannot both add one memory) and read its most recent
-# memories, the window near-duplicates are looked for in, in one round trip. The window bounds the
-# cost of an integration however much the agent remembers.
-_KNOWN_MEMORIES = text("""
-    WITH locked AS (SELECT id FROM agents WHERE id = :agent_id FOR UPDATE)
-    SELECT m.content FROM locked
-    JOIN LATERAL (SELECT content FROM memories WHERE agent_id = locked.id ORDER BY id DESC LIMIT :window) m ON true
-""")
-_INSERT_MEMORY = text("""
-    INSERT INTO memories (agent_id, session_id, session_name, content, importance, evidence, job_id)
-    VALUES (:agent_id, :session_id, :session_name, :content, :importance, :evidence, :job_id)
-""")
-
-
-def _store(db: Session, job: Run, plan: Plan, threshold: float, window: int) -> tuple[int, int]:
-    db.execute(_INSERT_INSIGHT, [
-        {"session_id": job.session_id, "agent_id": plan.agent_id, "content": d.content, "importance": d.importance,
-         "evidence": sorted(set(d.evidence)), "job_id": job.id}
+def _store(db: Session, run: Run, plan: Plan, threshold: float, window: int) -> tuple[int, int]:
+    """Store the participant's insights, and those that are not near-duplicates of what the agent
+    already remembers as memories. Returns (insights, memories) created."""
+    sessions_repo.insert_insights(db, [
+        {"session_id": run.session_id, "agent_id": plan.agent_id, "content": d.content, "importance": d.importance,
+         "evidence": sorted(set(d.evidence)), "job_id": run.id}
         for d in plan.drafts
     ])
-    known = list(db.execute(_KNOWN_MEMORIES, {"agent_id": plan.agent_id, "window": window}).scalars())
+    known = agents_repo.lock_recent_memories(db, plan.agent_id, window)
     new: list[dict[str, Any]] = []
     for d in plan.drafts:
         match = process.extractOne(d.content, known, scorer=fuzz.token_set_ratio, score_cutoff=threshold) if known else None
         if match is not None:
             continue  # a near-duplicate of something the agent already remembers
         known.append(d.content)
-        new.append({"agent_id": plan.agent_id, "session_id": job.session_id, "session_name": job.session_name,
+        new.append({"agent_id": plan.agent_id, "session_id": run.session_id, "session_name": run.session_name,
                     "content": d.content, "importance": d.importance, "evidence": sorted(set(d.evidence)),
-                    "job_id": job.id})
-    if new:
-        db.execute(_INSERT_MEMORY, new)
+                    "job_id": run.id})
+    agents_repo.insert_memories(db, new)
     return len(plan.drafts), len(new)
 
 

@@ -1,17 +1,17 @@
-"""Running one job: claim with fencing, heartbeat, effects, finish, hand over to the next job.
+"""Running one job: claim with fencing, heartbeat, effects, finish, dispatch the next job.
 
-Rules (DESIGN.md section 3) and where they hold:
-- effects at most once: ``repo.claim`` returns the run's token (attempts); every effect
-  transaction locks the job row with that token (``repo.fence``) and checks the session's
-  generation, so a duplicate message, a late worker or an integration overtaken by a truncate
+Rules (DESIGN.md section 3) and where they hold (docs/jobs.md has the whole table):
+- effects at most once: ``repo.claim`` returns the run's token; every effect transaction takes
+  the fence (``effects.fence``: the job row locked with that token, the session's generation
+  checked), so a duplicate message, a late worker or an integration overtaken by a truncate
   writes nothing;
-- one at a time per session: the claim refuses a job that is not the head of its session; the
-  transaction that finishes a job marks the session's next job as sent, and its message is sent
-  right after the commit;
+- one at a time per session: the claim refuses a job that is not its session's head; the
+  transaction that finishes a job dispatches the session's next head, whose message is sent right
+  after the commit;
 - accepted means done: a lost run leaves a running row whose lease expires; the reconciler
   re-queues it (bounded attempts).
 
-A trivial integration costs two transactions (claim + plan, then write + finish + hand-over); a
+A trivial integration costs two transactions (claim + plan, then write + finish + dispatch); a
 truncate costs one.
 """
 
@@ -24,18 +24,17 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from shared import queue
 from shared.config import Settings
 from shared.db import unit_of_work
+from shared.errors import problem_body
 from shared.integrators import Integrator, IntegratorError, load_integrator
 from shared.jobs import effects
 from shared.jobs import repository as repo
-from shared.jobs.repository import Run
+from shared.jobs.repository import Dispatch, Run
+from shared.jobs.schemas import JobKind, JobStatus
 from shared.logs import bind as bind_log_context
 from shared.logs import clear as clear_log_context
-from shared.models import Job
 
 log = logging.getLogger("engram.jobs")
 
@@ -50,10 +49,6 @@ def integrator_for(settings: Settings) -> Integrator:
     if found is None:
         found = _integrators[key] = load_integrator(settings)
     return found
-
-
-def problem(type_slug: str, title: str, detail: str, status: int = 500) -> dict[str, Any]:
-    return {"type": f"https://engram.dev/problems/{type_slug}", "title": title, "status": status, "detail": detail}
 
 
 class Heartbeat:
@@ -106,70 +101,62 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
     lease = timedelta(seconds=settings.job_lease_seconds)
     clear_log_context()
     bind_log_context(job_id=job_id)
-    handover: list[tuple[str, str]] = []
+    to_dispatch: list[Dispatch] = []
     plans: list[effects.Plan] = []
     with unit_of_work(settings) as db:
-        job = repo.claim(db, job_id, owner, lease)
-        if job is None:
-            state = db.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none() or "gone"
-        elif job.kind == "truncate":
-            # Claim, effects, finish and hand-over in one transaction.
-            handover = effects.truncate(db, job)
+        run = repo.claim(db, job_id, owner, lease)
+        if run is None:
+            state = repo.status_of(db, job_id) or "gone"
+        elif run.kind == JobKind.TRUNCATE:
+            # Claim, effects, finish and dispatch in one transaction.
+            to_dispatch = effects.truncate(db, run)
         else:
-            plans = effects.plan_integration(db, job)
-    if job is None:
+            plans = effects.plan_integration(db, run)
+    if run is None:
         # A duplicate or early message: the job is running elsewhere, finished, or waits behind
-        # an earlier job of its session (whose run will send this one's message).
+        # an earlier job of its session (whose run will dispatch this one).
         log.info("job %s not claimed (%s)", job_id, state)
         return "skipped"
-    token = job.attempts
-    bind_log_context(session=job.session_name)
-    log.info("job %s claimed: %s of session %s, attempt %d", job_id, job.kind, job.session_name, token)
-    outcome = "succeeded"
+    bind_log_context(session=run.session_name)
+    log.info("job %s claimed: %s of session %s, attempt %d", job_id, run.kind, run.session_name, run.token)
+    outcome = JobStatus.SUCCEEDED.value
     try:
-        if job.kind == "integrate":
-            with Heartbeat(job_id, token, settings) as hb:
-                handover = effects.integrate(job, token, settings, integrator_for(settings), hb, plans)
+        if run.kind == JobKind.INTEGRATE:
+            with Heartbeat(job_id, run.token, settings) as hb:
+                to_dispatch = effects.integrate(run, settings, integrator_for(settings), hb, plans)
     except effects.Superseded as exc:
-        outcome, handover = _fail_or_retry(job, token, settings, False, problem(
-            "session-truncated", "The session was truncated during the run", str(exc), 409))
+        outcome, to_dispatch = _fail_or_retry(run, settings, False, problem_body(
+            409, "The session was truncated during the run", str(exc), type_slug="session-truncated"))
     except effects.Fenced as exc:
-        log.warning("job %s attempt %d stopped: %s", job_id, token, exc)
+        log.warning("job %s attempt %d stopped: %s", job_id, run.token, exc)
         return "fenced"
     except effects.Cancelled:
-        outcome = "cancelled"
+        outcome = JobStatus.CANCELLED.value
         with unit_of_work(settings) as db:
-            current = repo.fence(db, job_id, token)
-            if current is not None:
-                repo.finish_run(db, job_id, "cancelled")
-            handover = repo.promote_next_ids(db, job.session_id)
+            if repo.lock_run(db, job_id, run.token) is not None:
+                repo.finish(db, job_id, JobStatus.CANCELLED)
+            to_dispatch = repo.dispatch_next(db, run.session_id)
     except IntegratorError as exc:
-        outcome, handover = _fail_or_retry(job, token, settings, exc.retryable, problem(
-            "integrator-error", "The integrator failed", str(exc), 502))
+        outcome, to_dispatch = _fail_or_retry(run, settings, exc.retryable, problem_body(
+            502, "The integrator failed", str(exc), type_slug="integrator-error"))
     except Exception as exc:  # noqa: BLE001 - unexpected: retried within the attempt budget
-        log.exception("job %s attempt %d crashed", job_id, token)
-        outcome, handover = _fail_or_retry(job, token, settings, True, problem(
-            "internal", "Internal error while running the job", f"{type(exc).__name__}: {exc}"))
-    for next_id, kind in handover:
-        queue.send(next_id, kind, settings)
+        log.exception("job %s attempt %d crashed", job_id, run.token)
+        outcome, to_dispatch = _fail_or_retry(run, settings, True, problem_body(
+            500, "Internal error while running the job", f"{type(exc).__name__}: {exc}", type_slug="internal"))
+    for d in to_dispatch:
+        queue.dispatch(d, settings)
     log.info("job %s %s", job_id, outcome)
     return outcome
 
 
-def _fail_or_retry(job: Run, token: int, settings: Settings, retryable: bool,
-                   error: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+def _fail_or_retry(run: Run, settings: Settings, retryable: bool,
+                   error: dict[str, Any]) -> tuple[str, list[Dispatch]]:
     with unit_of_work(settings) as db:
-        current = repo.fence(db, job.id, token)
-        if current is None:
+        if repo.lock_run(db, run.id, run.token) is None:
             return "fenced", []
-        if retryable and current.attempts < settings.job_max_attempts:
-            # Back in the queue as its session's head, with a message of its own right away.
-            current.status = "queued"
-            current.lease_owner = None
-            current.lease_expires_at = None
-            current.dispatched_at = None
-            current.redispatches = 0
-            current.error = error
-            return "retrying", repo.promote_next_ids(db, job.session_id)
-        repo.finish_run(db, job.id, "failed", error=error)
-        return "failed", repo.promote_next_ids(db, job.session_id)
+        if retryable and run.token < settings.job_max_attempts:
+            # Back in the queue as its session's head, dispatched again right away.
+            repo.requeue(db, run.id, error)
+            return "retrying", repo.dispatch_next(db, run.session_id)
+        repo.finish(db, run.id, JobStatus.FAILED, error=error)
+        return JobStatus.FAILED.value, repo.dispatch_next(db, run.session_id)

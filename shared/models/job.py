@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Identity, Index, Integer, LargeBinary, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.jobs.schemas import OPEN_SQL, JobStatus
 from shared.models.base import Base, created_at_column
 
 
@@ -15,7 +16,7 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         # The head of a session's queue, and the reconciler's scans, use these.
-        Index("ix_jobs_session_open", "session_id", "seq", postgresql_where=text("status IN ('queued','running')")),
+        Index("ix_jobs_session_open", "session_id", "seq", postgresql_where=text(f"status IN {OPEN_SQL}")),
         Index("ix_jobs_namespace_seq", "namespace_id", "seq"),
         Index("ix_jobs_finished_at", "finished_at", postgresql_where=text("finished_at IS NOT NULL")),
     )
@@ -27,7 +28,7 @@ class Job(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     session_name: Mapped[str] = mapped_column(String(63))
     kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # the fencing token of a run
     progress_completed: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)

@@ -11,7 +11,7 @@ from shared.errors import NotFound
 from shared.models import ApiKey, Namespace
 from shared.namespaces import repository as repo
 from shared.namespaces.schemas import KeyCreate, KeyCreated, KeyRead, NamespaceRead, NamespaceUpsert
-from shared.schemas import Page, decode_cursor, encode_cursor
+from shared.schemas import Page, page_of
 
 KEY_PREFIX = "eng_"
 
@@ -34,13 +34,8 @@ def get(db: Session, name: str) -> Namespace:
 
 
 def list_(db: Session, *, cursor: str | None, limit: int, only_id: int | None) -> Page[NamespaceRead]:
-    rows = repo.list_after(db, decode_cursor(cursor, str), limit + 1, only_id)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(
-        items=[NamespaceRead.model_validate(r) for r in rows],
-        next_cursor=encode_cursor(rows[-1].name) if more else None,
-    )
+    return page_of(lambda after, n: repo.list_after(db, after, n, only_id), cursor, str, limit,
+                   item=NamespaceRead.model_validate, position=lambda r: r.name)
 
 
 def create_key(db: Session, ns: Namespace, body: KeyCreate) -> KeyCreated:
@@ -52,10 +47,8 @@ def create_key(db: Session, ns: Namespace, body: KeyCreate) -> KeyCreated:
 
 
 def list_keys(db: Session, ns: Namespace, *, cursor: str | None, limit: int) -> Page[KeyRead]:
-    rows = repo.keys_after(db, ns.id, decode_cursor(cursor, str), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(items=[KeyRead.model_validate(r) for r in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)
+    return page_of(lambda after, n: repo.keys_after(db, ns.id, after, n), cursor, str, limit,
+                   item=KeyRead.model_validate, position=lambda r: r.id)
 
 
 def delete_key(db: Session, ns: Namespace, key_id: str) -> None:

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, any_, delete, func, literal, or_, select, update
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from shared.db import rowcount
 from shared.models import ActivitySession, Agent, Insight, Participant, Turn
+from shared.turns.repository import sees
 
 
 def get(db: Session, namespace_id: int, name: str, *, lock: bool = False) -> ActivitySession | None:
@@ -37,20 +41,22 @@ def participant_names(db: Session, session_ids: list[int]) -> dict[int, list[str
     return out
 
 
-def visible_to(agent_name: str) -> ColumnElement[bool]:
-    """Turns a participant may see: addressed to everyone, to it, or spoken by it."""
-    return or_(Turn.visible_to.is_(None), literal(agent_name) == any_(Turn.visible_to), Turn.speaker == agent_name)
+def not_yet_integrated() -> ColumnElement[bool]:
+    """A turn the participant has not integrated: appended after it was bound and after its
+    watermark (``last_integration_turn``)."""
+    return Turn.seq > func.greatest(Participant.last_integration_turn, Participant.bound_after_seq)
+
+
+def lock(db: Session, session_id: int) -> None:
+    """Lock the session row (waits for any write to it in flight, e.g. an append)."""
+    db.execute(select(ActivitySession.id).where(ActivitySession.id == session_id).with_for_update())
 
 
 def participants(db: Session, session_id: int) -> list[tuple[Participant, Agent, int]]:
-    """Each participant with its agent and the count of its visible, not yet integrated turns."""
+    """Each participant with its agent and the count of the turns it sees and has not integrated."""
     pending = (
         select(func.count())
-        .where(
-            Turn.session_id == Participant.session_id,
-            Turn.seq > func.greatest(Participant.last_integration_turn, Participant.bound_after_seq),
-            or_(Turn.visible_to.is_(None), Agent.name == func.any(Turn.visible_to), Turn.speaker == Agent.name),
-        )
+        .where(Turn.session_id == Participant.session_id, not_yet_integrated(), sees(Agent.name))
         .correlate(Participant, Agent)
         .scalar_subquery()
     )
@@ -71,7 +77,7 @@ def participant(db: Session, session_id: int, agent_id: int) -> Participant | No
 
 def unbind(db: Session, session_id: int, agent_id: int) -> bool:
     res = db.execute(delete(Participant).where(Participant.session_id == session_id, Participant.agent_id == agent_id))
-    return res.rowcount > 0  # type: ignore[attr-defined]
+    return rowcount(res) > 0
 
 
 def insights_after(db: Session, session_id: int, agent_id: int, after: int | None, limit: int) -> list[Insight]:
@@ -90,13 +96,13 @@ def purge_expired(db: Session, now: datetime) -> int:
     res = db.execute(
         delete(ActivitySession).where(ActivitySession.deleted_at.is_not(None), ActivitySession.expire_time <= now)
     )
-    return res.rowcount  # type: ignore[attr-defined]
+    return rowcount(res)
 
 
 def truncate(db: Session, session_id: int) -> tuple[int, int]:
     """Reset the session's conversation; returns (turns deleted, new generation). Memories stay:
     they are the agents'."""
-    turns = db.execute(delete(Turn).where(Turn.session_id == session_id)).rowcount  # type: ignore[attr-defined]
+    turns = rowcount(db.execute(delete(Turn).where(Turn.session_id == session_id)))
     db.execute(delete(Insight).where(Insight.session_id == session_id))
     db.execute(
         update(Participant).where(Participant.session_id == session_id).values(last_integration_turn=0, bound_after_seq=0)
@@ -115,3 +121,56 @@ def truncate(db: Session, session_id: int) -> tuple[int, int]:
     ).scalar_one()
     return turns, generation
 
+
+
+# --- integration ---------------------------------------------------------------------------------
+
+
+class ToIntegrate(NamedTuple):
+    participant_id: int
+    agent_id: int
+    name: str
+    description: str
+    watermark: int  # last_integration_turn as read: the move of the watermark is conditional on it
+
+
+def participants_to_integrate(db: Session, session_id: int) -> list[ToIntegrate]:
+    """The session's participants, by name, with their watermarks."""
+    rows = db.execute(
+        select(Participant.id, Agent.id, Agent.name, Agent.description, Participant.last_integration_turn)
+        .join(Agent, Agent.id == Participant.agent_id)
+        .where(Participant.session_id == session_id)
+        .order_by(Agent.name)
+    )
+    return [ToIntegrate(*r) for r in rows]
+
+
+def new_turns_seen(db: Session, session_id: int, snapshot: int) -> list[tuple[int, int, str, str]]:
+    """For every participant, the turns up to ``snapshot`` it sees and has not integrated, in one
+    read: (participant id, seq, speaker, content). (session_id, seq) is the turns' primary key, so
+    the cost follows the new turns, not the session's history."""
+    rows = db.execute(
+        select(Participant.id, Turn.seq, Turn.speaker, Turn.content)
+        .join(Agent, Agent.id == Participant.agent_id)
+        .join(Turn, Turn.session_id == Participant.session_id)
+        .where(Participant.session_id == session_id, not_yet_integrated(), Turn.seq <= snapshot, sees(Agent.name))
+        .order_by(Participant.id, Turn.seq)
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def move_watermark(db: Session, participant_id: int, watermark: int, snapshot: int) -> int | None:
+    """Move the participant's watermark to the snapshot if it is still where the run read it;
+    the new watermark, or None when the participant was unbound or rebound meanwhile."""
+    return db.execute(
+        update(Participant)
+        .where(Participant.id == participant_id, Participant.last_integration_turn == watermark)
+        .values(last_integration_turn=func.greatest(Participant.last_integration_turn, snapshot))
+        .returning(Participant.last_integration_turn)
+    ).scalar_one_or_none()
+
+
+def insert_insights(db: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert insights (session_id, agent_id, content, importance, evidence, job_id) in one statement."""
+    if rows:
+        db.execute(insert(Insight), rows)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from shared.agents import service as agents
 from shared.errors import Conflict, NotFound, PreconditionFailed, SessionDeleted, Unprocessable
 from shared.models import ActivitySession, Namespace, Participant
-from shared.schemas import MAX_JSON_BYTES, Page, _json_object, decode_cursor, encode_cursor
+from shared.schemas import MAX_JSON_BYTES, Page, check_json_object, page_of
 from shared.sessions import repository as repo
 from shared.sessions.schemas import InsightRead, ParticipantRead, SessionCreate, SessionPatch, SessionRead
 
@@ -64,11 +64,10 @@ def create(db: Session, ns: Namespace, body: SessionCreate) -> ActivitySession:
 
 
 def list_(db: Session, ns: Namespace, *, include_deleted: bool, cursor: str | None, limit: int) -> Page[SessionRead]:
-    rows = repo.list_after(db, ns.id, decode_cursor(cursor, int), limit + 1, include_deleted)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    names = repo.participant_names(db, [r.id for r in rows])
-    return Page(items=[to_read(r, names[r.id]) for r in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)
+    page = page_of(lambda after, n: repo.list_after(db, ns.id, after, n, include_deleted), cursor, int, limit,
+                   item=lambda r: r, position=lambda r: r.id)
+    names = repo.participant_names(db, [r.id for r in page.items])
+    return Page[SessionRead](items=[to_read(r, names[r.id]) for r in page.items], next_cursor=page.next_cursor)
 
 
 def _touch(s: ActivitySession) -> None:
@@ -85,7 +84,7 @@ def patch(db: Session, ns: Namespace, name: str, body: SessionPatch, fields: set
     if "data" in fields:
         merged = {} if body.data is None else json_merge_patch.merge(dict(s.data), body.data)
         try:
-            s.data = _json_object(merged)
+            s.data = check_json_object(merged)
         except ValueError as exc:
             raise Unprocessable(f"the merged data {exc} (limit {MAX_JSON_BYTES} bytes)", loc=["body", "data"]) from None
     _touch(s)
@@ -161,7 +160,5 @@ def participants(db: Session, ns: Namespace, name: str) -> Page[ParticipantRead]
 def insights(db: Session, ns: Namespace, name: str, agent_name: str, *, cursor: str | None, limit: int) -> Page[InsightRead]:
     s = get(db, ns, name)
     agent = agents.get(db, ns, agent_name)
-    rows = repo.insights_after(db, s.id, agent.id, decode_cursor(cursor, int), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(items=[InsightRead.model_validate(r) for r in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)
+    return page_of(lambda after, n: repo.insights_after(db, s.id, agent.id, after, n), cursor, int, limit,
+                   item=InsightRead.model_validate, position=lambda r: r.id)

@@ -1,13 +1,21 @@
+"""All SQL on turns, and the rule of what a participant sees."""
+
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, any_, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from shared.models import Turn
-from shared.sessions.repository import visible_to
+
+
+def sees(agent_name: str | ColumnElement[str]) -> ColumnElement[bool]:
+    """What a participant sees (DESIGN.md section 2, Turns): the turns addressed to everyone, to
+    it, or spoken by it. Every read of a participant's turns applies this condition."""
+    name = literal(agent_name) if isinstance(agent_name, str) else agent_name
+    return or_(Turn.visible_to.is_(None), name == any_(Turn.visible_to), Turn.speaker == name)
 
 
 def insert_many(db: Session, rows: list[dict[str, Any]]) -> list[datetime]:
@@ -19,7 +27,8 @@ def insert_many(db: Session, rows: list[dict[str, Any]]) -> list[datetime]:
 
 
 def list_after(db: Session, session_id: int, after: int, limit: int, *, viewer: str | None, after_seq: int) -> list[Turn]:
+    """The session's turns after a seq, in order; only those ``viewer`` sees when one is given."""
     q = select(Turn).where(Turn.session_id == session_id, Turn.seq > max(after, after_seq)).order_by(Turn.seq).limit(limit)
     if viewer is not None:
-        q = q.where(visible_to(viewer))
+        q = q.where(sees(viewer))
     return list(db.execute(q).scalars())

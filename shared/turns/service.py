@@ -9,7 +9,7 @@ from shared.agents import repository as agents_repo
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.jobs import repository as jobs_repo
 from shared.models import Namespace, Turn
-from shared.schemas import Page, decode_cursor, encode_cursor
+from shared.schemas import Page, page_of
 from shared.sessions import repository as sessions_repo
 from shared.sessions import service as sessions
 from shared.turns import repository as repo
@@ -65,7 +65,5 @@ def list_(db: Session, ns: Namespace, name: str, *, participant: str | None, aft
         if bound is None:
             raise NotFound(f"agent '{participant}' is not a participant of session '{name}'")
         viewer, after_seq = participant, max(after_seq, bound.bound_after_seq)
-    rows = repo.list_after(db, s.id, decode_cursor(cursor, int) or 0, limit + 1, viewer=viewer, after_seq=after_seq)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(items=[to_read(r) for r in rows], next_cursor=encode_cursor(rows[-1].seq) if more else None)
+    return page_of(lambda after, n: repo.list_after(db, s.id, after or 0, n, viewer=viewer, after_seq=after_seq),
+                   cursor, int, limit, item=to_read, position=lambda r: r.seq)

@@ -166,7 +166,7 @@ def test_rule2_a_late_worker_with_an_old_token_writes_nothing(world: World, sett
     insights = world.get(f"/sessions/{name}/participants/ada/insights").json()["items"]
 
     with pytest.raises(effects.Fenced):
-        effects.integrate(stale, stale.attempts, settings, load_integrator(settings), NoBeat(), plans)  # type: ignore[arg-type]
+        effects.integrate(stale, settings, load_integrator(settings), NoBeat(), plans)
     assert world.get(f"/sessions/{name}/participants/ada/insights").json()["items"] == insights
 
 
@@ -187,7 +187,7 @@ def test_rule2_an_integration_started_before_a_truncate_commits_nothing_after_it
         sessions_repo.truncate(db, claimed.session_id)
 
     with pytest.raises(effects.Superseded):
-        effects.integrate(claimed, claimed.attempts, settings, load_integrator(settings), NoBeat(), plans)  # type: ignore[arg-type]
+        effects.integrate(claimed, settings, load_integrator(settings), NoBeat(), plans)
     assert world.get(f"/sessions/{name}/participants/ada/insights").json()["items"] == []
     assert world.get("/agents/ada/memories").json()["items"] == []
     assert world.get(f"/sessions/{name}/participants").json()["items"][0]["last_integration_turn"] == 0
