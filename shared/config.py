@@ -14,7 +14,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 Process = Literal["api", "worker", "scheduler", "flower", "migrate"]
 
 # What each process cannot start without. Dev mode (`engram dev`) lifts the secrets, not the URLs:

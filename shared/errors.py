@@ -50,7 +50,7 @@ class NotFound(EngramError):
 class Conflict(EngramError):
     status, title, type_slug = 409, "Conflict", "conflict"
 
-    def __init__(self, detail: str, *, extra: dict | None = None) -> None:
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail, extra=extra)
 
 

@@ -68,5 +68,5 @@ def _fresh_engine_per_child(**_: object) -> None:
     settings = get_settings()
     try:
         integrator_for(settings)
-    except Exception:  # noqa: BLE001 - a bad ENGRAM_INTEGRATOR fails each job with a clear error instead
+    except Exception:
         log.exception("cannot load the integrator %r", settings.integrator)

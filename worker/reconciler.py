@@ -10,7 +10,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from shared import queue
 from shared.config import Settings
@@ -54,7 +54,7 @@ def reconcile_once(settings: Settings) -> PassReport:
         if queue.dispatch(d, settings):
             report.dispatched += 1
     with unit_of_work(settings) as db:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         report.purged_jobs = repo.purge_finished(db, now - timedelta(days=settings.job_retention_days))
         report.purged_sessions = sessions.purge_expired(db)
         report.purged_keys = idempotency_repo.purge_before(

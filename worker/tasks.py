@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from celery import Task
 
@@ -12,18 +13,18 @@ from shared.jobs.runner import run_job
 from worker.app import app
 
 
-def _run(task: Task, job_id: str) -> str:
+def _run(task: Task[Any, Any], job_id: str) -> str:
     owner = f"{task.request.hostname or socket.gethostname()}/{task.request.id}"
     return run_job(job_id, get_settings(), owner)
 
 
 @app.task(name=task_names.INTEGRATE, bind=True, ignore_result=True)
-def integrate(self: Task, job_id: str) -> str:
+def integrate(self: Task[Any, Any], job_id: str) -> str:
     """Integrate a session's new turns into its participants' insights and memories."""
     return _run(self, job_id)
 
 
 @app.task(name=task_names.TRUNCATE, bind=True, ignore_result=True)
-def truncate(self: Task, job_id: str) -> str:
+def truncate(self: Task[Any, Any], job_id: str) -> str:
     """Reset a session: turns, data, insights and watermarks; bump its generation."""
     return _run(self, job_id)

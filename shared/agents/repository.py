@@ -10,10 +10,10 @@ from shared.models import Agent, Memory
 
 
 def upsert(db: Session, namespace_id: int, name: str, description: str, metadata: dict[str, Any]) -> tuple[Agent, bool]:
-    stmt = insert(Agent).values(namespace_id=namespace_id, name=name, description=description, metadata=metadata)
-    stmt = stmt.on_conflict_do_update(
+    new = insert(Agent).values(namespace_id=namespace_id, name=name, description=description, metadata=metadata)
+    stmt = new.on_conflict_do_update(
         index_elements=[Agent.namespace_id, Agent.name],
-        set_={"description": stmt.excluded.description, "metadata": stmt.excluded.metadata, "updated_at": func.now()},
+        set_={"description": new.excluded.description, "metadata": new.excluded.metadata, "updated_at": func.now()},
     ).returning(Agent.id, (Agent.created_at == Agent.updated_at).label("created"))
     agent_id, created = db.execute(stmt).one()
     agent = db.get_one(Agent, agent_id, populate_existing=True)

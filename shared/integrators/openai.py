@@ -219,7 +219,7 @@ class OpenAIIntegrator:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Transient) and exc.retry_after is not None:
             return min(exc.retry_after, self.retry_after_cap)
-        return min(self.backoff_base * 2 ** (state.attempt_number - 1), self.backoff_max)
+        return float(min(self.backoff_base * 2 ** (state.attempt_number - 1), self.backoff_max))
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

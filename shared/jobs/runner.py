@@ -139,7 +139,7 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
     except IntegratorError as exc:
         outcome, to_dispatch = _fail_or_retry(run, settings, exc.retryable, problem_body(
             502, "The integrator failed", str(exc), type_slug="integrator-error"))
-    except Exception as exc:  # noqa: BLE001 - unexpected: retried within the attempt budget
+    except Exception as exc:
         log.exception("job %s attempt %d crashed", job_id, run.token)
         outcome, to_dispatch = _fail_or_retry(run, settings, True, problem_body(
             500, "Internal error while running the job", f"{type(exc).__name__}: {exc}", type_slug="internal"))

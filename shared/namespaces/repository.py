@@ -4,6 +4,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from shared.db import rowcount
 from shared.models import ApiKey, Namespace
 
 
@@ -48,7 +49,7 @@ def keys_after(db: Session, namespace_id: int, after: str | None, limit: int) ->
 
 def delete_key(db: Session, namespace_id: int, key_id: str) -> bool:
     res = db.execute(delete(ApiKey).where(ApiKey.namespace_id == namespace_id, ApiKey.id == key_id))
-    return res.rowcount > 0  # type: ignore[attr-defined]
+    return rowcount(res) > 0
 
 
 def namespace_of_secret_hash(db: Session, secret_hash: str) -> int | None:

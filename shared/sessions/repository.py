@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, delete, func, insert, select, update

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import json_merge_patch
 from sqlalchemy import func
@@ -72,7 +72,7 @@ def list_(db: Session, ns: Namespace, *, include_deleted: bool, cursor: str | No
 
 def _touch(s: ActivitySession) -> None:
     s.version += 1
-    s.updated_at = func.now()  # type: ignore[assignment]
+    s.updated_at = func.now()
 
 
 def patch(db: Session, ns: Namespace, name: str, body: SessionPatch, fields: set[str], if_match: str | None) -> ActivitySession:
@@ -95,7 +95,7 @@ def delete(db: Session, ns: Namespace, name: str, retention: timedelta) -> Activ
     """Soft delete (AIP-164). Deleting a deleted session changes nothing and returns it."""
     s = get(db, ns, name, lock=True)
     if s.deleted_at is None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         s.deleted_at = now
         s.expire_time = now + retention
         _touch(s)
@@ -113,7 +113,7 @@ def undelete(db: Session, ns: Namespace, name: str) -> ActivitySession:
 
 
 def purge_expired(db: Session) -> int:
-    return repo.purge_expired(db, datetime.now(timezone.utc))
+    return repo.purge_expired(db, datetime.now(UTC))
 
 
 # --- participants -------------------------------------------------------------------------------

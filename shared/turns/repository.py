@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, any_, insert, literal, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Table, any_, insert, literal, or_, select
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from shared.models import Turn
 
 
-def sees(agent_name: str | ColumnElement[str]) -> ColumnElement[bool]:
+def sees(agent_name: str | ColumnElement[str] | QueryableAttribute[str]) -> ColumnElement[bool]:
     """What a participant sees (DESIGN.md section 2, Turns): the turns addressed to everyone, to
     it, or spoken by it. Every read of a participant's turns applies this condition."""
     name = literal(agent_name) if isinstance(agent_name, str) else agent_name
@@ -21,7 +21,7 @@ def sees(agent_name: str | ColumnElement[str]) -> ColumnElement[bool]:
 def insert_many(db: Session, rows: list[dict[str, Any]]) -> list[datetime]:
     """Insert the turns; returns their created_at, in order. One multi-row INSERT … RETURNING
     (SQLAlchemy's insertmanyvalues) on the table, without building ORM objects."""
-    table = Turn.__table__
+    table = cast(Table, Turn.__table__)  # a mapped class's table is a Table
     stmt = insert(table).returning(table.c.created_at, sort_by_parameter_order=True)
     return list(db.execute(stmt, rows).scalars())
 

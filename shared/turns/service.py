@@ -48,7 +48,7 @@ def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns
     ]
     created = repo.insert_many(db, rows)
     s.turn_count = first + len(rows) - 1
-    s.updated_at = func.now()  # type: ignore[assignment]
+    s.updated_at = func.now()
     return AppendResult(first_seq=first, last_seq=s.turn_count, turns=[
         TurnRead(seq=r["seq"], speaker=r["speaker"], content=r["content"], visible_to=r["visible_to"],
                  metadata=r["metadata"], created_at=at)
