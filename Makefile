@@ -25,6 +25,10 @@ bench: $(STAMP) ## the benchmark: real system, same-run references; writes bench
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m bench
 
+lint: $(STAMP) ## ruff and mypy, as CI runs them
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 test-fast: $(STAMP) ## unit and integration tests only
 	$(BIN)/python -m pytest tests/unit tests/integration
 
