@@ -31,10 +31,6 @@ class EngramError(Exception):
         self.extra = extra or {}
 
 
-class BadRequest(EngramError):
-    status, title, type_slug = 400, "Bad request", "bad-request"
-
-
 class Unauthorized(EngramError):
     status, title, type_slug = 401, "Unauthorized", "unauthorized"
 
@@ -62,10 +58,6 @@ class PreconditionFailed(EngramError):
     status, title, type_slug = 412, "Precondition failed", "precondition-failed"
 
 
-class PayloadTooLarge(EngramError):
-    status, title, type_slug = 413, "Payload too large", "payload-too-large"
-
-
 class Unprocessable(EngramError):
     """422 with the invalid fields: ``errors=[{"loc": [...], "msg": ...}]``."""
 
@@ -73,11 +65,3 @@ class Unprocessable(EngramError):
 
     def __init__(self, detail: str, *, loc: list[str | int] | None = None) -> None:
         super().__init__(detail, extra={"errors": [{"loc": loc or [], "msg": detail}]})
-
-
-class PreconditionRequired(EngramError):
-    status, title, type_slug = 428, "Precondition required", "precondition-required"
-
-
-class ServiceUnavailable(EngramError):
-    status, title, type_slug = 503, "Service unavailable", "unavailable"
