@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from api import errors
 from api.metrics import register_jobs_collector
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from api.routes import agents, jobs, namespaces, ops, participants, sessions, turns
+from api.routes import agents, jobs, memories, namespaces, ops, participants, sessions, turns
 from api.waiters import JobWaiters
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.job_waiters = JobWaiters(database_url)
     errors.install(app)
-    for module in (namespaces, agents, sessions, participants, turns, jobs):
+    for module in (namespaces, agents, memories, sessions, participants, turns, jobs):
         app.include_router(module.router, responses=errors.COMMON_RESPONSES)
     app.include_router(ops.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -21,7 +21,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from shared.agents.schemas import AgentRead as Agent
-from shared.agents.schemas import MemoryRead as Memory
+from shared.memories.schemas import MemoryRead as Memory
 from shared.jobs.schemas import FINISHED, JobKind, JobLinks, JobStatus, ParticipantResult, Progress
 from shared.jobs.schemas import JobRead as Job
 from shared.namespaces.schemas import KeyCreated

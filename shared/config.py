@@ -99,8 +99,9 @@ class Settings(BaseSettings):
         90.0,
         ge=0,
         le=100,
-        description="An insight whose similarity (rapidfuzz token-set ratio, 0–100) to one of the "
-        "agent's memories reaches this value is a near-duplicate and is not added again.",
+        description="A new memory whose similarity (rapidfuzz token-sort ratio, 0–100) to one of the agent's "
+        "recent memories of the same kind reaches this value is a near-duplicate: it reinforces that memory "
+        "(reinforcements + 1, last_seen_at) instead of being stored again.",
     )
 
     memory_dedup_window: int = Field(
@@ -110,6 +111,20 @@ class Settings(BaseSettings):
         description="Near-duplicates are looked for among the agent's this many most recent memories "
         "(bounds the cost of an integration for agents that remember a lot).",
     )
+
+    # --- recall ----------------------------------------------------------------------------------
+    # A memory's score is w_relevance * relevance + w_importance * importance + w_recency * recency,
+    # each in 0..1 (after Generative Agents, Park et al. 2023). Relevance fuses the full-text
+    # ranking and, with an embedder, the vector ranking by reciprocal rank fusion.
+    recall_weight_relevance: float = Field(1.0, ge=0, le=10, description="Weight of relevance to the query.")
+    recall_weight_importance: float = Field(0.25, ge=0, le=10, description="Weight of a memory's importance (1–10 → 0..1).")
+    recall_weight_recency: float = Field(
+        0.25, ge=0, le=10, description="Weight of recency: 1 for what just happened, halving every half-life.")
+    recall_recency_half_life_days: float = Field(
+        30.0, gt=0, description="Recency halves every this many days since the memory's occurred_at.")
+    recall_rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant: 1 / (k + rank).")
+    recall_candidates: int = Field(
+        200, ge=10, le=10_000, description="Candidates each ranking (full-text, vector) hands to the fusion.")
 
     # --- jobs ------------------------------------------------------------------------------------
     job_lease_seconds: float = Field(

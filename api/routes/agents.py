@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response
 
 from api.deps import DB, AgentName, NamespaceDep, PageParams
 from shared.agents import service
-from shared.agents.schemas import AgentRead, AgentUpsert, MemoryRead
+from shared.agents.schemas import AgentRead, AgentUpsert
 from shared.schemas import Page
 
 router = APIRouter(prefix="/v1/namespaces/{namespace}/agents", tags=["agents"])
@@ -37,8 +37,3 @@ def delete_agent(ns: NamespaceDep, agent: AgentName, db: DB) -> Response:
     service.delete(db, ns, agent)
     return Response(status_code=204)
 
-
-@router.get("/{agent}/memories", response_model=Page[MemoryRead])
-def list_memories(ns: NamespaceDep, agent: AgentName, db: DB, page: PageParams) -> Page[MemoryRead]:
-    """List the agent's long-term memories, newest first."""
-    return service.memories(db, ns, agent, cursor=page[1], limit=page[0])

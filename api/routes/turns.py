@@ -3,13 +3,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from api import idempotency
 from api.deps import DB, AgentName, IdempotencyKey, NamespaceDep, PageParams, SessionName, SettingsDep
 from shared.schemas import Page
 from shared.turns import service
-from shared.turns.schemas import AppendResult, TurnBatch, TurnRead
+from shared.turns.schemas import AppendResult, RedactResult, TurnBatch, TurnRead
 
 router = APIRouter(prefix="/v1/namespaces/{namespace}/sessions/{session}/turns", tags=["turns"])
 
@@ -34,3 +35,13 @@ def list_turns(ns: NamespaceDep, session: SessionName, db: DB, page: PageParams,
                ) -> Page[TurnRead]:
     """List turns in seq order."""
     return service.list_(db, ns, session, participant=participant, after_seq=after_seq, cursor=page[1], limit=page[0])
+
+
+@router.delete("/{seq}", response_model=RedactResult, responses={
+    409: {"description": "The session is deleted."}})
+def redact_turn(ns: NamespaceDep, session: SessionName, seq: Annotated[int, PathParam(ge=1, le=2**62)],
+                db: DB) -> RedactResult:
+    """Redact a turn: its content is erased (the seq stays, marked `redacted_at`), and every insight and memory
+    that cites it is deleted, in one transaction. Integrations skip redacted turns. Redacting again changes
+    nothing more."""
+    return service.redact(db, ns, session, seq)

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.models import Agent, Memory
+from shared.models import Agent
 
 
 def upsert(db: Session, namespace_id: int, name: str, description: str, metadata: dict[str, Any]) -> tuple[Agent, bool]:
@@ -34,30 +34,3 @@ def list_after(db: Session, namespace_id: int, after: str | None, limit: int) ->
 def delete_(db: Session, agent_id: int) -> None:
     db.execute(delete(Agent).where(Agent.id == agent_id))
 
-
-def memories_before(db: Session, agent_id: int, before: int | None, limit: int) -> list[Memory]:
-    q = select(Memory).where(Memory.agent_id == agent_id).order_by(Memory.id.desc()).limit(limit)
-    if before is not None:
-        q = q.where(Memory.id < before)
-    return list(db.execute(q).scalars())
-
-
-# Lock the agent (two sessions integrating it cannot both add one memory) and read its most recent
-# memories, the window near-duplicates are looked for in, in one round trip. The window bounds the
-# cost of an integration however much the agent remembers.
-_LOCK_RECENT_MEMORIES = text("""
-    WITH locked AS (SELECT id FROM agents WHERE id = :agent_id FOR UPDATE)
-    SELECT m.content FROM locked
-    JOIN LATERAL (SELECT content FROM memories WHERE agent_id = locked.id ORDER BY id DESC LIMIT :window) m ON true
-""")
-
-
-def lock_recent_memories(db: Session, agent_id: int, window: int) -> list[str]:
-    """Lock the agent for a write of memories; the contents of its ``window`` latest memories."""
-    return list(db.execute(_LOCK_RECENT_MEMORIES, {"agent_id": agent_id, "window": window}).scalars())
-
-
-def insert_memories(db: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert memories (agent_id, session_id, session_name, content, importance, evidence, job_id)."""
-    if rows:
-        db.execute(insert(Memory), rows)

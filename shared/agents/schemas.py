@@ -20,11 +20,3 @@ class AgentRead(Schema):
     created_at: datetime
     updated_at: datetime
 
-
-class MemoryRead(Schema):
-    id: int
-    content: str
-    importance: int = Field(ge=1, le=10)
-    evidence: list[int]
-    session: str = Field(description="The session the memory came from.")
-    created_at: datetime

@@ -5,20 +5,15 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from shared.agents import repository as repo
-from shared.agents.schemas import AgentRead, AgentUpsert, MemoryRead
+from shared.agents.schemas import AgentRead, AgentUpsert
 from shared.errors import NotFound
-from shared.models import Agent, Memory, Namespace
+from shared.models import Agent, Namespace
 from shared.schemas import Page, page_of
 
 
 def to_read(agent: Agent) -> AgentRead:
     return AgentRead(name=agent.name, description=agent.description, metadata=agent.metadata_,
                      created_at=agent.created_at, updated_at=agent.updated_at)
-
-
-def memory_read(m: Memory) -> MemoryRead:
-    return MemoryRead(id=m.id, content=m.content, importance=m.importance, evidence=m.evidence,
-                      session=m.session_name, created_at=m.created_at)
 
 
 def put(db: Session, ns: Namespace, name: str, body: AgentUpsert) -> tuple[AgentRead, bool]:
@@ -42,8 +37,3 @@ def delete(db: Session, ns: Namespace, name: str) -> None:
     """Delete the agent with its memories, insights and participations."""
     repo.delete_(db, get(db, ns, name).id)
 
-
-def memories(db: Session, ns: Namespace, name: str, *, cursor: str | None, limit: int) -> Page[MemoryRead]:
-    agent = get(db, ns, name)
-    return page_of(lambda before, n: repo.memories_before(db, agent.id, before, n), cursor, int, limit,
-                   item=memory_read, position=lambda r: r.id)

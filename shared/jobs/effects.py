@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz, process, utils
 from sqlalchemy.orm import Session
 
-from shared.agents import repository as agents_repo
 from shared.config import Settings
 from shared.db import unit_of_work
 from shared.integrators import ChatTurn, InsightDraft, Integrator, IntegratorError, Reflection
 from shared.jobs import repository as repo
 from shared.jobs.repository import Dispatch, Run
 from shared.jobs.schemas import JobStatus
+from shared.memories import repository as memories_repo
+from shared.memories.schemas import MemoryKind
 from shared.sessions import repository as sessions_repo
 
 log = logging.getLogger("engram.jobs")
@@ -77,6 +79,7 @@ class Plan:
     description: str
     watermark: int  # last_integration_turn when the run started
     turns: list[ChatTurn]
+    occurred: dict[int, datetime] = field(default_factory=dict)  # seq -> when the turn happened
     drafts: list[InsightDraft] = field(default_factory=list)
 
 
@@ -85,11 +88,14 @@ def plan_integration(db: Session, run: Run) -> list[Plan]:
     people = sessions_repo.participants_to_integrate(db, run.session_id)
     if not people:
         return []
-    seen: dict[int, list[ChatTurn]] = {p.participant_id: [] for p in people}
-    for participant_id, seq, speaker, content in sessions_repo.new_turns_seen(db, run.session_id, run.snapshot_seq):
-        seen[participant_id].append(ChatTurn(seq=seq, speaker=speaker, content=content))
-    return [Plan(p.participant_id, p.agent_id, p.name, p.description, p.watermark, seen[p.participant_id])
-            for p in people]
+    plans = {p.participant_id: Plan(p.participant_id, p.agent_id, p.name, p.description, p.watermark, [])
+             for p in people}
+    for participant_id, seq, speaker, content, occurred_at in sessions_repo.new_turns_seen(
+            db, run.session_id, run.snapshot_seq):
+        plan = plans[participant_id]
+        plan.turns.append(ChatTurn(seq=seq, speaker=speaker, content=content))
+        plan.occurred[seq] = occurred_at
+    return list(plans.values())
 
 
 def _check_drafts(drafts: list[InsightDraft], turns: list[ChatTurn], integrator: Integrator) -> None:
@@ -141,7 +147,8 @@ def _commit_participant(run: Run, settings: Settings, plan: Plan, *, done: int, 
             raise Cancelled()
         moved = sessions_repo.move_watermark(db, plan.participant_id, plan.watermark, run.snapshot_seq)
         insights = memories = 0
-        if moved is not None and plan.drafts:
+        if moved is not None and plan.turns:
+            _drop_redacted(db, run, plan)
             insights, memories = _store(db, run, plan, settings.memory_similarity_threshold,
                                         settings.memory_dedup_window)
         if moved is None:
@@ -160,25 +167,63 @@ def _commit_participant(run: Run, settings: Settings, plan: Plan, *, done: int, 
     return to_dispatch
 
 
+def _drop_redacted(db: Session, run: Run, plan: Plan) -> None:
+    """Turns redacted since the plan was read (the fence orders this transaction after the
+    redaction's): neither they nor what cites them is written."""
+    gone = sessions_repo.redacted_among(db, run.session_id, [t.seq for t in plan.turns])
+    if gone:
+        plan.turns = [t for t in plan.turns if t.seq not in gone]
+        plan.drafts = [d for d in plan.drafts if not gone & set(d.evidence)]
+
+
+def observation_importance(turn: ChatTurn, drafts: list[InsightDraft]) -> int:
+    """An observation matters as much as the most important insight that rests on it; a turn no
+    insight cites matters a little more the more it says (2 to 4)."""
+    cited = [d.importance for d in drafts if turn.seq in d.evidence]
+    words = len(turn.content.split())
+    return max([2 + min(2, words // 12), *cited])
+
+
 def _store(db: Session, run: Run, plan: Plan, threshold: float, window: int) -> tuple[int, int]:
-    """Store the participant's insights, and those that are not near-duplicates of what the agent
-    already remembers as memories. Returns (insights, memories) created."""
+    """The participant's insights, then its memory stream: one observation per turn it saw, one
+    reflection per insight; a near-duplicate of a recent memory of the same kind reinforces it
+    instead. Returns (insights, memories) created."""
     sessions_repo.insert_insights(db, [
         {"session_id": run.session_id, "agent_id": plan.agent_id, "content": d.content, "importance": d.importance,
          "evidence": sorted(set(d.evidence)), "job_id": run.id}
         for d in plan.drafts
     ])
-    known = agents_repo.lock_recent_memories(db, plan.agent_id, window)
+    latest = max(plan.occurred.values(), default=None)
+    entries = [(MemoryKind.OBSERVATION, t.speaker, t.content, observation_importance(t, plan.drafts), [t.seq],
+                plan.occurred.get(t.seq)) for t in plan.turns]
+    entries += [(MemoryKind.REFLECTION, None, d.content, d.importance, sorted(set(d.evidence)),
+                 max((plan.occurred[s] for s in d.evidence if s in plan.occurred), default=latest))
+                for d in plan.drafts]
+    known = memories_repo.lock_recent(db, plan.agent_id, window)
+    texts = {kind: [k.text for k in known if k.kind == kind] for kind in MemoryKind}
+    ids: dict[MemoryKind, list[int | None]] = {kind: [k.id for k in known if k.kind == kind] for kind in MemoryKind}
     new: list[dict[str, Any]] = []
-    for d in plan.drafts:
-        match = process.extractOne(d.content, known, scorer=fuzz.token_set_ratio, score_cutoff=threshold) if known else None
+    reinforced: list[int] = []
+    for kind, speaker, content, importance, evidence, occurred_at in entries:
+        said = f"{speaker}: {content}" if speaker else content
+        # An observation is seen again only in the same words from the same speaker (case and
+        # punctuation aside): "the deploy moved to Thursday" must not reinforce "... to Tuesday".
+        # Reflections, written by the integrator, are near-duplicates above the threshold.
+        cutoff = 100.0 if kind == MemoryKind.OBSERVATION else threshold
+        match = process.extractOne(said, texts[kind], scorer=fuzz.token_sort_ratio, processor=utils.default_process,
+                                   score_cutoff=cutoff) if texts[kind] else None
         if match is not None:
-            continue  # a near-duplicate of something the agent already remembers
-        known.append(d.content)
+            known_id = ids[kind][match[2]]
+            if known_id is not None:
+                reinforced.append(known_id)  # seen again: reinforce, do not repeat
+            continue
+        texts[kind].append(said)
+        ids[kind].append(None)  # a memory of this very transaction: no id yet, nothing to reinforce
         new.append({"agent_id": plan.agent_id, "session_id": run.session_id, "session_name": run.session_name,
-                    "content": d.content, "importance": d.importance, "evidence": sorted(set(d.evidence)),
-                    "job_id": run.id})
-    agents_repo.insert_memories(db, new)
+                    "generation": run.generation, "kind": kind.value, "speaker": speaker, "content": content,
+                    "importance": importance, "evidence": evidence, "occurred_at": occurred_at, "job_id": run.id})
+    memories_repo.insert_many(db, new)
+    memories_repo.reinforce(db, reinforced)
     return len(plan.drafts), len(new)
 
 

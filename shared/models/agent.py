@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, ForeignKey, Index, SmallInteger, String, UniqueConstraint
+from sqlalchemy import ARRAY, BigInteger, Computed, ForeignKey, Index, SmallInteger, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, created_at_column
@@ -23,18 +24,33 @@ class Agent(Base):
 
 
 class Memory(Base):
-    """Long-term memory of an agent. It outlives the session it came from (and its truncate)."""
+    """An entry of an agent's memory stream: an observation (a turn it saw) or a reflection (an
+    insight of the integrator). It outlives the session it came from (and its truncate)."""
 
     __tablename__ = "memories"
-    __table_args__ = (Index("ix_memories_agent_id_id", "agent_id", "id"),)
+    __table_args__ = (
+        Index("ix_memories_agent_id_id", "agent_id", "id"),
+        # Full-text recall: the GIN index of the generated tsvector (see `tsv`).
+        Index("ix_memories_tsv", "tsv", postgresql_using="gin"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     # The session's name is copied so the memory still names it after the session is purged.
     session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
     session_name: Mapped[str] = mapped_column(String(63))
+    # The session's generation the evidence seqs belong to (a truncate restarts the numbering).
+    generation: Mapped[int] = mapped_column(default=1, server_default="1")
+    kind: Mapped[str] = mapped_column(String(16), default="reflection", server_default="reflection")
+    speaker: Mapped[str | None] = mapped_column(String(128))  # an observation's speaker
     content: Mapped[str]
     importance: Mapped[int] = mapped_column(SmallInteger)
     evidence: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
     job_id: Mapped[str | None] = mapped_column(String(36))
+    occurred_at: Mapped[datetime] = created_at_column()  # when what it remembers happened
     created_at: Mapped[datetime] = created_at_column()
+    # A near-duplicate seen again reinforces the memory instead of repeating it.
+    reinforcements: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_seen_at: Mapped[datetime] = created_at_column()
+    tsv: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('english'::regconfig, coalesce(speaker, '') || ' ' || content)", persisted=True))

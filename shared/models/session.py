@@ -57,6 +57,8 @@ class Turn(Base):
     visible_to: Mapped[list[str] | None] = mapped_column(ARRAY(String(63)))  # NULL: everyone
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict, server_default="{}")
     created_at: Mapped[datetime] = created_at_column()
+    occurred_at: Mapped[datetime] = created_at_column()  # given by the client, or the append time
+    redacted_at: Mapped[datetime | None]  # set when the turn's content was erased
 
 
 class Insight(Base):

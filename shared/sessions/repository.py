@@ -144,18 +144,28 @@ def participants_to_integrate(db: Session, session_id: int) -> list[ToIntegrate]
     return [ToIntegrate(*r) for r in rows]
 
 
-def new_turns_seen(db: Session, session_id: int, snapshot: int) -> list[tuple[int, int, str, str]]:
-    """For every participant, the turns up to ``snapshot`` it sees and has not integrated, in one
-    read: (participant id, seq, speaker, content). (session_id, seq) is the turns' primary key, so
-    the cost follows the new turns, not the session's history."""
+def new_turns_seen(db: Session, session_id: int, snapshot: int) -> list[tuple[int, int, str, str, datetime]]:
+    """For every participant, the turns up to ``snapshot`` it sees and has not integrated, redacted
+    ones left out, in one read: (participant id, seq, speaker, content, occurred_at).
+    (session_id, seq) is the turns' primary key, so the cost follows the new turns, not the
+    session's history."""
     rows = db.execute(
-        select(Participant.id, Turn.seq, Turn.speaker, Turn.content)
+        select(Participant.id, Turn.seq, Turn.speaker, Turn.content, Turn.occurred_at)
         .join(Agent, Agent.id == Participant.agent_id)
         .join(Turn, Turn.session_id == Participant.session_id)
-        .where(Participant.session_id == session_id, not_yet_integrated(), Turn.seq <= snapshot, sees(Agent.name))
+        .where(Participant.session_id == session_id, not_yet_integrated(), Turn.seq <= snapshot, sees(Agent.name),
+               Turn.redacted_at.is_(None))
         .order_by(Participant.id, Turn.seq)
     )
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def redacted_among(db: Session, session_id: int, seqs: list[int]) -> set[int]:
+    """Which of these turns were redacted (since a run read them)."""
+    if not seqs:
+        return set()
+    return set(db.execute(select(Turn.seq).where(
+        Turn.session_id == session_id, Turn.seq.in_(seqs), Turn.redacted_at.is_not(None))).scalars())
 
 
 def move_watermark(db: Session, participant_id: int, watermark: int, snapshot: int) -> int | None:

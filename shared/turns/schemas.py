@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from shared.schemas import InputSchema, JsonObject, SafeStr, Schema, Slug
 
@@ -16,6 +16,9 @@ class TurnCreate(InputSchema):
         description="Participants that see this turn; omit for everyone. The speaker always sees its own turn.",
     )
     metadata: JsonObject = Field(default_factory=dict)
+    occurred_at: AwareDatetime | None = Field(
+        None, description="When it was said (RFC 3339 with a time zone); default: the append time. Lets a client "
+        "import a past conversation with its real times; recall weighs recency by it.")
 
 
 class TurnBatch(InputSchema):
@@ -28,7 +31,16 @@ class TurnRead(Schema):
     content: str
     visible_to: list[str] | None
     metadata: dict[str, Any]
+    occurred_at: datetime
     created_at: datetime
+    redacted_at: datetime | None = Field(None, description="Set when the turn was redacted: its content is erased.")
+
+
+class RedactResult(Schema):
+    seq: int
+    redacted_at: datetime
+    insights_deleted: int = Field(description="Insights that cited the turn, deleted with it.")
+    memories_deleted: int = Field(description="Memories that cited the turn, deleted with it.")
 
 
 class AppendResult(Schema):

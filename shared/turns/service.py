@@ -8,17 +8,18 @@ from sqlalchemy.orm import Session
 from shared.agents import repository as agents_repo
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.jobs import repository as jobs_repo
+from shared.memories import repository as memories_repo
 from shared.models import Namespace, Turn
 from shared.schemas import Page, page_of
 from shared.sessions import repository as sessions_repo
 from shared.sessions import service as sessions
 from shared.turns import repository as repo
-from shared.turns.schemas import AppendResult, TurnBatch, TurnRead
+from shared.turns.schemas import AppendResult, RedactResult, TurnBatch, TurnRead
 
 
 def to_read(t: Turn) -> TurnRead:
     return TurnRead(seq=t.seq, speaker=t.speaker, content=t.content, visible_to=t.visible_to, metadata=t.metadata_,
-                    created_at=t.created_at)
+                    occurred_at=t.occurred_at, created_at=t.created_at, redacted_at=t.redacted_at)
 
 
 def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns: int, max_chars: int) -> AppendResult:
@@ -43,7 +44,7 @@ def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns
     first = s.turn_count + 1
     rows = [
         {"session_id": s.id, "seq": first + i, "speaker": t.speaker, "content": t.content,
-         "visible_to": t.visible_to, "metadata": t.metadata}
+         "visible_to": t.visible_to, "metadata": t.metadata, "occurred_at": t.occurred_at}
         for i, t in enumerate(batch.turns)
     ]
     created = repo.insert_many(db, rows)
@@ -51,8 +52,8 @@ def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns
     s.updated_at = func.now()
     return AppendResult(first_seq=first, last_seq=s.turn_count, turns=[
         TurnRead(seq=r["seq"], speaker=r["speaker"], content=r["content"], visible_to=r["visible_to"],
-                 metadata=r["metadata"], created_at=at)
-        for r, at in zip(rows, created, strict=True)])
+                 metadata=r["metadata"], occurred_at=occurred_at, created_at=created_at)
+        for r, (created_at, occurred_at) in zip(rows, created, strict=True)])
 
 
 def list_(db: Session, ns: Namespace, name: str, *, participant: str | None, after_seq: int, cursor: str | None,
@@ -67,3 +68,15 @@ def list_(db: Session, ns: Namespace, name: str, *, participant: str | None, aft
         viewer, after_seq = participant, max(after_seq, bound.bound_after_seq)
     return page_of(lambda after, n: repo.list_after(db, s.id, after or 0, n, viewer=viewer, after_seq=after_seq),
                    cursor, int, limit, item=to_read, position=lambda r: r.seq)
+
+
+def redact(db: Session, ns: Namespace, name: str, seq: int) -> RedactResult:
+    """Redact a turn, in one transaction: erase its content (the seq stays, with ``redacted_at``)
+    and delete every insight and memory that cites it. The session row lock orders it with
+    appends and truncates, and an integration's fence (a share lock) with its writes."""
+    s = sessions.get_live(db, ns, name)
+    redacted_at = repo.redact(db, s.id, seq)
+    if redacted_at is None:
+        raise NotFound(f"session '{name}' has no turn {seq}")
+    insights, memories = memories_repo.delete_citing(db, s.id, s.generation, seq)
+    return RedactResult(seq=seq, redacted_at=redacted_at, insights_deleted=insights, memories_deleted=memories)

@@ -395,7 +395,7 @@ def test_rule7_finished_jobs_are_kept_then_purged(world: World, settings) -> Non
 # --- memories ---------------------------------------------------------------------------------------
 
 
-def test_near_duplicate_insights_do_not_become_memories_twice(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_conversation_seen_twice_is_remembered_once_and_reinforced(world: World, settings) -> None:  # type: ignore[no-untyped-def]
     first, second = conversation(world, "ada"), world.session()
     world.bind(second, "ada")
     world.turns(second, *[{"speaker": "user", "content": f"The release {i} of the billing service fixes invoice "
@@ -403,11 +403,14 @@ def test_near_duplicate_insights_do_not_become_memories_twice(world: World, sett
     for name in (first, second):
         job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
         assert run_job(job_id, settings, WORKER) == "succeeded"
-    results = [p for j in world.get("/jobs").json()["items"] for p in j["result"]["participants"]]
-    assert all(p["insights_created"] >= 1 for p in results)
-    # The same conversation twice: insights in both sessions, memories once.
-    assert sum(p["memories_created"] for p in results) == results[0]["insights_created"]
-    assert len(world.get("/agents/ada/memories").json()["items"]) == results[0]["insights_created"]
+    once, twice = [j["result"]["participants"][0] for j in reversed(world.get("/jobs").json()["items"])]
+    assert once["insights_created"] >= 1 and twice["insights_created"] == once["insights_created"]
+    # The same conversation twice: insights in both sessions, memories once, each seen again once.
+    assert once["memories_created"] == 3 + once["insights_created"]  # 3 observations and the reflections
+    assert twice["memories_created"] == 0
+    memories = world.get("/agents/ada/memories").json()["items"]
+    assert len(memories) == once["memories_created"]
+    assert {m["reinforcements"] for m in memories} == {1}
 
 
 def test_rule1_redispatch_backs_off_while_a_job_stays_queued(world: World, settings) -> None:  # type: ignore[no-untyped-def]

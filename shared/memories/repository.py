@@ -1,0 +1,159 @@
+"""All SQL of the memory stream: writing and reinforcing memories, recall, forgetting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.orm import Session
+from sqlalchemy.types import String
+
+from shared.db import rowcount
+from shared.models import Insight, Memory
+
+
+class Known(NamedTuple):
+    id: int
+    kind: str
+    text: str  # what near-duplicates are compared on: speaker and content
+
+
+# Lock the agent (two sessions integrating it cannot both add one memory) and read its most recent
+# memories, the window near-duplicates are looked for in, in one round trip. The window bounds the
+# cost of an integration however much the agent remembers.
+_LOCK_RECENT = text("""
+    WITH locked AS (SELECT id FROM agents WHERE id = :agent_id FOR UPDATE)
+    SELECT m.id, m.kind, coalesce(m.speaker || ': ', '') || m.content FROM locked
+    JOIN LATERAL (SELECT id, kind, speaker, content FROM memories WHERE agent_id = locked.id
+                  ORDER BY id DESC LIMIT :window) m ON true
+""")
+
+
+def lock_recent(db: Session, agent_id: int, window: int) -> list[Known]:
+    """Lock the agent for a write of memories; its ``window`` latest memories."""
+    return [Known(*r) for r in db.execute(_LOCK_RECENT, {"agent_id": agent_id, "window": window})]
+
+
+def insert_many(db: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert memories (agent_id, session_id, session_name, generation, kind, speaker, content,
+    importance, evidence, occurred_at, job_id) in one statement."""
+    if rows:
+        db.execute(insert(Memory), rows)
+
+
+_REINFORCE = text("""
+    UPDATE memories m SET reinforcements = m.reinforcements + r.times, last_seen_at = now()
+    FROM (SELECT id, count(*) AS times FROM unnest(CAST(:ids AS bigint[])) AS id GROUP BY id) r
+    WHERE m.id = r.id
+""")
+
+
+def reinforce(db: Session, memory_ids: list[int]) -> None:
+    """A near-duplicate was seen again: count it on the memory, and note when."""
+    if memory_ids:
+        db.execute(_REINFORCE, {"ids": memory_ids})
+
+
+def list_before(db: Session, agent_id: int, before: int | None, limit: int) -> list[Memory]:
+    """The agent's memories, newest first, before a position (a memory id)."""
+    q = select(Memory).where(Memory.agent_id == agent_id).order_by(Memory.id.desc()).limit(limit)
+    if before is not None:
+        q = q.where(Memory.id < before)
+    return list(db.execute(q).scalars())
+
+
+def delete_one(db: Session, agent_id: int, memory_id: int) -> bool:
+    """Forget one memory of the agent; False when it has no such memory."""
+    return rowcount(db.execute(delete(Memory).where(Memory.agent_id == agent_id, Memory.id == memory_id))) > 0
+
+
+def delete_citing(db: Session, session_id: int, generation: int, seq: int) -> tuple[int, int]:
+    """Delete every insight and memory citing a turn of the session as evidence; (insights,
+    memories) deleted. Insights are always of the session's current generation (a truncate
+    deletes them); memories carry the generation their evidence belongs to."""
+    insights = rowcount(db.execute(
+        delete(Insight).where(Insight.session_id == session_id, Insight.evidence.contains([seq]))))
+    memories = rowcount(db.execute(delete(Memory).where(
+        Memory.session_id == session_id, Memory.generation == generation, Memory.evidence.contains([seq]))))
+    return insights, memories
+
+
+# --- recall ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecallQuery:
+    agent_id: int
+    text: str
+    strict: bool  # web-search syntax: every term must match
+    limit: int
+    session: str | None
+    kinds: list[str] | None
+    w_relevance: float
+    w_importance: float
+    w_recency: float
+    half_life_days: float
+    rrf_k: int
+    candidates: int
+
+
+# The full-text ranking: ts_rank_cd (cover density: matched terms near each other count more)
+# normalized by the memory's length (flag 1: divide by 1 + log(length)), so that a short memory
+# that says exactly the thing beats a long one that mentions it in passing. The query is an OR
+# of the query's stemmed terms (english configuration), unless the caller asked for strict.
+_QUERY = """
+    WITH q AS (
+        SELECT CASE WHEN :strict THEN websearch_to_tsquery('english', :text)
+                    ELSE replace(plainto_tsquery('english', :text)::text, ' & ', ' | ')::tsquery END AS query
+    ),
+    fts AS (
+        SELECT m.id, row_number() OVER (ORDER BY ts_rank_cd(m.tsv, q.query, 1) DESC, m.id DESC) AS rank
+        FROM memories m, q
+        WHERE m.agent_id = :agent_id AND m.tsv @@ q.query {filters}
+        ORDER BY ts_rank_cd(m.tsv, q.query, 1) DESC, m.id DESC
+        LIMIT :candidates
+    ),
+    fused AS (
+        SELECT id, sum(1.0 / (:rrf_k + rank)) AS rrf FROM (SELECT id, rank FROM fts {vector_union}) r GROUP BY id
+    ),
+    scored AS (
+        SELECT m.*, f.rrf / max(f.rrf) OVER () AS relevance,
+               m.importance / 10.0 AS importance_score,
+               power(0.5, extract(epoch FROM now() - m.occurred_at) / 86400.0 / :half_life) AS recency
+        FROM fused f JOIN memories m ON m.id = f.id
+    )
+    SELECT id, kind, speaker, content, importance, evidence, session_name, generation, occurred_at, created_at,
+           reinforcements, last_seen_at,
+           :w_rel * relevance + :w_imp * importance_score + :w_rec * least(recency, 1.0) AS score
+    FROM scored
+    ORDER BY score DESC, id DESC
+    LIMIT :limit
+"""
+
+
+def recall(db: Session, q: RecallQuery, vector_candidates: str = "") -> list[dict[str, Any]]:
+    """The agent's memories for the query, best first, each with its score."""
+    filters = ""
+    params: dict[str, Any] = {
+        "agent_id": q.agent_id, "text": q.text, "strict": q.strict, "candidates": q.candidates, "rrf_k": q.rrf_k,
+        "half_life": q.half_life_days, "w_rel": q.w_relevance, "w_imp": q.w_importance, "w_rec": q.w_recency,
+        "limit": q.limit}
+    if q.session is not None:
+        filters += " AND m.session_name = :session"
+        params["session"] = q.session
+    if q.kinds:
+        filters += " AND m.kind = ANY(:kinds)"
+        params["kinds"] = q.kinds
+    stmt = text(_QUERY.format(filters=filters, vector_union=vector_candidates))
+    if q.kinds:
+        stmt = stmt.bindparams(bindparam("kinds", type_=ARRAY(String())))
+    return [dict(r._mapping) for r in db.execute(stmt, params)]
+
+
+def latest_insights(db: Session, session_id: int, agent_id: int, limit: int) -> list[Insight]:
+    """The participant's latest insights in the session, newest first."""
+    return list(db.execute(
+        select(Insight).where(Insight.session_id == session_id, Insight.agent_id == agent_id)
+        .order_by(Insight.id.desc()).limit(limit)).scalars())

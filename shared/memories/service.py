@@ -1,0 +1,85 @@
+"""The memory stream: listing, forgetting, recall and the context of a participant's next reply."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from shared.agents import service as agents
+from shared.config import Settings
+from shared.errors import NotFound
+from shared.memories import repository as repo
+from shared.memories.context import render
+from shared.memories.schemas import ContextRead, MemoryKind, MemoryRead, RecalledMemory, RecallRequest, RecallResult
+from shared.models import Memory, Namespace
+from shared.schemas import Page, page_of
+from shared.sessions import repository as sessions_repo
+from shared.sessions import service as sessions
+from shared.sessions.schemas import InsightRead
+from shared.turns import repository as turns_repo
+from shared.turns import service as turns
+
+# Web-search syntax asks for a strict query: a quoted phrase, `-word`, or an upper-case OR.
+_STRICT = re.compile(r'"|(?:^|\s)-\w|\sOR\s')
+
+
+def to_read(m: Memory) -> MemoryRead:
+    return MemoryRead(id=m.id, kind=MemoryKind(m.kind), speaker=m.speaker, content=m.content, importance=m.importance,
+                      evidence=m.evidence, session=m.session_name, generation=m.generation, occurred_at=m.occurred_at,
+                      created_at=m.created_at, reinforcements=m.reinforcements, last_seen_at=m.last_seen_at)
+
+
+def list_(db: Session, ns: Namespace, agent_name: str, *, cursor: str | None, limit: int) -> Page[MemoryRead]:
+    agent = agents.get(db, ns, agent_name)
+    return page_of(lambda before, n: repo.list_before(db, agent.id, before, n), cursor, int, limit,
+                   item=to_read, position=lambda m: m.id)
+
+
+def forget(db: Session, ns: Namespace, agent_name: str, memory_id: int) -> None:
+    agent = agents.get(db, ns, agent_name)
+    if not repo.delete_one(db, agent.id, memory_id):
+        raise NotFound(f"agent '{agent_name}' has no memory {memory_id}")
+
+
+def _recalled(row: dict[str, Any]) -> RecalledMemory:
+    return RecalledMemory(
+        id=row["id"], kind=MemoryKind(row["kind"]), speaker=row["speaker"], content=row["content"],
+        importance=row["importance"], evidence=row["evidence"], session=row["session_name"],
+        generation=row["generation"], occurred_at=row["occurred_at"], created_at=row["created_at"],
+        reinforcements=row["reinforcements"], last_seen_at=row["last_seen_at"], score=round(float(row["score"]), 6))
+
+
+def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings) -> list[RecalledMemory]:
+    rows = repo.recall(db, repo.RecallQuery(
+        agent_id=agent_id, text=body.query, strict=bool(_STRICT.search(body.query)), limit=body.limit,
+        session=body.session, kinds=[k.value for k in body.kinds] if body.kinds else None,
+        w_relevance=settings.recall_weight_relevance, w_importance=settings.recall_weight_importance,
+        w_recency=settings.recall_weight_recency, half_life_days=settings.recall_recency_half_life_days,
+        rrf_k=settings.recall_rrf_k, candidates=settings.recall_candidates))
+    return [_recalled(r) for r in rows]
+
+
+def recall(db: Session, ns: Namespace, agent_name: str, body: RecallRequest, settings: Settings) -> RecallResult:
+    """The agent's memories most useful for the query, best first."""
+    agent = agents.get(db, ns, agent_name)
+    return RecallResult(items=_recall(db, agent.id, body, settings))
+
+
+def context(db: Session, ns: Namespace, session_name: str, participant: str, *, query: str | None, max_chars: int,
+            turns_limit: int, memories_limit: int, insights_limit: int, settings: Settings) -> ContextRead:
+    """What a participant needs before its next reply, in one read."""
+    s = sessions.get(db, ns, session_name)
+    agent = agents.get(db, ns, participant)
+    bound = sessions_repo.participant(db, s.id, agent.id)
+    if bound is None:
+        raise NotFound(f"agent '{participant}' is not a participant of session '{session_name}'")
+    latest = list(reversed(turns_repo.latest_seen(db, s.id, participant, bound.bound_after_seq, turns_limit)))
+    turn_reads = [turns.to_read(t) for t in latest]
+    if not query:
+        query = " ".join(t.content for t in latest[-3:])[:2000]
+    memories = _recall(db, agent.id, RecallRequest(query=query, limit=memories_limit), settings) if query.strip() else []
+    insights = [InsightRead.model_validate(i) for i in repo.latest_insights(db, s.id, agent.id, insights_limit)]
+    return ContextRead(session=s.name, participant=participant, query=query, turns=turn_reads, memories=memories,
+                       insights=insights, text=render(participant, turn_reads, memories, insights, max_chars))
