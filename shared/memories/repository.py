@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy import any_, bindparam, delete, literal, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import String
@@ -74,9 +74,9 @@ def delete_citing(db: Session, session_id: int, generation: int, seq: int) -> tu
     memories) deleted. Insights are always of the session's current generation (a truncate
     deletes them); memories carry the generation their evidence belongs to."""
     insights = rowcount(db.execute(
-        delete(Insight).where(Insight.session_id == session_id, Insight.evidence.contains([seq]))))
+        delete(Insight).where(Insight.session_id == session_id, literal(seq) == any_(Insight.evidence))))
     memories = rowcount(db.execute(delete(Memory).where(
-        Memory.session_id == session_id, Memory.generation == generation, Memory.evidence.contains([seq]))))
+        Memory.session_id == session_id, Memory.generation == generation, literal(seq) == any_(Memory.evidence))))
     return insights, memories
 
 
