@@ -98,10 +98,21 @@ def plan_integration(db: Session, run: Run) -> list[Plan]:
     return list(plans.values())
 
 
-def _check_drafts(drafts: list[InsightDraft], turns: list[ChatTurn], integrator: Integrator) -> None:
+def _encodable(content: str) -> bool:
+    """PostgreSQL text holds UTF-8: a lone surrogate (e.g. from a JSON escape) cannot be stored."""
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_drafts(drafts: list[InsightDraft], turns: list[ChatTurn], integrator: Integrator) -> None:
+    """Refuse, before anything is written, insights that could not be stored or cite turns the
+    integrator was not given: the job fails with a clear error and writes nothing."""
     seqs = {t.seq for t in turns}
     for i, d in enumerate(drafts):
-        if not d.content or "\x00" in d.content:
+        if not d.content or "\x00" in d.content or not _encodable(d.content):
             raise IntegratorError(f"{integrator.name} integrator: insight {i} has empty or invalid content")
         if not 1 <= d.importance <= 10:
             raise IntegratorError(f"{integrator.name} integrator: insight {i} importance {d.importance} not in 1..10")
@@ -118,7 +129,7 @@ def integrate(run: Run, settings: Settings, integrator: Integrator, safe_point: 
         if plan.turns:
             plan.drafts = integrator.reflect(
                 Reflection(agent=plan.name, agent_description=plan.description, turns=plan.turns))
-            _check_drafts(plan.drafts, plan.turns, integrator)
+            check_drafts(plan.drafts, plan.turns, integrator)
     if not plans:
         with unit_of_work(settings) as db:
             fence(db, run)

@@ -78,6 +78,7 @@ BODIES = {
     ("post", "/v1/namespaces/{namespace}/sessions/{session}/turns"): {"turns": [{"speaker": "x", "content": "y"}]},
     ("patch", "/v1/namespaces/{namespace}/sessions/{session}"): {"description": "x"},
     ("post", "/v1/namespaces/{namespace}/sessions"): {"name": "probe"},
+    ("post", "/v1/namespaces/{namespace}/agents/{agent}/recall"): {"query": "secret plans"},
 }
 
 
@@ -99,7 +100,8 @@ def victim(http: TestClient, ns: str) -> dict[str, str]:
     w.say(session, "user", "secret plans")
     job = w.post(f"/sessions/{session}/integrate").json()["id"]
     key = key_for(http, ns)["id"]
-    return {"namespace": ns, "session": session, "agent": "ada", "participant": "ada", "job": job, "key_id": key}
+    return {"namespace": ns, "session": session, "agent": "ada", "participant": "ada", "job": job, "key_id": key,
+            "seq": "1", "memory": "1"}
 
 
 def test_every_route_with_another_namespaces_key_answers_as_if_nothing_existed(app, http, victim) -> None:  # type: ignore[no-untyped-def]
@@ -124,6 +126,7 @@ def test_every_route_with_another_namespaces_key_answers_as_if_nothing_existed(a
     # And nothing was changed in namespace A.
     w = World(http, victim["namespace"])
     assert w.get(f"/sessions/{victim['session']}").json()["turn_count"] == 1
+    assert w.get(f"/sessions/{victim['session']}/turns").json()["items"][0]["content"] == "secret plans"
     assert [j["id"] for j in w.get("/jobs").json()["items"]] == [victim["job"]]
 
 
