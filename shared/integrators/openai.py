@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 import httpx
-import tenacity
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 
+from shared.endpoints import EndpointError, JsonEndpoint, excerpt
 from shared.integrators.base import ChatTurn, InsightDraft, IntegratorError, Reflection
 
 log = logging.getLogger(__name__)
@@ -79,15 +78,6 @@ class _Answer(BaseModel):
     insights: list[_InsightOut]
 
 
-class _Transient(Exception):
-    """A failure worth retrying (network, timeout, 429, 5xx)."""
-
-    def __init__(self, status: str, retry_after: float | None = None) -> None:
-        super().__init__(status)
-        self.status = status
-        self.retry_after = retry_after
-
-
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
 
@@ -118,24 +108,17 @@ class OpenAIIntegrator:
         """
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
-        # Kept as a SecretStr so it never shows up in a repr, traceback local dump or log line.
-        self._api_key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
-        self.timeout = timeout
-        self.max_retries = max(0, max_retries)
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.retry_after_cap = retry_after_cap
         self.max_turn_chars = max_turn_chars
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=timeout)
+        self.endpoint = JsonEndpoint(self.url, "chat-completions", api_key, timeout, max_retries, client,
+                                      backoff_base=backoff_base, backoff_max=backoff_max,
+                                      retry_after_cap=retry_after_cap)
 
     def __repr__(self) -> str:
         return f"OpenAIIntegrator(url={self.url!r}, model={self.model!r})"
 
     def close(self) -> None:
         """Close the HTTP client if this integrator created it."""
-        if self._owns_client:
-            self._client.close()
+        self.endpoint.close()
 
     def __enter__(self) -> OpenAIIntegrator:
         return self
@@ -175,59 +158,11 @@ class OpenAIIntegrator:
             "temperature": 0,
             "response_format": {"type": "json_object"},
         }
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key is not None:
-            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_Transient),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
         try:
-            response = retrying(self._post, body, headers)
-        except _Transient as exc:
-            raise IntegratorError(
-                f"chat-completions endpoint {self.url} failed after {self.max_retries + 1} "
-                f"attempt(s); last status: {exc.status}",
-                retryable=True,
-            ) from None
+            response = self.endpoint.post(body)
+        except EndpointError as exc:
+            raise IntegratorError(str(exc), retryable=exc.retryable) from None
         return self._message_content(response)
-
-    def _post(self, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
-        try:
-            response = self._client.post(self.url, json=body, headers=headers, timeout=self.timeout)
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            # A misconfigured ENGRAM_LLM_BASE_URL: no retry will fix it.
-            raise IntegratorError(f"cannot call {self.url!r}: {exc}", retryable=False) from None
-        except httpx.TransportError as exc:
-            # str(exc) names the failure (refused, timed out, ...) but never the request headers.
-            raise _Transient(f"no response ({type(exc).__name__}: {exc})") from None
-        status = response.status_code
-        if status == 429 or status >= 500:
-            raise _Transient(f"HTTP {status}", _retry_after(response))
-        if status >= 300:
-            raise IntegratorError(
-                f"chat-completions endpoint {self.url} answered HTTP {status}: {_excerpt(response.text)}",
-                retryable=False,
-            )
-        return response
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
-            return min(exc.retry_after, self.retry_after_cap)
-        return float(min(self.backoff_base * 2 ** (state.attempt_number - 1), self.backoff_max))
-
-    def _log_retry(self, state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
-            "chat-completions %s: %s; retry %d/%d in %.2fs",
-            self.url, exc, state.attempt_number, self.max_retries, wait,
-        )
 
     def _message_content(self, response: httpx.Response) -> str:
         try:
@@ -236,7 +171,7 @@ class OpenAIIntegrator:
         except (ValueError, KeyError, IndexError, TypeError):
             raise IntegratorError(
                 f"chat-completions endpoint {self.url} did not answer a chat completion: "
-                f"{_excerpt(response.text)}",
+                f"{excerpt(response.text)}",
                 retryable=False,
             ) from None
         if not isinstance(content, str):
@@ -262,7 +197,7 @@ def parse_insights(content: str, seqs: set[int]) -> list[InsightDraft]:
     try:
         raw = json.loads(text)
     except ValueError as exc:
-        raise invalid(f"not JSON ({exc}): {_excerpt(content)}") from None
+        raise invalid(f"not JSON ({exc}): {excerpt(content)}") from None
     if not isinstance(raw, dict):
         raise invalid(f'expected a JSON object with key "insights", got {type(raw).__name__}')
     try:
@@ -291,19 +226,3 @@ def _describe(exc: ValidationError, limit: int = 3) -> str:
         parts.append(f"{path or 'answer'}: {msg}")
     more = exc.error_count() - limit
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: fall back to exponential backoff
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _excerpt(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "…"

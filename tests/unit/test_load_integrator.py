@@ -60,8 +60,8 @@ def test_openai_from_settings() -> None:
     assert integrator.name == "openai"
     assert integrator.url == "http://127.0.0.1:9/v1/chat/completions"
     assert integrator.model == "test-model"
-    assert integrator.timeout == 7.5
-    assert integrator.max_retries == 2
+    assert integrator.endpoint.timeout == 7.5
+    assert integrator.endpoint.max_retries == 2
     assert "sk-secret" not in repr(integrator)
     integrator.close()
 
