@@ -112,6 +112,20 @@ class Settings(BaseSettings):
         "(bounds the cost of an integration for agents that remember a lot).",
     )
 
+    # --- embeddings ------------------------------------------------------------------------------
+    embedder: str = Field(
+        "none",
+        description="`none` (full-text recall only), `openai` (any OpenAI-compatible `/embeddings` endpoint) or a "
+        "dotted path `package.module:factory` to your own. Workers embed memories during integration; the API "
+        "embeds recall queries. Needs pgvector in PostgreSQL, else recall stays full-text and says so.",
+    )
+    embedding_base_url: str | None = Field(
+        None, description="Base URL of the `/embeddings` endpoint; default: ENGRAM_LLM_BASE_URL.")
+    embedding_model: str = Field("text-embedding-3-small", description="Embedding model name sent to the endpoint.")
+    embedding_api_key: SecretStr | None = Field(None, description="Bearer key of the endpoint; default: ENGRAM_LLM_API_KEY.")
+    embedding_dimensions: int = Field(1536, ge=1, le=16000, description="Length of the model's vectors.")
+    embedding_batch_size: int = Field(64, ge=1, le=2048, description="Texts per `/embeddings` request.")
+
     # --- recall ----------------------------------------------------------------------------------
     # A memory's score is w_relevance * relevance + w_importance * importance + w_recency * recency,
     # each in 0..1 (after Generative Agents, Park et al. 2023). Relevance fuses the full-text

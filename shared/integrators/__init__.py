@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from shared.integrators.base import ChatTurn, InsightDraft, Integrator, IntegratorError, Reflection
+from shared.plugins import load_factory
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -43,31 +43,9 @@ def load_integrator(settings: Settings) -> Integrator:
 
 
 def _from_dotted_path(path: str, settings: Settings) -> Integrator:
-    def invalid(why: str) -> ValueError:
-        return ValueError(f"ENGRAM_INTEGRATOR={path!r}: {why}. Use {_OPTIONS}.")
-
-    if ":" in path:
-        module_name, _, attr = path.partition(":")
-    else:
-        module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr or not all(p.isidentifier() for p in [*module_name.split("."), *attr.split(".")]):
-        raise invalid("not a known integrator nor a dotted path")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise invalid(f"cannot import module {module_name!r} ({exc})") from exc
-
-    factory: object = module
-    for part in attr.split("."):  # `module:Class.create` style attributes work too
-        try:
-            factory = getattr(factory, part)
-        except AttributeError:
-            raise invalid(f"module {module_name!r} has no attribute {attr!r}") from None
-    if not callable(factory):
-        raise invalid(f"{attr!r} in {module_name!r} is not callable")
-
-    integrator = factory(settings)
+    integrator = load_factory(path, "ENGRAM_INTEGRATOR", _OPTIONS)(settings)
     # Check the shape early: a wrong factory should fail at startup, not in the first job.
     if not callable(getattr(integrator, "reflect", None)) or not isinstance(getattr(integrator, "name", None), str):
-        raise invalid(f"{attr!r} returned {type(integrator).__name__}, which has no `name` and `reflect`")
-    return integrator  # type: ignore[no-any-return]
+        raise ValueError(f"ENGRAM_INTEGRATOR={path!r}: it returned {type(integrator).__name__}, which has no `name` "
+                         f"and `reflect`. Use {_OPTIONS}.")
+    return cast(Integrator, integrator)

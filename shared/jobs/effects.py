@@ -7,17 +7,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from rapidfuzz import fuzz, process, utils
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.db import unit_of_work
+from shared.embedders import Embedder
 from shared.integrators import ChatTurn, InsightDraft, Integrator, IntegratorError, Reflection
 from shared.jobs import repository as repo
 from shared.jobs.repository import Dispatch, Run
 from shared.jobs.schemas import JobStatus
-from shared.memories import repository as memories_repo
-from shared.memories.schemas import MemoryKind
+from shared.memories import stream
 from shared.sessions import repository as sessions_repo
 
 log = logging.getLogger("engram.jobs")
@@ -81,6 +80,7 @@ class Plan:
     turns: list[ChatTurn]
     occurred: dict[int, datetime] = field(default_factory=dict)  # seq -> when the turn happened
     drafts: list[InsightDraft] = field(default_factory=list)
+    entries: list[stream.Entry] = field(default_factory=list)  # what its memory stream may gain
 
 
 def plan_integration(db: Session, run: Run) -> list[Plan]:
@@ -121,15 +121,20 @@ def check_drafts(drafts: list[InsightDraft], turns: list[ChatTurn], integrator: 
 
 
 def integrate(run: Run, settings: Settings, integrator: Integrator, safe_point: SafePoint,
-              plans: list[Plan]) -> list[Dispatch]:
-    """Reflect for every participant first (no writes: a failing integrator writes nothing), then
-    commit each participant in its own transaction; the last one also finishes the job."""
+              plans: list[Plan], embedder: Embedder | None = None) -> list[Dispatch]:
+    """Reflect for every participant and embed what they may remember first (no writes: a failing
+    integrator or embedder writes nothing), then commit each participant in its own transaction;
+    the last one also finishes the job."""
     for plan in plans:
         _checkpoint(safe_point)
         if plan.turns:
             plan.drafts = integrator.reflect(
                 Reflection(agent=plan.name, agent_description=plan.description, turns=plan.turns))
             check_drafts(plan.drafts, plan.turns, integrator)
+            plan.entries = stream.entries(plan.turns, plan.drafts, plan.occurred)
+    if embedder is not None:
+        _checkpoint(safe_point)
+        stream.embed(embedder, [e for plan in plans for e in plan.entries])
     if not plans:
         with unit_of_work(settings) as db:
             fence(db, run)
@@ -185,57 +190,20 @@ def _drop_redacted(db: Session, run: Run, plan: Plan) -> None:
     if gone:
         plan.turns = [t for t in plan.turns if t.seq not in gone]
         plan.drafts = [d for d in plan.drafts if not gone & set(d.evidence)]
-
-
-def observation_importance(turn: ChatTurn, drafts: list[InsightDraft]) -> int:
-    """An observation matters as much as the most important insight that rests on it; a turn no
-    insight cites matters a little more the more it says (2 to 4)."""
-    cited = [d.importance for d in drafts if turn.seq in d.evidence]
-    words = len(turn.content.split())
-    return max([2 + min(2, words // 12), *cited])
+        plan.entries = [e for e in plan.entries if not gone & set(e.evidence)]
 
 
 def _store(db: Session, run: Run, plan: Plan, threshold: float, window: int) -> tuple[int, int]:
-    """The participant's insights, then its memory stream: one observation per turn it saw, one
-    reflection per insight; a near-duplicate of a recent memory of the same kind reinforces it
-    instead. Returns (insights, memories) created."""
+    """The participant's insights, then its memory stream. Returns (insights, memories) created."""
     sessions_repo.insert_insights(db, [
         {"session_id": run.session_id, "agent_id": plan.agent_id, "content": d.content, "importance": d.importance,
          "evidence": sorted(set(d.evidence)), "job_id": run.id}
         for d in plan.drafts
     ])
-    latest = max(plan.occurred.values(), default=None)
-    entries = [(MemoryKind.OBSERVATION, t.speaker, t.content, observation_importance(t, plan.drafts), [t.seq],
-                plan.occurred.get(t.seq)) for t in plan.turns]
-    entries += [(MemoryKind.REFLECTION, None, d.content, d.importance, sorted(set(d.evidence)),
-                 max((plan.occurred[s] for s in d.evidence if s in plan.occurred), default=latest))
-                for d in plan.drafts]
-    known = memories_repo.lock_recent(db, plan.agent_id, window)
-    texts = {kind: [k.text for k in known if k.kind == kind] for kind in MemoryKind}
-    ids: dict[MemoryKind, list[int | None]] = {kind: [k.id for k in known if k.kind == kind] for kind in MemoryKind}
-    new: list[dict[str, Any]] = []
-    reinforced: list[int] = []
-    for kind, speaker, content, importance, evidence, occurred_at in entries:
-        said = f"{speaker}: {content}" if speaker else content
-        # An observation is seen again only in the same words from the same speaker (case and
-        # punctuation aside): "the deploy moved to Thursday" must not reinforce "... to Tuesday".
-        # Reflections, written by the integrator, are near-duplicates above the threshold.
-        cutoff = 100.0 if kind == MemoryKind.OBSERVATION else threshold
-        match = process.extractOne(said, texts[kind], scorer=fuzz.token_sort_ratio, processor=utils.default_process,
-                                   score_cutoff=cutoff) if texts[kind] else None
-        if match is not None:
-            known_id = ids[kind][match[2]]
-            if known_id is not None:
-                reinforced.append(known_id)  # seen again: reinforce, do not repeat
-            continue
-        texts[kind].append(said)
-        ids[kind].append(None)  # a memory of this very transaction: no id yet, nothing to reinforce
-        new.append({"agent_id": plan.agent_id, "session_id": run.session_id, "session_name": run.session_name,
-                    "generation": run.generation, "kind": kind.value, "speaker": speaker, "content": content,
-                    "importance": importance, "evidence": evidence, "occurred_at": occurred_at, "job_id": run.id})
-    memories_repo.insert_many(db, new)
-    memories_repo.reinforce(db, reinforced)
-    return len(plan.drafts), len(new)
+    created = stream.write(db, agent_id=plan.agent_id, session_id=run.session_id, session_name=run.session_name,
+                           generation=run.generation, job_id=run.id, batch=plan.entries, threshold=threshold,
+                           window=window)
+    return len(plan.drafts), created
 
 
 def _merge_result(result: dict[str, Any] | None, entries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from shared.jobs.repository import Dispatch, Run
 from shared.jobs.schemas import JobKind, JobStatus
 from shared.logs import bind as bind_log_context
 from shared.logs import clear as clear_log_context
+from shared.memories.service import active_embedder
 
 log = logging.getLogger("engram.jobs")
 
@@ -123,7 +124,8 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
     try:
         if run.kind == JobKind.INTEGRATE:
             with Heartbeat(job_id, run.token, settings) as hb:
-                to_dispatch = effects.integrate(run, settings, integrator_for(settings), hb, plans)
+                to_dispatch = effects.integrate(run, settings, integrator_for(settings), hb, plans,
+                                                active_embedder(settings))
     except effects.Superseded as exc:
         outcome, to_dispatch = _fail_or_retry(run, settings, False, problem_body(
             409, "The session was truncated during the run", str(exc), type_slug="session-truncated"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import String
 
 from shared.db import rowcount
+from shared.memories import vectors
 from shared.models import Insight, Memory
 
 
@@ -36,11 +38,12 @@ def lock_recent(db: Session, agent_id: int, window: int) -> list[Known]:
     return [Known(*r) for r in db.execute(_LOCK_RECENT, {"agent_id": agent_id, "window": window})]
 
 
-def insert_many(db: Session, rows: list[dict[str, Any]]) -> None:
+def insert_many(db: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert memories (agent_id, session_id, session_name, generation, kind, speaker, content,
-    importance, evidence, occurred_at, job_id) in one statement."""
-    if rows:
-        db.execute(insert(Memory), rows)
+    importance, evidence, occurred_at, job_id) in one statement; their ids, in order."""
+    if not rows:
+        return []
+    return list(db.scalars(insert(Memory).returning(Memory.id, sort_by_parameter_order=True), rows))
 
 
 _REINFORCE = text("""
@@ -114,7 +117,7 @@ _QUERY = """
         WHERE m.agent_id = :agent_id AND m.tsv @@ q.query {filters}
         ORDER BY ts_rank_cd(m.tsv, q.query, 1) DESC, m.id DESC
         LIMIT :candidates
-    ),
+    ){vector_cte},
     fused AS (
         SELECT id, sum(1.0 / (:rrf_k + rank)) AS rrf FROM (SELECT id, rank FROM fts {vector_union}) r GROUP BY id
     ),
@@ -133,8 +136,9 @@ _QUERY = """
 """
 
 
-def recall(db: Session, q: RecallQuery, vector_candidates: str = "") -> list[dict[str, Any]]:
-    """The agent's memories for the query, best first, each with its score."""
+def recall(db: Session, q: RecallQuery, query_vector: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """The agent's memories for the query, best first, each with its score. With a query vector,
+    the vector ranking joins the full-text one in the fusion."""
     filters = ""
     params: dict[str, Any] = {
         "agent_id": q.agent_id, "text": q.text, "strict": q.strict, "candidates": q.candidates, "rrf_k": q.rrf_k,
@@ -146,7 +150,13 @@ def recall(db: Session, q: RecallQuery, vector_candidates: str = "") -> list[dic
     if q.kinds:
         filters += " AND m.kind = ANY(:kinds)"
         params["kinds"] = q.kinds
-    stmt = text(_QUERY.format(filters=filters, vector_union=vector_candidates))
+    vector_cte = vector_union = ""
+    if query_vector is not None:
+        vectors.set_search_breadth(db, q.candidates)
+        vector_cte = vectors.candidates_cte(len(query_vector)).format(filters=filters)
+        vector_union = "UNION ALL SELECT id, rank FROM vec"
+        params["query_vector"] = vectors.literal(query_vector)
+    stmt = text(_QUERY.format(filters=filters, vector_cte=vector_cte, vector_union=vector_union))
     if q.kinds:
         stmt = stmt.bindparams(bindparam("kinds", type_=ARRAY(String())))
     return [dict(r._mapping) for r in db.execute(stmt, params)]

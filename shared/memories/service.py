@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from typing import Any
 
@@ -9,8 +11,11 @@ from sqlalchemy.orm import Session
 
 from shared.agents import service as agents
 from shared.config import Settings
+from shared.db import unit_of_work
+from shared.embedders import Embedder, EmbedderError, load_embedder
 from shared.errors import NotFound
 from shared.memories import repository as repo
+from shared.memories import vectors
 from shared.memories.context import render
 from shared.memories.schemas import ContextRead, MemoryKind, MemoryRead, RecalledMemory, RecallRequest, RecallResult
 from shared.models import Memory, Namespace
@@ -20,6 +25,41 @@ from shared.sessions import service as sessions
 from shared.sessions.schemas import InsightRead
 from shared.turns import repository as turns_repo
 from shared.turns import service as turns
+
+log = logging.getLogger("engram.recall")
+_active: dict[tuple[Any, ...], Embedder | None] = {}
+
+
+def active_embedder(settings: Settings) -> Embedder | None:
+    """The configured embedder when this database can hold vectors, else None (full-text recall).
+    Decided once per process and configuration; says so in the log when pgvector is missing."""
+    key = (os.getpid(), settings.embedder, settings.database_url, settings.embedding_model,
+           settings.embedding_dimensions)
+    if key in _active:
+        return _active[key]
+    embedder = load_embedder(settings)
+    if embedder is not None:
+        with unit_of_work(settings) as db:
+            usable = vectors.available(db)
+            if usable:
+                vectors.ensure_index(db, embedder.dimensions)
+        if usable:
+            log.info("recall is hybrid: full-text and vectors from the %s embedder (%d dimensions)",
+                     embedder.name, embedder.dimensions)
+        else:
+            log.warning("ENGRAM_EMBEDDER=%s is set but PostgreSQL has no pgvector: recall is full-text only "
+                        "(install pgvector and run `engram migrate` again)", settings.embedder)
+            embedder = None
+    _active[key] = embedder
+    return embedder
+
+
+def recall_mode(settings: Settings) -> str:
+    """How recall ranks, for /readyz: `full-text`, `hybrid`, or full-text because pgvector is missing."""
+    if load_embedder(settings) is None:
+        return "full-text"
+    return "hybrid" if active_embedder(settings) is not None else "full-text (pgvector missing; ENGRAM_EMBEDDER unused)"
+
 
 # Web-search syntax asks for a strict query: a quoted phrase, `-word`, or an upper-case OR.
 _STRICT = re.compile(r'"|(?:^|\s)-\w|\sOR\s')
@@ -52,12 +92,20 @@ def _recalled(row: dict[str, Any]) -> RecalledMemory:
 
 
 def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings) -> list[RecalledMemory]:
+    embedder = active_embedder(settings)
+    query_vector = None
+    if embedder is not None:
+        try:
+            query_vector = embedder.embed([body.query])[0]
+        except EmbedderError as exc:
+            # Recall still answers, by full-text: a slow or failing embedder must not take it down.
+            log.warning("recall without vectors: the embedder failed (%s)", exc)
     rows = repo.recall(db, repo.RecallQuery(
         agent_id=agent_id, text=body.query, strict=bool(_STRICT.search(body.query)), limit=body.limit,
         session=body.session, kinds=[k.value for k in body.kinds] if body.kinds else None,
         w_relevance=settings.recall_weight_relevance, w_importance=settings.recall_weight_importance,
         w_recency=settings.recall_weight_recency, half_life_days=settings.recall_recency_half_life_days,
-        rrf_k=settings.recall_rrf_k, candidates=settings.recall_candidates))
+        rrf_k=settings.recall_rrf_k, candidates=settings.recall_candidates), query_vector)
     return [_recalled(r) for r in rows]
 
 
