@@ -1,67 +1,132 @@
 """The built-in integrator: offline, deterministic, extractive.
 
-It does not write new sentences; it picks the participant's most salient turns and keeps them
-as insights. Salience comes from YAKE keyphrases (a statistical keyword extractor, no model, no
-network): a turn that mentions the conversation's key phrases, and says more, matters more.
-Same turns in, same insights out — there is no randomness anywhere in the pipeline.
+It writes no words of its own. It splits the participant's turns into sentences, drops filler
+(greetings, thanks, bare questions), scores what is left by salience and groups it by topic. Each
+topic becomes one insight that quotes its most salient sentences with their speakers and cites
+every turn the topic draws on.
+
+- Sentences: sentencex, Wikimedia's rule-based segmenter (~300 languages, compiled, no model).
+- Salience: YAKE keyphrases of the batch (a statistical keyword extractor, no model, no network).
+- Topics: a sentence joins the topic of the most salient sentence it shares enough distinctive
+  words with (weighted by how rare each word is in the batch); rapidfuzz spots sentences that
+  repeat one another, so an insight quotes a fact once while citing every turn that stated it.
+
+Same turns in, same insights out: no randomness, and nothing depends on set or hash order.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 import threading
-from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import cast
 
 import yake
+from rapidfuzz import fuzz
+from rapidfuzz.utils import default_process
 
 from shared.integrators.base import ChatTurn, InsightDraft, Reflection
+
+# sentencex ships no type information; its one function, segment(language, text), is typed here.
+_segment = cast(Callable[[str, str], Iterable[str]], importlib.import_module("sentencex").segment)
 
 # \w is Unicode-aware, so this tokenizes Latin, Cyrillic, CJK runs, digits, ... alike; emoji and
 # punctuation are not words, which is what we want for matching keyphrases.
 _WORD = re.compile(r"[^\W_]+")
 _SPACE = re.compile(r"\s+")
+# Control characters (NUL above all, which PostgreSQL text refuses) and byte-order marks.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
 # Runs of 64+ non-space characters (a pasted hash, base64, a long CJK sentence) make YAKE's
 # sentence splitter slow; breaking them up keeps the text but bounds the cost.
 _LONG_RUN = re.compile(r"\S{64,}")
 _SENTENCE_END = (".", "!", "?", "。", "！", "？", "…")
+_QUESTION_END = ("?", "？", "؟")
+_CLOSERS = " \"'»”’)]}*_"
+# Words that make a conversation polite rather than informative. With the stopwords, they do not
+# count as content when telling filler ("Nice to meet you Grace.") from facts.
+_COURTESY_WORDS = """
+hi hello hey thanks thank nice meet great welcome please sure ok okay glad bye goodbye cheers sorry
+morning evening afternoon good cool awesome perfect yes yeah yep no nope right got understood alright
+fine wonderful excellent lovely appreciate appreciated
+"""
+_COURTESY = frozenset(_COURTESY_WORDS.split())
 
 
 @dataclass(frozen=True, slots=True)
-class _Scored:
-    turn: ChatTurn
-    text: str  # whitespace-collapsed content
-    phrases: tuple[str, ...]  # keyphrases found in the turn, best-ranked first
+class _Sentence:
+    seq: int
+    speaker: str
+    text: str  # whitespace-collapsed, trimmed to a readable length
+    order: int  # position in the reflection, breaks every tie
+    terms: tuple[str, ...]  # distinct content words, normalized and sorted
     salience: float
 
 
+@dataclass(slots=True)
+class _Topic:
+    leader: _Sentence
+    keys: tuple[str, ...]  # the leader's terms other sentences can share, rarest first
+    mass: float  # the summed weight of all the leader's terms
+    members: list[_Sentence] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        # A topic several turns come back to matters a little more than a passing remark.
+        turns = len({m.seq for m in self.members})
+        return self.leader.salience + 0.5 * math.log1p(turns - 1)
+
+
 class BuiltinIntegrator:
-    """Extractive integrator: the most salient turns, tagged with their keyphrases, become insights."""
+    """Extractive integrator: salient sentences grouped by topic, one insight per topic."""
 
     name = "builtin"
 
-    #: Most insights from one reflection, and roughly one insight per this many turns.
-    max_insights = 8
-    turns_per_insight = 4
-    #: Characters of a turn kept in an insight.
-    excerpt_chars = 300
-    #: Characters fed to YAKE per reflection. YAKE costs ~5 µs per character, so this bounds a
-    #: 1,000-turn reflection to a fraction of a second; long turns are truncated first.
-    yake_char_budget = 40_000
-    #: Characters of one turn searched for keyphrases (a 32k-character turn is not worth more).
-    match_chars = 4_000
+    #: Most insights from one reflection. Below that, one per this many fact-bearing turns, plus
+    #: headroom so a short session keeps each of its few distinct facts.
+    max_insights = 20
+    fact_turns_per_insight = 2
+    insight_headroom = 3
+    #: Characters of a turn read at all (a pasted document is not conversation), and characters
+    #: of all turns split into sentences; long turns are truncated first, so every turn counts.
+    turn_chars = 8_000
+    split_char_budget = 120_000
+    #: Characters fed to YAKE per reflection. YAKE costs 10-30 µs per character (more when
+    #: every word is new), so this bounds a 1,000-turn reflection to well under a second. Over
+    #: budget, sentences are sampled evenly across the batch and the longest truncated first.
+    yake_char_budget = 12_000
+    #: Characters a sentence fed to YAKE should keep at least: the gist of it.
+    yake_sentence_chars = 60
+    #: Characters of one sentence kept, of one insight, and sentences quoted in one insight.
+    sentence_chars = 300
+    insight_chars = 380
+    max_quotes = 4
+    #: Characters of one sentence searched for keyphrases.
+    match_chars = 400
     #: Keyphrases YAKE returns; their rank sets their weight.
-    top_phrases = 40
+    top_phrases = 60
     max_phrase_words = 3
+    #: A sentence joins a topic when the words it shares with the topic's leader, weighted by how
+    #: rare they are in the batch, make at least this share of the lighter of the two (and they
+    #: share two words, when both have two). A word is indexed for at most this many topics, so
+    #: grouping stays linear in the number of sentences.
+    topic_overlap = 0.4
+    index_fanout = 8
+    #: Words of a sentence compared with other topics: its most distinctive ones.
+    topic_keys = 8
+    #: rapidfuzz token_sort_ratio from which two sentences say the same thing.
+    repeat_ratio = 90.0
+    #: A word this long is a hash or a pasted blob, not content.
+    max_word_chars = 48
 
     def __init__(self, language: str = "en") -> None:
+        self._language = language
         # One extractor per integrator: it loads the stopword list from disk when constructed.
-        self._extractor = yake.KeywordExtractor(
-            lan=language, n=self.max_phrase_words, top=self.top_phrases
-        )
-        self._stopwords = frozenset(w for w in self._extractor.stopword_set if w)
+        self._extractor = yake.KeywordExtractor(lan=language, n=self.max_phrase_words, top=self.top_phrases)
+        self._stopwords = frozenset(w for w in self._extractor.stopword_set if w) | _COURTESY
         # Participants of one session mostly see the same turns: their keyphrases are computed once.
         self._recent: OrderedDict[str, dict[tuple[str, ...], float]] = OrderedDict()
         self._recent_lock = threading.Lock()
@@ -70,31 +135,71 @@ class BuiltinIntegrator:
 
     def reflect(self, reflection: Reflection) -> list[InsightDraft]:
         """Insights for the reflection's turns; evidence only cites seqs of those turns."""
-        turns = [
-            (t, _SPACE.sub(" ", t.content).strip()) for t in reflection.turns if t.content and t.content.strip()
+        turns = [(t, _SPACE.sub(" ", _CONTROL.sub("", t.content[: 2 * self.turn_chars])).strip()) for t in reflection.turns]
+        turns = [(t, text) for t, text in turns if text]
+        facts = self._fact_sentences(turns)
+        if not facts:
+            return []
+
+        weights = self._phrase_weights([text for _, text, _ in facts])
+        sentences = [
+            _Sentence(turn.seq, turn.speaker, text, i, terms, self._salience(text, weights))
+            for i, (turn, text, terms) in enumerate(facts)
         ]
-        if not turns:
-            return []
+        topics = self._topics(sentences)
 
-        weights = self._phrase_weights([text for _, text in turns])
-        scored = [self._score(turn, text, weights) for turn, text in turns]
-        eligible = [s for s in scored if self._non_trivial(s.text)]
-        if not eligible:
-            return []
+        fact_turns = len({s.seq for s in sentences})
+        want = min(self.max_insights, math.ceil(fact_turns / self.fact_turns_per_insight) + self.insight_headroom)
+        chosen = sorted(topics, key=lambda t: (-t.score, t.leader.order))[:want]
+        # In conversation order: the insights read as a short story of the batch.
+        chosen.sort(key=lambda t: min(m.order for m in t.members))
+        return [self._insight(t) for t in chosen]
 
-        want = min(self.max_insights, max(1, math.ceil(len(turns) / self.turns_per_insight)))
-        # Highest salience first; ties go to the earlier turn so the choice is stable.
-        chosen = sorted(eligible, key=lambda s: (-s.salience, s.turn.seq))[:want]
-        # Present them in conversation order: insights read as a short story of the batch.
-        chosen.sort(key=lambda s: s.turn.seq)
-        return [self._insight(s, scored) for s in chosen]
+    # --- sentences ---------------------------------------------------------------------------
 
-    # --- keyphrases --------------------------------------------------------------------------
+    def _fact_sentences(self, turns: list[tuple[ChatTurn, str]]) -> list[tuple[ChatTurn, str, tuple[str, ...]]]:
+        """The turns' sentences that state something, with their content terms."""
+        texts = _fit_budget([text[: self.turn_chars] for _, text in turns], self.split_char_budget)
+        facts: list[tuple[ChatTurn, str, tuple[str, ...]]] = []
+        for (turn, whole), text in zip(turns, texts, strict=False):
+            try:
+                pieces = list(_segment(self._language, text))
+            except Exception:  # noqa: BLE001 - an unsplittable turn is still one sentence
+                pieces = [text]
+            if len(text) < len(whole) and len(pieces) > 1:
+                pieces.pop()  # cut off mid-sentence by the budget
+            for piece in pieces:
+                sentence = piece.strip()
+                terms = self._terms(sentence)
+                if self._states_something(sentence, terms):
+                    facts.append((turn, _excerpt(sentence, self.sentence_chars), terms))
+        return facts
+
+    def _terms(self, sentence: str) -> tuple[str, ...]:
+        """Distinct content words, lowercased, with YAKE's own plural folding (a trailing "s")."""
+        terms: set[str] = set()
+        for word in _WORD.findall(sentence[: self.match_chars].lower()):
+            if word in self._stopwords or len(word) > self.max_word_chars:
+                continue
+            terms.add(word[:-1] if len(word) > 3 and word.endswith("s") else word)
+        return tuple(sorted(terms))
+
+    def _states_something(self, sentence: str, terms: tuple[str, ...]) -> bool:
+        """Filler ("ok", "Nice to meet you Grace.") has little content; a question asks for facts
+        rather than giving them, unless it carries several itself ("Shall we move the billing
+        deploy to Friday after the migration?")."""
+        if sum(len(t) for t in terms) < 8:
+            return False
+        return len(terms) >= 4 or not sentence.rstrip(_CLOSERS).endswith(_QUESTION_END)
+
+    # --- salience ----------------------------------------------------------------------------
 
     def _phrase_weights(self, texts: list[str]) -> dict[tuple[str, ...], float]:
         """YAKE keyphrases of the whole batch, as word tuples, weighted 1.0 (best) down to ~0."""
-        corpus = " ".join(_as_sentence(t) for t in _fit_budget(texts, self.yake_char_budget))
-        corpus = _LONG_RUN.sub(_break_run, corpus)
+        stride = max(1, math.ceil(len(texts) * self.yake_sentence_chars / self.yake_char_budget))
+        fitted = _fit_budget(texts[::stride], self.yake_char_budget)
+        # The full stops and breaks added for YAKE count too: the budget is a hard bound.
+        corpus = " ".join(_as_sentence(_LONG_RUN.sub(_break_run, t)) for t in fitted)[: self.yake_char_budget]
         with self._recent_lock:
             if corpus in self._recent:
                 self._recent.move_to_end(corpus)
@@ -114,55 +219,101 @@ class BuiltinIntegrator:
                 self._recent.popitem(last=False)
         return weights
 
-    def _score(self, turn: ChatTurn, text: str, weights: dict[tuple[str, ...], float]) -> _Scored:
+    def _salience(self, text: str, weights: dict[tuple[str, ...], float]) -> float:
         words = [w.lower() for w in _WORD.findall(text[: self.match_chars])]
         found: dict[tuple[str, ...], float] = {}
         longest = max((len(k) for k in weights), default=0)
-        # Every n-gram of the turn looked up in the phrase table: linear in the turn's length.
+        # Every n-gram of the sentence looked up in the phrase table: linear in its length.
         for n in range(1, longest + 1):
             for i in range(len(words) - n + 1):
                 gram = tuple(words[i : i + n])
                 w = weights.get(gram)
                 if w is not None:
                     found[gram] = w
-        phrases = tuple(" ".join(k) for k, _ in sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
-        # The best three phrases count (a long turn mentions many phrases; summing them all would
-        # make length decide); length breaks ties between equally on-topic turns and lets a
-        # substantial turn win when YAKE found nothing (very short or symbol-only batches).
+        # The best three phrases count (summing them all would make length decide); length
+        # breaks ties and saturates at ~60 words so a wall of text does not outrank a pointed
+        # sentence.
         best = sorted(found.values(), reverse=True)[:3]
-        # Length saturates at ~60 words so a wall of text does not outrank a pointed turn.
-        salience = sum(best) + 0.5 * math.log1p(min(len(words), 60))
-        return _Scored(turn=turn, text=text, phrases=phrases, salience=salience)
+        return sum(best) + 0.5 * math.log1p(min(len(words), 60))
 
-    def _non_trivial(self, text: str) -> bool:
-        """A turn worth remembering carries some content words ("ok", "thanks!" do not)."""
-        content = [w for w in _WORD.findall(text[:200]) if w.lower() not in self._stopwords]
-        return sum(len(w) for w in content) >= 8
+    # --- topics ------------------------------------------------------------------------------
+
+    def _topics(self, sentences: list[_Sentence]) -> list[_Topic]:
+        """Leader clustering: the most salient sentences open topics, the others join the one
+        they overlap most, or open their own."""
+        n = len(sentences)
+        df = Counter(t for s in sentences for t in s.terms)
+        # Smoothed inverse document frequency: a word every sentence uses weighs 1, a rare one more.
+        idf = {t: 1 + math.log((1 + n) / (1 + c)) for t, c in df.items()}
+        topics: list[_Topic] = []
+        index: dict[str, list[int]] = {}
+        repeats: dict[tuple[str, ...], int] = {}
+        for s in sorted(sentences, key=lambda s: (-s.salience, s.order)):
+            if (seen := repeats.get(s.terms)) is not None:
+                topics[seen].members.append(s)  # the same words again: the same statement
+                continue
+            mass = math.fsum(idf[t] for t in s.terms)
+            # Words no other sentence uses weigh in the mass but cannot be shared: the keys are
+            # the rarest of the others.
+            keys = tuple(sorted(sorted((t for t in s.terms if df[t] > 1), key=lambda t: (df[t], t))[: self.topic_keys]))
+            shared: dict[int, list[float]] = {}
+            for t in keys:
+                for g in index.get(t, ()):
+                    shared.setdefault(g, []).append(idf[t])
+            best, best_share = -1, 0.0
+            for g in sorted(shared):
+                topic, weights = topics[g], shared[g]
+                share = math.fsum(weights) / min(mass, topic.mass)
+                if len(weights) >= min(2, len(keys), len(topic.keys)) and share > best_share:
+                    best, best_share = g, share
+            if best < 0 or best_share < self.topic_overlap:
+                best = len(topics)
+                topics.append(_Topic(leader=s, keys=keys, mass=mass))
+                for t in keys:
+                    listed = index.setdefault(t, [])
+                    if len(listed) < self.index_fanout:
+                        listed.append(best)
+            topics[best].members.append(s)
+            if s.terms:
+                repeats.setdefault(s.terms, best)
+        return topics
 
     # --- insight -----------------------------------------------------------------------------
 
-    def _insight(self, s: _Scored, scored: Sequence[_Scored]) -> InsightDraft:
-        tags = _distinct_tags(s.phrases, 3)
-        prefix = f"[{', '.join(tags)}] " if tags else ""
-        content = f"{prefix}{s.turn.speaker}: {_excerpt(s.text, self.excerpt_chars)}"
+    def _insight(self, topic: _Topic) -> InsightDraft:
+        quoted: list[_Sentence] = []
+        used = 0
+        for s in sorted(topic.members, key=lambda s: (-s.salience, s.order)):
+            if len(quoted) == self.max_quotes:
+                break
+            if any(_same_statement(s.text, q.text, self.repeat_ratio) for q in quoted):
+                continue
+            cost = len(s.speaker) + len(s.text) + 3
+            if quoted and used + cost > self.insight_chars:
+                continue
+            quoted.append(s)
+            used += cost
+        quoted.sort(key=lambda s: s.order)
 
-        evidence = {s.turn.seq}
-        if s.phrases:
-            # A few other turns on the same top phrase support the insight too.
-            top = s.phrases[0]
-            seq = s.turn.seq
-            others = [o.turn.seq for o in scored if o.turn.seq != seq and top in o.phrases]
-            # The nearest ones: they are most likely about the same matter.
-            evidence.update(sorted(others, key=lambda o: (abs(o - seq), o))[:3])
+        parts: list[str] = []
+        speaker = None
+        for s in quoted:
+            parts.append(s.text if s.speaker == speaker else f"{s.speaker}: {s.text}")
+            speaker = s.speaker
+        content = _excerpt(" ".join(parts), self.insight_chars)
 
         # Absolute (not batch-relative) scale so importance compares across reflections, and
-        # saturating so only turns dense with the batch's key phrases get near 10: a short turn
-        # with no key phrase is mundane (~2), a few strong key phrases give ~7.
-        importance = min(10, max(1, 1 + round(9 * (1 - math.exp(-s.salience / 3)))))
-        return InsightDraft(content=content, importance=importance, evidence=sorted(evidence))
+        # saturating so only topics dense with the batch's key phrases get near 10.
+        importance = min(10, max(1, 1 + round(9 * (1 - math.exp(-topic.score / 3)))))
+        evidence = sorted({m.seq for m in topic.members})
+        return InsightDraft(content=content, importance=importance, evidence=evidence)
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _same_statement(a: str, b: str, ratio: float) -> bool:
+    return fuzz.token_sort_ratio(a, b, processor=default_process) >= ratio
 
 
 def _fit_budget(texts: list[str], budget: int) -> list[str]:
@@ -170,8 +321,8 @@ def _fit_budget(texts: list[str], budget: int) -> list[str]:
     total = sum(len(t) for t in texts)
     if total <= budget:
         return texts
-    # Find the per-text cap c with sum(min(len, c)) <= budget ("water filling"), so short turns
-    # are kept whole and every turn still contributes its opening words.
+    # Find the per-text cap c with sum(min(len, c)) <= budget ("water filling"), so short texts
+    # are kept whole and every text still contributes its opening words.
     lengths = sorted(len(t) for t in texts)
     remaining, left = budget, len(lengths)
     cap = 0
@@ -183,8 +334,17 @@ def _fit_budget(texts: list[str], budget: int) -> list[str]:
         else:
             cap = share
             break
+    # Very many texts: each keeps at least its opening words, and the texts past the budget are
+    # left out, so the budget is a bound, never exceeded.
     cap = max(cap, 20)
-    return [t if len(t) <= cap else _cut(t, cap) for t in texts]
+    kept: list[str] = []
+    for text in texts:
+        piece = text if len(text) <= cap else _cut(text, cap)
+        budget -= len(piece)
+        if budget < 0:
+            break
+        kept.append(piece)
+    return kept
 
 
 def _break_run(match: re.Match[str]) -> str:
@@ -193,8 +353,8 @@ def _break_run(match: re.Match[str]) -> str:
 
 
 def _as_sentence(text: str) -> str:
-    # YAKE joins lines with spaces; ending each turn with a full stop keeps keyphrases from
-    # spanning two turns.
+    # YAKE joins lines with spaces; ending each sentence with a full stop keeps keyphrases from
+    # spanning two of them.
     return text if text.endswith(_SENTENCE_END) else text + "."
 
 
@@ -207,16 +367,3 @@ def _cut(text: str, limit: int) -> str:
 
 def _excerpt(text: str, limit: int) -> str:
     return text if len(text) <= limit else _cut(text, limit - 1).rstrip() + "…"
-
-
-def _distinct_tags(phrases: Sequence[str], limit: int) -> list[str]:
-    """The best phrases, skipping ones whose words are all inside a phrase already shown."""
-    tags: list[str] = []
-    for phrase in phrases:
-        words = set(phrase.split())
-        if any(words <= set(t.split()) or set(t.split()) <= words for t in tags):
-            continue
-        tags.append(phrase)
-        if len(tags) == limit:
-            break
-    return tags
