@@ -87,8 +87,10 @@ def insights(world: World, session: str, agent: str) -> list[dict[str, Any]]:
 
 
 def memories(world: World, agent: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = world.get(f"/agents/{agent}/memories").json()["items"]
-    return items
+    """The agent's reflections: what its insights became in its memory stream (each turn also
+    becomes an observation; tests/integration/test_memory_stream.py covers those)."""
+    items: list[dict[str, Any]] = world.get(f"/agents/{agent}/memories", params={"limit": 200}).json()["items"]
+    return [m for m in items if m["kind"] == "reflection"]
 
 
 def contents(items: list[dict[str, Any]]) -> list[str]:
@@ -205,13 +207,15 @@ def test_integrate_stores_the_integrators_insights_for_the_participant(world: Wo
 
 def test_integrate_near_duplicate_does_not_repeat_memory(world: World, echo_settings: Settings) -> None:
     first = session_with(world, "ada", lines=2)
-    assert integrate(world, echo_settings, first)["result"]["participants"][0]["memories_created"] == 2
+    # Two observations and two reflections.
+    assert integrate(world, echo_settings, first)["result"]["participants"][0]["memories_created"] == 4
 
     second = session_with(world, "ada")
     world.say(second, "user", NEAR_LINE_0)
     world.say(second, "user", LINES[2])  # a new one
     entry = integrate(world, echo_settings, second)["result"]["participants"][0]
-    assert (entry["insights_created"], entry["memories_created"]) == (2, 1)
+    # Two new observations; of the reflections only the new fact's (the near-duplicate reinforces).
+    assert (entry["insights_created"], entry["memories_created"]) == (2, 3)
     # The session keeps both insights; the agent's memory holds the fact once.
     assert contents(insights(world, second, "ada")) == [NEAR_LINE_0, LINES[2]]
     assert sorted(contents(memories(world, "ada"))) == sorted([LINES[0], LINES[1], LINES[2]])
@@ -246,8 +250,8 @@ def test_integrate_result_lists_each_participant(world: World, echo_settings: Se
 
     done = integrate(world, echo_settings, name)
     assert done["result"] == {"participants": [
-        {"name": "ada", "turns_integrated": 3, "insights_created": 3, "memories_created": 3, "watermark": 3},
-        {"name": "bob", "turns_integrated": 2, "insights_created": 2, "memories_created": 2, "watermark": 3},
+        {"name": "ada", "turns_integrated": 3, "insights_created": 3, "memories_created": 6, "watermark": 3},
+        {"name": "bob", "turns_integrated": 2, "insights_created": 2, "memories_created": 4, "watermark": 3},
         {"name": "cy", "turns_integrated": 1, "insights_created": 1, "memories_created": 0, "watermark": 3},
     ]}
     assert done["progress"] == {"completed": 3, "total": 3}
@@ -300,14 +304,14 @@ def test_integrate_one_transaction_per_participant(world: World, echo_settings: 
     retried = job(world, job_id)
     assert retried["status"] == "queued" and retried["error"]["status"] == 500
     assert retried["result"]["participants"] == [
-        {"name": "ada", "turns_integrated": 3, "insights_created": 3, "memories_created": 3, "watermark": 3}]
+        {"name": "ada", "turns_integrated": 3, "insights_created": 3, "memories_created": 6, "watermark": 3}]
 
     # The next attempt finishes bob and leaves ada's committed work as it was.
     given_before = len(echo.given)
     assert run_job(job_id, echo_settings, WORKER) == "succeeded"
     assert echo.given[given_before:] == [("bob", [1, 2, 3])]
     assert job(world, job_id)["result"]["participants"] == [
-        {"name": "ada", "turns_integrated": 3, "insights_created": 3, "memories_created": 3, "watermark": 3},
-        {"name": "bob", "turns_integrated": 3, "insights_created": 3, "memories_created": 3, "watermark": 3}]
+        {"name": "ada", "turns_integrated": 3, "insights_created": 3, "memories_created": 6, "watermark": 3},
+        {"name": "bob", "turns_integrated": 3, "insights_created": 3, "memories_created": 6, "watermark": 3}]
     assert contents(insights(world, name, "ada")) == LINES[:3]
     assert contents(insights(world, name, "bob")) == LINES[:3]

@@ -82,8 +82,10 @@ def insights(world: World, session: str, agent: str) -> list[dict[str, Any]]:
 
 
 def memories(world: World, agent: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = world.get(f"/agents/{agent}/memories").json()["items"]
-    return items
+    """The agent's reflections: what its insights became in its memory stream (each turn also
+    becomes an observation; tests/integration/test_memory_stream.py covers those)."""
+    items: list[dict[str, Any]] = world.get(f"/agents/{agent}/memories", params={"limit": 200}).json()["items"]
+    return [m for m in items if m["kind"] == "reflection"]
 
 
 def integrated_session(world: World, settings: Settings, *agents: str) -> str:
@@ -173,7 +175,9 @@ def test_truncate_keeps_agents_memories(world: World, echo_settings: Settings) -
     world.say(name, "user", LINES[0])
     entry = run(world, echo_settings, name, "integrate")["result"]["participants"][0]
     assert (entry["insights_created"], entry["memories_created"]) == (1, 0)
-    assert memories(world, "ada") == before["ada"]
+    after = memories(world, "ada")
+    assert [(m["id"], m["content"]) for m in after] == [(m["id"], m["content"]) for m in before["ada"]]
+    assert [m["reinforcements"] for m in after if m["content"] == LINES[0]] == [1]  # seen again
 
 
 def integration_in_flight(world: World, settings: Settings, *agents: str) -> tuple[str, str, threading.Thread, list[str]]:
