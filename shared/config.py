@@ -127,16 +127,20 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(64, ge=1, le=2048, description="Texts per `/embeddings` request.")
 
     # --- recall ----------------------------------------------------------------------------------
-    # A memory's score is w_relevance * relevance + w_importance * importance + w_recency * recency,
-    # each in 0..1 (after Generative Agents, Park et al. 2023). Relevance fuses the full-text
-    # ranking and, with an embedder, the vector ranking by reciprocal rank fusion.
-    recall_weight_relevance: float = Field(1.0, ge=0, le=10, description="Weight of relevance to the query.")
-    recall_weight_importance: float = Field(0.25, ge=0, le=10, description="Weight of a memory's importance (1–10 → 0..1).")
+    # Full-text matches score relevance + recency + importance, ranked per kind; the rankings
+    # (observations, reflections, vectors) are fused by weighted reciprocal rank fusion.
+    recall_weight_relevance: float = Field(
+        1.0, ge=0, le=10, description="Weight of full-text relevance (cover density, by length, 0..1).")
     recall_weight_recency: float = Field(
-        0.25, ge=0, le=10, description="Weight of recency: 1 for what just happened, halving every half-life.")
-    recall_recency_half_life_days: float = Field(
-        30.0, gt=0, description="Recency halves every this many days since the memory's occurred_at.")
-    recall_rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant: 1 / (k + rank).")
+        0.3, ge=0, le=10, description="Weight of recency among the matches: 1 for the newest, 0 for the oldest "
+        "(what was said last about a thing is what holds now).")
+    recall_weight_importance: float = Field(
+        0.1, ge=0, le=10, description="Weight of a memory's importance (1–10 → 0.1..1).")
+    recall_weight_reflections: float = Field(
+        0.5, ge=0, le=10, description="Weight of the reflections' ranking in the fusion (observations weigh 1).")
+    recall_weight_vectors: float = Field(
+        1.0, ge=0, le=10, description="Weight of the vector ranking in the fusion, with an embedder.")
+    recall_rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant: weight / (k + rank).")
     recall_candidates: int = Field(
         200, ge=10, le=10_000, description="Candidates each ranking (full-text, vector) hands to the fusion.")
 

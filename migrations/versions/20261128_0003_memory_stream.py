@@ -18,7 +18,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-TSV = "to_tsvector('english'::regconfig, coalesce(speaker, '') || ' ' || content)"
+TSV = "to_tsvector('english'::regconfig, content)"
 
 
 def upgrade() -> None:

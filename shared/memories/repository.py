@@ -97,41 +97,56 @@ class RecallQuery:
     w_relevance: float
     w_importance: float
     w_recency: float
-    half_life_days: float
+    w_reflections: float
+    w_vectors: float
     rrf_k: int
     candidates: int
 
 
-# The full-text ranking: ts_rank_cd (cover density: matched terms near each other count more)
-# normalized by the memory's length (flag 1: divide by 1 + log(length)), so that a short memory
-# that says exactly the thing beats a long one that mentions it in passing. The query is an OR
-# of the query's stemmed terms (english configuration), unless the caller asked for strict.
+# Recall ranks in two steps (DESIGN.md section 2, Recall; after Park et al. 2023).
+# 1. Full-text: the query is an OR of its stemmed terms (english configuration), or web-search
+#    syntax when strict. Each match scores relevance + recency + importance: relevance is
+#    ts_rank_cd (cover density: terms near each other count more) normalized by the memory's
+#    length (flag 1) and by the best match of its kind; recency is where the memory's occurred_at
+#    falls between the oldest and the newest match (what is said last about a thing is what holds
+#    now); importance is 1-10 over 10. Observations and reflections are ranked apart, so that long
+#    reflections do not crowd out the turns.
+# 2. The rankings (observations, reflections, and vectors when there is an embedder) are fused by
+#    weighted reciprocal rank fusion: weight / (k + rank), summed. BENCHMARKS.md has the figures
+#    against plain ts_rank and the alternatives that were measured.
 _QUERY = """
     WITH q AS (
         SELECT CASE WHEN :strict THEN websearch_to_tsquery('english', :text)
                     ELSE replace(plainto_tsquery('english', :text)::text, ' & ', ' | ')::tsquery END AS query
     ),
-    fts AS (
-        SELECT m.id, row_number() OVER (ORDER BY ts_rank_cd(m.tsv, q.query, 1) DESC, m.id DESC) AS rank
+    matches AS (
+        SELECT m.id, m.kind, m.importance, extract(epoch FROM m.occurred_at) AS t,
+               ts_rank_cd(m.tsv, q.query, 1) AS r
         FROM memories m, q
         WHERE m.agent_id = :agent_id AND m.tsv @@ q.query {filters}
-        ORDER BY ts_rank_cd(m.tsv, q.query, 1) DESC, m.id DESC
+        ORDER BY r DESC, m.id DESC
         LIMIT :candidates
-    ){vector_cte},
-    fused AS (
-        SELECT id, sum(1.0 / (:rrf_k + rank)) AS rrf FROM (SELECT id, rank FROM fts {vector_union}) r GROUP BY id
     ),
     scored AS (
-        SELECT m.*, f.rrf / max(f.rrf) OVER () AS relevance,
-               m.importance / 10.0 AS importance_score,
-               power(0.5, extract(epoch FROM now() - m.occurred_at) / 86400.0 / :half_life) AS recency
-        FROM fused f JOIN memories m ON m.id = f.id
+        SELECT id, kind,
+               :w_rel * r / nullif(max(r) OVER (PARTITION BY kind), 0)
+               + :w_rec * coalesce((t - min(t) OVER ()) / nullif(max(t) OVER () - min(t) OVER (), 0), 1)
+               + :w_imp * importance / 10.0 AS s
+        FROM matches
+    ),
+    fts AS (
+        SELECT id, row_number() OVER (PARTITION BY kind ORDER BY s DESC, id DESC) AS rank,
+               CASE kind WHEN 'reflection' THEN :w_refl ELSE 1.0 END AS weight
+        FROM scored
+    ){vector_cte},
+    fused AS (
+        SELECT id, sum(weight / (:rrf_k + rank)) AS score
+        FROM (SELECT id, rank, weight FROM fts {vector_union}) r GROUP BY id
     )
-    SELECT id, kind, speaker, content, importance, evidence, session_name, generation, occurred_at, created_at,
-           reinforcements, last_seen_at,
-           :w_rel * relevance + :w_imp * importance_score + :w_rec * least(recency, 1.0) AS score
-    FROM scored
-    ORDER BY score DESC, id DESC
+    SELECT m.id, m.kind, m.speaker, m.content, m.importance, m.evidence, m.session_name, m.generation, m.occurred_at,
+           m.created_at, m.reinforcements, m.last_seen_at, f.score
+    FROM fused f JOIN memories m ON m.id = f.id
+    ORDER BY f.score DESC, m.id DESC
     LIMIT :limit
 """
 
@@ -142,7 +157,7 @@ def recall(db: Session, q: RecallQuery, query_vector: Sequence[float] | None = N
     filters = ""
     params: dict[str, Any] = {
         "agent_id": q.agent_id, "text": q.text, "strict": q.strict, "candidates": q.candidates, "rrf_k": q.rrf_k,
-        "half_life": q.half_life_days, "w_rel": q.w_relevance, "w_imp": q.w_importance, "w_rec": q.w_recency,
+        "w_refl": q.w_reflections, "w_vec": q.w_vectors, "w_rel": q.w_relevance, "w_imp": q.w_importance, "w_rec": q.w_recency,
         "limit": q.limit}
     if q.session is not None:
         filters += " AND m.session_name = :session"
@@ -154,7 +169,7 @@ def recall(db: Session, q: RecallQuery, query_vector: Sequence[float] | None = N
     if query_vector is not None:
         vectors.set_search_breadth(db, q.candidates)
         vector_cte = vectors.candidates_cte(len(query_vector)).format(filters=filters)
-        vector_union = "UNION ALL SELECT id, rank FROM vec"
+        vector_union = "UNION ALL SELECT id, rank, :w_vec FROM vec"
         params["query_vector"] = vectors.literal(query_vector)
     stmt = text(_QUERY.format(filters=filters, vector_cte=vector_cte, vector_union=vector_union))
     if q.kinds:

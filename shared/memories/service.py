@@ -104,7 +104,8 @@ def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings)
         agent_id=agent_id, text=body.query, strict=bool(_STRICT.search(body.query)), limit=body.limit,
         session=body.session, kinds=[k.value for k in body.kinds] if body.kinds else None,
         w_relevance=settings.recall_weight_relevance, w_importance=settings.recall_weight_importance,
-        w_recency=settings.recall_weight_recency, half_life_days=settings.recall_recency_half_life_days,
+        w_recency=settings.recall_weight_recency, w_reflections=settings.recall_weight_reflections,
+        w_vectors=settings.recall_weight_vectors,
         rrf_k=settings.recall_rrf_k, candidates=settings.recall_candidates), query_vector)
     return [_recalled(r) for r in rows]
 

@@ -53,4 +53,4 @@ class Memory(Base):
     reinforcements: Mapped[int] = mapped_column(default=0, server_default="0")
     last_seen_at: Mapped[datetime] = created_at_column()
     tsv: Mapped[Any] = mapped_column(
-        TSVECTOR, Computed("to_tsvector('english'::regconfig, coalesce(speaker, '') || ' ' || content)", persisted=True))
+        TSVECTOR, Computed("to_tsvector('english'::regconfig, content)", persisted=True))
