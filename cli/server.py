@@ -8,11 +8,6 @@ client verbs of `engram` start without them.
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
-import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -21,7 +16,7 @@ from cli.output import fail
 from cli.verbs import PLAIN
 
 if TYPE_CHECKING:
-    from shared.config import Settings
+    from shared.config import Process, Settings
 
 app = typer.Typer(**PLAIN)  # commands at the top level of `engram`
 log = logging.getLogger("engram.cli")
@@ -34,29 +29,27 @@ def run_migrations(database_url: str) -> None:
     upgrade(database_url)
 
 
-def _settings() -> Settings:
-    from shared.config import get_settings
+def _settings(process: Process | None = None) -> Settings:
+    """The settings, checked for what ``process`` needs (one clear message when something is
+    missing), and logging configured."""
+    from shared.config import SettingsError, get_settings
     from shared.logs import configure_logging
 
     settings = get_settings()
     configure_logging(settings)
+    if process is not None:
+        try:
+            settings.check_for(process)
+        except SettingsError as exc:
+            fail(str(exc))
     return settings
-
-
-def _require(settings: Settings) -> None:
-    try:
-        settings.require_services()
-    except RuntimeError as exc:
-        fail(str(exc))
 
 
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (alembic upgrade head)."""
-    settings = _settings()
-    if not settings.database_url:
-        fail("ENGRAM_DATABASE_URL is not set (`engram dev` migrates its embedded database itself)")
-    run_migrations(settings.database_url)
+    settings = _settings("migrate")
+    run_migrations(settings.db_url)
     typer.echo("database is at the latest migration")
 
 
@@ -69,11 +62,7 @@ def api(
     """Serve the HTTP API (uvicorn)."""
     import uvicorn
 
-    settings = _settings()
-    _require(settings)
-    if settings.admin_key is None and not settings.dev_mode:
-        fail("ENGRAM_ADMIN_KEY is required: set it to a long random secret "
-              "(only `engram dev` may run without keys)")
+    settings = _settings("api")
     uvicorn.run(
         "api.main:create_app", factory=True, host=host or settings.api_host, port=port or settings.api_port,
         workers=workers or settings.api_workers, log_level=settings.log_level.lower(), access_log=False,
@@ -89,8 +78,7 @@ def worker(
     hostname: Annotated[str | None, typer.Option(help="Celery node name, e.g. w1@%h.")] = None,
 ) -> None:
     """Run a Celery worker. Extra options are passed to `celery worker`."""
-    settings = _settings()
-    _require(settings)
+    settings = _settings("worker")
     from shared import task_names
     from worker.app import app as celery_app
 
@@ -104,8 +92,7 @@ def worker(
 @app.command()
 def scheduler() -> None:
     """Run the reconciler: re-send lost jobs, re-queue expired leases, purge old jobs and sessions."""
-    settings = _settings()
-    _require(settings)
+    settings = _settings("scheduler")
     from worker.reconciler import run_forever
 
     run_forever(settings)
@@ -118,13 +105,10 @@ def flower(
     address: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
 ) -> None:
     """Run the Flower dashboard, behind basic auth (ENGRAM_FLOWER_BASIC_AUTH)."""
-    settings = _settings()
-    _require(settings)
+    settings = _settings("flower")
     argv = ["flower", f"--port={port or settings.flower_port}", f"--address={address}"]
     if settings.flower_basic_auth is not None:
         argv.append(f"--basic-auth={settings.flower_basic_auth.get_secret_value()}")
-    elif not settings.dev_mode:
-        fail("ENGRAM_FLOWER_BASIC_AUTH (user:password) is required outside `engram dev`")
     else:
         log.warning("!!! Flower runs WITHOUT authentication (dev mode). Do not expose it. !!!")
     from worker.app import app as celery_app
@@ -137,67 +121,6 @@ def dev() -> None:
     """Run everything on this machine: api, worker, scheduler and Flower, with an embedded
     PostgreSQL and Redis under ENGRAM_DATA_DIR unless ENGRAM_DATABASE_URL / ENGRAM_REDIS_URL are set.
     Ctrl-C stops them all."""
-    from shared.embedded import EmbeddedPostgres, EmbeddedRedis
+    from shared.stack import run_dev
 
-    settings = _settings()
-    data = settings.data_dir.resolve()
-    pg = redis = None
-    env = dict(os.environ, ENGRAM_DEV_MODE="1")
-    stopping = False
-
-    def _stop_signal(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop_signal)
-    signal.signal(signal.SIGTERM, _stop_signal)
-    children: list[tuple[str, subprocess.Popen]] = []
-    try:
-        if settings.database_url:
-            database_url = settings.database_url
-            log.info("using PostgreSQL from ENGRAM_DATABASE_URL")
-        else:
-            pg = EmbeddedPostgres(data / "postgres")
-            database_url = pg.start()
-            log.info("embedded PostgreSQL running, data in %s", data / "postgres")
-        if settings.redis_url:
-            redis_url = settings.redis_url
-        else:
-            redis = EmbeddedRedis(data / "redis")
-            redis_url = redis.start()
-            log.info("embedded Redis running on %s, data in %s", redis_url, data / "redis")
-        env.update(ENGRAM_DATABASE_URL=database_url, ENGRAM_REDIS_URL=redis_url)
-        run_migrations(database_url)
-        log.info("database migrated")
-        exe = [sys.executable, "-m", "cli"]
-        for name, args in (("api", ["api"]), ("worker", ["worker", "--concurrency", "1", "--hostname", "dev@%h"]),
-                           ("scheduler", ["scheduler"]), ("flower", ["flower"])):
-            children.append((name, subprocess.Popen(exe + args, env=env)))
-        typer.secho(
-            f"\nEngram is up:\n  API     http://{settings.api_host}:{settings.api_port}/docs\n"
-            f"  Flower  http://127.0.0.1:{settings.flower_port}/\n"
-            + ("  Auth    OPEN (no ENGRAM_ADMIN_KEY): local use only\n" if settings.admin_key is None else
-               "  Auth    Bearer ENGRAM_ADMIN_KEY\n") + "Ctrl-C stops everything.\n",
-            fg=typer.colors.GREEN, err=True)
-        while not stopping:
-            for name, proc in children:
-                if proc.poll() is not None:
-                    log.error("%s exited with code %s; stopping everything", name, proc.returncode)
-                    stopping = True
-            time.sleep(0.3)
-    finally:
-        log.info("stopping api, worker, scheduler and flower")
-        for _, proc in children:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for _, proc in children:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if redis is not None:
-            redis.stop()
-        if pg is not None:
-            pg.stop()
-        log.info("stopped")
+    run_dev(_settings())
