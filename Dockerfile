@@ -19,20 +19,20 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-# The packages listed in pyproject's [tool.setuptools.packages.find] include. (README.md is left
-# out on purpose: setuptools only warns without it, and the image has no use for it.)
-# alembic.ini is not needed at run time either: `engram migrate` points Alembic at the installed
-# `migrations` package itself.
-COPY pyproject.toml alembic.ini ./
+# The packages listed in pyproject's [tool.setuptools.packages.find] include, and the Python client
+# (its own distribution, which the CLI uses). README.md is left out on purpose: setuptools only
+# warns without it, and the image has no use for it. The migrations ship inside `shared`, so
+# `engram migrate` needs no alembic.ini.
+COPY pyproject.toml ./
 COPY api ./api
 COPY worker ./worker
 COPY shared ./shared
 COPY cli ./cli
 COPY client ./client
-COPY migrations ./migrations
 
-# A regular (non-editable) install without the dev extras.
-RUN pip install . \
+# Regular (non-editable) installs without the dev extras. The client is installed from its path,
+# never by name: "engram-client" on PyPI is an unrelated project.
+RUN pip install ./client . \
  && pip check
 
 # --- runtime --------------------------------------------------------------------------------

@@ -6,13 +6,15 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: dev test test-fast install bench lint clean
 
-$(STAMP): pyproject.toml
+# The client (client/, import name engram_client) is installed from its path, never by name:
+# "engram-client" on PyPI is an unrelated project.
+$(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ./client -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install Engram with its test tools
+install: $(STAMP) ## create .venv and install Engram, its Python client and its test tools
 
 dev: $(STAMP) ## run api, worker, scheduler and Flower (embedded PostgreSQL and Redis unless configured)
 	$(BIN)/engram dev

@@ -24,14 +24,16 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.phases import FULL, PHASES, QUICK, Ctx, Figure, Profiler
+
 BENCH = Path(__file__).resolve().parent
-PHASES = ("submit", "e2e", "ingest", "scaling", "throughput", "memory")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller counts (smoke check)")
-    p.add_argument("--profile", action="store_true", help="py-spy the api and worker w1 during submit, e2e, ingest and throughput")
+    p.add_argument("--profile", action="store_true",
+                   help="py-spy the api and worker w1 during submit, e2e, ingest and throughput")
     p.add_argument("--profile-mode", choices=("gil", "wall"), default="gil",
                    help="gil: only threads holding the GIL (CPU spent in Python); wall: every non-idle thread")
     p.add_argument("--only", default="", help=f"comma-separated phases among {','.join(PHASES)}")
@@ -42,15 +44,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def run_phases(ctx, names: list[str]):  # type: ignore[no-untyped-def]
-    from bench import phases
-
-    figures = []
+async def run_phases(ctx: Ctx, names: list[str]) -> list[Figure]:
+    figures: list[Figure] = []
     await ctx.api.namespace(ctx.ns)
     for name in names:
         print(f"\n[{name}]", flush=True)
         t0 = time.perf_counter()
-        figures += await getattr(phases, name)(ctx)
+        figures += await PHASES[name](ctx)
         ctx.procs.check_alive()
         print(f"  ({time.perf_counter() - t0:.0f}s)", flush=True)
     ctx.api.client.close()
@@ -61,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from dataclasses import replace
 
-    from bench import phases, report
+    from bench import report
     from bench.system import Processes, Services
 
-    cfg = phases.QUICK if args.quick else phases.FULL
+    cfg = QUICK if args.quick else FULL
     if args.memory_jobs is not None:
         cfg = replace(cfg, memory_jobs=args.memory_jobs)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(PHASES)
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     services = Services()
     procs = None
     ctx = None
-    figures: list = []
+    figures: list[Figure] = []
     failed = False
     try:
         print("  starting PostgreSQL and Redis …", flush=True)
@@ -99,16 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         # The bench process itself talks to the same services (raw Celery reference, SQL).
         os.environ["ENGRAM_DATABASE_URL"] = services.database_url
         os.environ["ENGRAM_REDIS_URL"] = services.redis_url
-        from cli.main import run_migrations
-
-        run_migrations(services.database_url)
+        services.migrate()
         procs = Processes(services, BENCH / "logs")
         print(f"  postgres: {services.kind['postgres']}; redis: {services.kind['redis']}\n"
               "  starting api, 2 workers, scheduler, hello-world server, 2 raw Celery workers …", flush=True)
         procs.start("api", "w1", "w2", "scheduler", "hello", "r1", "r2")
         procs.wait_ready()
         print(f"  ready after {time.perf_counter() - started:.0f}s (logs in {procs.log_dir})", flush=True)
-        ctx = phases.Ctx(cfg, procs, services, phases.Profiler(out if args.profile else None, args.profile_mode))
+        ctx = Ctx(cfg, procs, services, Profiler(out if args.profile else None, args.profile_mode))
         try:
             import uvloop
 

@@ -1,6 +1,6 @@
 """Hello world on the API's FastAPI/uvicorn set-up: the ceiling the submit figure is compared with.
 
-Served exactly as `engram api` serves Engram (cli/main.py `api`): same uvicorn.run arguments
+Served exactly as `engram api` serves Engram: same uvicorn.run arguments
 (workers from ENGRAM_API_WORKERS, default loop and http implementations — uvloop and httptools
 when installed — access log off, same log level and graceful shutdown).
 

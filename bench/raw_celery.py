@@ -25,7 +25,7 @@ TASK = "bench.noop"
 
 settings = get_settings()
 configure_logging(settings)
-BROKER = settings.redis_url or "redis://127.0.0.1:6379/0"
+BROKER = settings.broker_url  # the bench sets ENGRAM_REDIS_URL before importing this module
 
 app = Celery("bench-raw", broker=BROKER, set_as_current=False)
 # The very settings of Engram's workers, on a queue of its own: the reference differs only in

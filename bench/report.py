@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench.phases import Figure
+from bench.phases.common import Figure
 
 
 def machine() -> dict[str, Any]:
@@ -60,8 +60,8 @@ def table(figures: list[Figure]) -> str:
     widths[0] = min(widths[0], 78)
     out = []
     for j, r in enumerate(rows):
-        out.append("  ".join(c[: widths[i]].ljust(widths[i]) if i == 0 else c.rjust(widths[i]) if i in (1, 2, 3) else c.ljust(widths[i])
-                             for i, c in enumerate(r)))
+        out.append("  ".join(c[: widths[i]].ljust(widths[i]) if i == 0 else
+                             c.rjust(widths[i]) if i in (1, 2, 3) else c.ljust(widths[i]) for i, c in enumerate(r)))
         if j == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -89,8 +89,8 @@ def plot(path: Path, figures: list[Figure]) -> bool:
         pts = sorted((int(n), v) for n, v in sweep[kind].items())
         xs = [n for n, _ in pts]
         med = [sorted(v)[len(v) // 2] / 1000 for _, v in pts]
-        lo = [m - min(v) / 1000 for m, (_, v) in zip(med, pts)]
-        hi = [max(v) / 1000 - m for m, (_, v) in zip(med, pts)]
+        lo = [m - min(v) / 1000 for m, (_, v) in zip(med, pts, strict=True)]
+        hi = [max(v) / 1000 - m for m, (_, v) in zip(med, pts, strict=True)]
         ax.errorbar(xs, med, yerr=[lo, hi], marker=marker, capsize=3, label=label)
     ax.set_xlabel("new turns integrated (1 participant)")
     ax.set_ylabel("integration time, POST → finished (s)")

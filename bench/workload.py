@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from bench.loadgen import Client
@@ -49,7 +50,8 @@ class Api:
     def __init__(self, port: int, admin_key: str) -> None:
         self.client = Client("127.0.0.1", port, {"Authorization": f"Bearer {admin_key}"})
 
-    async def call(self, method: str, path: str, body: Any = None, expect=(200, 201, 202, 204)) -> Any:  # type: ignore[no-untyped-def]
+    async def call(self, method: str, path: str, body: Any = None,
+                   expect: tuple[int, ...] = (200, 201, 202, 204)) -> Any:
         return (await self.client.request(method, "/v1" + path, body, expect=expect)).json()
 
     async def namespace(self, ns: str) -> None:
@@ -58,7 +60,7 @@ class Api:
     async def agent(self, ns: str, name: str) -> None:
         await self.call("PUT", f"/namespaces/{ns}/agents/{name}", {})
 
-    async def session(self, ns: str, name: str, participants: list[str] = ()) -> None:  # type: ignore[assignment]
+    async def session(self, ns: str, name: str, participants: Sequence[str] = ()) -> None:
         await self.call("POST", f"/namespaces/{ns}/sessions", {"name": name})
         for p in participants:
             await self.call("PUT", f"/namespaces/{ns}/sessions/{name}/participants/{p}")
@@ -69,12 +71,13 @@ class Api:
         del resp  # the echoed turns are not needed
 
     async def integrate(self, ns: str, session: str) -> dict[str, Any]:
-        return await self.call("POST", f"/namespaces/{ns}/sessions/{session}/integrate", expect=(200, 202))
+        job: dict[str, Any] = await self.call("POST", f"/namespaces/{ns}/sessions/{session}/integrate", expect=(200, 202))
+        return job
 
     async def wait(self, ns: str, job_id: str, timeout: float = 600) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            job = await self.call("GET", f"/namespaces/{ns}/jobs/{job_id}?wait=30")
+            job: dict[str, Any] = await self.call("GET", f"/namespaces/{ns}/jobs/{job_id}?wait=30")
             if job["status"] in FINISHED:
                 return job
             if time.monotonic() > deadline:
@@ -96,10 +99,10 @@ async def append_all(api: Api, ns: str, session: str, turns: list[dict[str, Any]
         await api.append(ns, session, turns[i : i + batch])
 
 
-async def limited(coros, limit: int = 32):  # type: ignore[no-untyped-def]
+async def limited(coros, limit: int = 32):
     sem = asyncio.Semaphore(limit)
 
-    async def one(c):  # type: ignore[no-untyped-def]
+    async def one(c):
         async with sem:
             return await c
 

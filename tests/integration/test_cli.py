@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engram_client import EngramClient
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-import cli.client_commands as commands
+import cli.verbs as verbs
 from cli.main import app as engram
-from client import EngramClient
 from tests.conftest import ADMIN_KEY
 
 runner = CliRunner()
@@ -23,7 +23,7 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def in_process_api(http: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(commands, "make_client", lambda url, key: EngramClient(http=http, api_key=ADMIN_KEY))
+    monkeypatch.setattr(verbs, "make_client", lambda url, key: EngramClient(http=http, api_key=ADMIN_KEY))
 
 
 @pytest.fixture
@@ -192,10 +192,10 @@ def test_errors_go_to_stderr_with_exit_codes(ns: str, http: TestClient, monkeypa
     assert "body.name:" in result.stderr  # the invalid field is named
     run("agents", "put", ns, "a", "--metadata", "[1, 2]", code=2)
 
-    monkeypatch.setattr(commands, "make_client", lambda url, key: EngramClient(http=http, api_key="wrong-key"))
+    monkeypatch.setattr(verbs, "make_client", lambda url, key: EngramClient(http=http, api_key="wrong-key"))
     result = runner.invoke(engram, ["ns", "list"])
     assert result.exit_code == 5 and "unknown or revoked key" in result.stderr
 
-    monkeypatch.setattr(commands, "make_client", lambda url, key: EngramClient(base_url=url, api_key=key, timeout=2))
+    monkeypatch.setattr(verbs, "make_client", lambda url, key: EngramClient(base_url=url, api_key=key, timeout=2))
     result = runner.invoke(engram, ["ns", "list", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 6 and "http://127.0.0.1:9" in result.stderr

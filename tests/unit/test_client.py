@@ -11,10 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-
-from client import (
-    AsyncEngramClient, AuthError, ConflictError, EngramAPIError, EngramClient, EngramConnectionError, JobTimeoutError,
-    NotFoundError, ValidationError,
+from engram_client import (
+    AsyncEngramClient,
+    AuthError,
+    ConflictError,
+    EngramAPIError,
+    EngramClient,
+    EngramConnectionError,
+    JobTimeoutError,
+    NotFoundError,
+    ValidationError,
 )
 
 URL = "http://engram.test"

@@ -337,7 +337,11 @@ def test_dockerfile_installs_without_dev_extras_on_python_311_slim_as_non_root()
     images = [args.split()[0] for args in _dockerfile("FROM")]
     assert images and all(image == "python:3.11-slim" for image in images)
     runs = " ".join(_dockerfile("RUN"))
-    assert re.search(r"pip install (--\S+ )*\.(\s|$)", runs), "the project is not installed with `pip install .`"
+    installed = {arg for line in re.findall(r"pip install ([^&\\]+)", runs) for arg in line.split()
+                 if not arg.startswith("-")}
+    assert "." in installed, "the project is not installed with `pip install .`"
+    # The client is installed from its path: by name, pip would fetch PyPI's unrelated engram-client.
+    assert "./client" in installed, "the Python client is not installed with `pip install ./client`"
     assert "[dev]" not in runs and "-e " not in runs
     users = _dockerfile("USER")
     assert users and users[-1].split(":")[0] not in ("root", "0")

@@ -1,14 +1,13 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 09:58:55.941768
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -35,7 +34,8 @@ def upgrade() -> None:
     sa.Column('metadata', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], name=op.f('fk_agents_namespace_id_namespaces'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], name=op.f('fk_agents_namespace_id_namespaces'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agents')),
     sa.UniqueConstraint('namespace_id', 'name', name=op.f('uq_agents_namespace_id'))
     )
@@ -45,7 +45,8 @@ def upgrade() -> None:
     sa.Column('secret_hash', sa.String(length=64), nullable=False),
     sa.Column('description', sa.String(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], name=op.f('fk_api_keys_namespace_id_namespaces'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], name=op.f('fk_api_keys_namespace_id_namespaces'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('secret_hash', name=op.f('uq_api_keys_secret_hash'))
     )
@@ -58,7 +59,8 @@ def upgrade() -> None:
     sa.Column('body', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('headers', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], name=op.f('fk_idempotency_keys_namespace_id_namespaces'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], name=op.f('fk_idempotency_keys_namespace_id_namespaces'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('namespace_id', 'key', name=op.f('pk_idempotency_keys'))
     )
     op.create_table('sessions',
@@ -74,11 +76,13 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('expire_time', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], name=op.f('fk_sessions_namespace_id_namespaces'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], name=op.f('fk_sessions_namespace_id_namespaces'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sessions')),
     sa.UniqueConstraint('namespace_id', 'name', name=op.f('uq_sessions_namespace_id'))
     )
-    op.create_index('ix_sessions_expire_time', 'sessions', ['expire_time'], unique=False, postgresql_where='deleted_at IS NOT NULL')
+    op.create_index('ix_sessions_expire_time', 'sessions', ['expire_time'], unique=False,
+        postgresql_where='deleted_at IS NOT NULL')
     op.create_table('insights',
     sa.Column('id', sa.BigInteger(), nullable=False),
     sa.Column('session_id', sa.BigInteger(), nullable=False),
@@ -115,14 +119,17 @@ def upgrade() -> None:
     sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('run_generation', sa.BigInteger(), nullable=True),
     sa.Column('snapshot_seq', sa.BigInteger(), nullable=True),
-    sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], name=op.f('fk_jobs_namespace_id_namespaces'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['namespace_id'], ['namespaces.id'], name=op.f('fk_jobs_namespace_id_namespaces'),
+        ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], name=op.f('fk_jobs_session_id_sessions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
     sa.UniqueConstraint('seq', name=op.f('uq_jobs_seq'))
     )
-    op.create_index('ix_jobs_finished_at', 'jobs', ['finished_at'], unique=False, postgresql_where=sa.text('finished_at IS NOT NULL'))
+    op.create_index('ix_jobs_finished_at', 'jobs', ['finished_at'], unique=False,
+        postgresql_where=sa.text('finished_at IS NOT NULL'))
     op.create_index('ix_jobs_namespace_seq', 'jobs', ['namespace_id', 'seq'], unique=False)
-    op.create_index('ix_jobs_session_open', 'jobs', ['session_id', 'seq'], unique=False, postgresql_where=sa.text("status IN ('queued','running')"))
+    op.create_index('ix_jobs_session_open', 'jobs', ['session_id', 'seq'], unique=False,
+        postgresql_where=sa.text("status IN ('queued','running')"))
     op.create_table('memories',
     sa.Column('id', sa.BigInteger(), nullable=False),
     sa.Column('agent_id', sa.BigInteger(), nullable=False),
@@ -146,7 +153,8 @@ def upgrade() -> None:
     sa.Column('last_integration_turn', sa.BigInteger(), nullable=False),
     sa.Column('bound_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_participants_agent_id_agents'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], name=op.f('fk_participants_session_id_sessions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], name=op.f('fk_participants_session_id_sessions'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_participants')),
     sa.UniqueConstraint('session_id', 'agent_id', name=op.f('uq_participants_session_id'))
     )

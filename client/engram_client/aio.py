@@ -1,6 +1,6 @@
 """The asynchronous client (``httpx.AsyncClient``) and its ``AsyncJobHandle``.
 
-Same methods, arguments and results as ``client.sync.EngramClient``, awaited; ``iter_*`` are
+Same methods, arguments and results as ``engram_client.sync.EngramClient``, awaited; ``iter_*`` are
 async iterators (``async for agent in client.iter_agents("ns")``).
 """
 
@@ -15,11 +15,24 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from client.models import (
-    FINISHED, Agent, AppendResult, Call, Calls, Insight, Job, JobTimeoutError, Key, KeyCreated, Memory, Namespace,
-    Page, Participant, Session, Turn, ValidationError, wait_cap,
+from engram_client.calls import Call, Calls
+from engram_client.core import MAX_WAIT, PROGRESS_POLL, ClientCore
+from engram_client.errors import JobTimeoutError, ValidationError, wait_cap
+from engram_client.models import (
+    FINISHED,
+    Agent,
+    AppendResult,
+    Insight,
+    Job,
+    Key,
+    KeyCreated,
+    Memory,
+    Namespace,
+    Page,
+    Participant,
+    Session,
+    Turn,
 )
-from client.sync import MAX_WAIT, PROGRESS_POLL, _Base
 
 T = TypeVar("T")
 
@@ -56,7 +69,7 @@ class AsyncJobHandle:
         return self.job
 
     async def wait(self, timeout: float | None = None,
-                   on_progress: Callable[[Job], None | Awaitable[None]] | None = None,
+                   on_progress: Callable[[Job], Awaitable[None] | None] | None = None,
                    poll: int | None = None) -> Job:
         """As ``JobHandle.wait``; ``on_progress`` may be a plain function or a coroutine function."""
         n = max(0, min(poll if poll is not None else (PROGRESS_POLL if on_progress else MAX_WAIT), MAX_WAIT))
@@ -86,7 +99,7 @@ class AsyncJobHandle:
         return self.job
 
 
-class AsyncEngramClient(_Base):
+class AsyncEngramClient(ClientCore):
     """Asynchronous Engram client. ``http`` injects a ready ``httpx.AsyncClient`` (not closed by ``aclose()``)."""
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float | None = 30,
@@ -109,10 +122,10 @@ class AsyncEngramClient(_Base):
 
     async def call(self, call: Call[T]) -> T:
         try:
-            r = await self.http.request(**self._request_args(call))
+            r = await self.http.request(**self.request_args(call))
         except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
-        return self._finish(call, r)
+            raise self.unreachable(exc) from exc
+        return self.finish(call, r)
 
     async def pages(self, lister: Callable[..., Awaitable[Page[T]]], *args: Any, **kwargs: Any) -> AsyncIterator[T]:
         """Every item of a list, following ``next_cursor``."""

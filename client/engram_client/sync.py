@@ -1,6 +1,6 @@
 """The synchronous client (``httpx.Client``) and its ``JobHandle``.
 
-It runs the ``Call``s of ``client.models.Calls``; ``client.aio`` runs the same ones asynchronously.
+It runs the ``Call``s of ``engram_client.calls.Calls``; ``engram_client.aio`` runs the same ones asynchronously.
 """
 
 from __future__ import annotations
@@ -13,44 +13,26 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from client.models import (
-    FINISHED, Agent, AppendResult, Call, Calls, EngramConnectionError, Insight, Job, JobTimeoutError, Key,
-    KeyCreated, Memory, Namespace, Page, Participant, Session, Turn, ValidationError, raise_for_problem,
-    resolve_settings, wait_cap,
+from engram_client.calls import Call, Calls
+from engram_client.core import MAX_WAIT, PROGRESS_POLL, ClientCore
+from engram_client.errors import JobTimeoutError, ValidationError, wait_cap
+from engram_client.models import (
+    FINISHED,
+    Agent,
+    AppendResult,
+    Insight,
+    Job,
+    Key,
+    KeyCreated,
+    Memory,
+    Namespace,
+    Page,
+    Participant,
+    Session,
+    Turn,
 )
 
 T = TypeVar("T")
-MAX_WAIT = 30  # the API's longest `?wait=`
-PROGRESS_POLL = 2  # long-poll length when someone watches progress (the long-poll only wakes on finish)
-USER_AGENT = "engram-client/0.1"
-
-
-class _Base:
-    """Settings and request plumbing shared by the sync and async clients."""
-
-    def __init__(self, base_url: str | None, api_key: str | None, timeout: float | None) -> None:
-        self.base_url, self.api_key = resolve_settings(base_url, api_key)
-        self.timeout = timeout
-        self.last_response: httpx.Response | None = None  # the raw answer of the latest call
-
-    def _request_args(self, call: Call[Any]) -> dict[str, Any]:
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json, application/problem+json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        headers.update(call.headers or {})
-        args = dict(method=call.method, url=self.base_url + call.path, params=call.params, json=call.json,
-                    headers=headers)
-        if call.wait and self.timeout is not None:  # a long-poll: room for it on top of the usual timeout
-            args["timeout"] = httpx.Timeout(self.timeout + call.wait)
-        return args
-
-    def _unreachable(self, exc: httpx.TransportError) -> EngramConnectionError:
-        return EngramConnectionError(self.base_url, str(exc) or type(exc).__name__)
-
-    def _finish(self, call: Call[T], r: httpx.Response) -> T:
-        self.last_response = r
-        raise_for_problem(r)
-        return call.parse(r)
 
 
 class JobHandle:
@@ -116,7 +98,7 @@ class JobHandle:
         return self.job
 
 
-class EngramClient(_Base):
+class EngramClient(ClientCore):
     """Synchronous Engram client. Settings default to ENGRAM_URL and ENGRAM_API_KEY (or ENGRAM_ADMIN_KEY).
 
     ``http`` injects a ready ``httpx.Client`` (e.g. FastAPI's TestClient); it is not closed by ``close()``.
@@ -143,10 +125,10 @@ class EngramClient(_Base):
     def call(self, call: Call[T]) -> T:
         """Run one ``Call``; raise ``EngramAPIError``/``EngramConnectionError`` on failure."""
         try:
-            r = self.http.request(**self._request_args(call))
+            r = self.http.request(**self.request_args(call))
         except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
-        return self._finish(call, r)
+            raise self.unreachable(exc) from exc
+        return self.finish(call, r)
 
     def pages(self, lister: Callable[..., Page[T]], *args: Any, **kwargs: Any) -> Iterator[T]:
         """Every item of a list, following ``next_cursor``: ``pages(client.list_agents, "ns")``."""

@@ -1,133 +1,36 @@
-"""The Engram API as the client sees it: typed models, errors, settings, and the endpoint table.
+"""The endpoint table: every request of the API described once, as a ``Call``.
 
-The response models are the server's own schemas (``shared.*.schemas``), shipped in the same
-distribution, so client and API cannot drift apart. They are re-exported here under short names.
-
-Every endpoint is described once, in ``Calls``, as a ``Call``: method, path, query, body, headers
-and how to parse the answer. ``client.sync.EngramClient`` runs calls with ``httpx.Client`` and
-``client.aio.AsyncEngramClient`` runs the same calls with ``httpx.AsyncClient``.
+A ``Call`` holds the method, path, query, body, headers and how to parse the answer.
+``engram_client.sync.EngramClient`` runs calls with ``httpx.Client`` and
+``engram_client.aio.AsyncEngramClient`` runs the same calls with ``httpx.AsyncClient``.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from shared.agents.schemas import AgentRead as Agent
-from shared.memories.schemas import MemoryRead as Memory
-from shared.jobs.schemas import FINISHED, JobKind, JobLinks, JobStatus, ParticipantResult, Progress
-from shared.jobs.schemas import JobRead as Job
-from shared.namespaces.schemas import KeyCreated
-from shared.namespaces.schemas import KeyRead as Key
-from shared.namespaces.schemas import NamespaceRead as Namespace
-from shared.schemas import Page
-from shared.sessions.schemas import InsightRead as Insight
-from shared.sessions.schemas import ParticipantRead as Participant
-from shared.sessions.schemas import SessionRead
-from shared.turns.schemas import AppendResult
-from shared.turns.schemas import TurnCreate as TurnIn
-from shared.turns.schemas import TurnRead as Turn
+from engram_client.models import (
+    Agent,
+    AppendResult,
+    Insight,
+    Job,
+    Key,
+    KeyCreated,
+    Memory,
+    Namespace,
+    Page,
+    Participant,
+    Session,
+    Turn,
+)
 
-__all__ = [
-    "FINISHED", "Agent", "AppendResult", "AuthError", "Call", "Calls", "ConflictError", "EngramAPIError",
-    "EngramConnectionError", "EngramError", "Insight", "Job", "JobKind", "JobLinks", "JobStatus", "JobTimeoutError",
-    "Key", "KeyCreated", "Memory", "Namespace", "NotFoundError", "Page", "Participant", "ParticipantResult",
-    "Progress", "Session", "Turn", "TurnIn", "ValidationError", "api_error", "raise_for_problem", "resolve_settings",
-    "wait_cap",
-]
-
-DEFAULT_URL = "http://127.0.0.1:8000"
 T = TypeVar("T")
-
-
-class Session(SessionRead):
-    """A session, with the ``ETag`` the server sent along (pass it as ``if_match`` to update safely)."""
-
-    etag: str | None = Field(None, exclude=True, description="The response's ETag header; not part of the body.")
-
-
-# --------------------------------------------------------------------------------------------- errors
-
-
-class EngramError(Exception):
-    """Base of every error the client raises."""
-
-
-class EngramConnectionError(EngramError):
-    """The server could not be reached (refused, DNS, TLS, timeout, broken connection)."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"cannot reach the Engram API at {url}: {reason}")
-        self.url, self.reason = url, reason
-
-
-class EngramAPIError(EngramError):
-    """A non-2xx answer, parsed from its ``application/problem+json`` body (RFC 9457)."""
-
-    def __init__(self, status: int, title: str, detail: str, problem: dict[str, Any] | None = None) -> None:
-        super().__init__(f"{status} {title}: {detail}")
-        self.status, self.title, self.detail = status, title, detail
-        self.problem: dict[str, Any] = problem or {}
-
-    @property
-    def errors(self) -> list[dict[str, Any]]:
-        """The invalid fields (``[{loc, msg, ...}]``) of a 422 or 400, else ``[]``."""
-        errs = self.problem.get("errors")
-        return [e for e in errs if isinstance(e, dict)] if isinstance(errs, list) else []
-
-
-class AuthError(EngramAPIError):
-    """401 (missing or unknown key) or 403 (the key may not do this)."""
-
-
-class NotFoundError(EngramAPIError):
-    """404: no such resource, or one the key may not see."""
-
-
-class ConflictError(EngramAPIError):
-    """409: the resource's state forbids it (name taken, session deleted, job finished, key in flight)."""
-
-
-class ValidationError(EngramAPIError):
-    """422: the request was understood but invalid; ``errors`` names the fields."""
-
-
-_ERRORS: dict[int, type[EngramAPIError]] = {
-    401: AuthError, 403: AuthError, 404: NotFoundError, 409: ConflictError, 422: ValidationError,
-}
-
-
-def api_error(status: int, title: str, detail: str, problem: dict[str, Any] | None = None) -> EngramAPIError:
-    """The error class for ``status`` (``EngramAPIError`` itself for the others)."""
-    return _ERRORS.get(status, EngramAPIError)(status, title, detail, problem)
-
-
-class JobTimeoutError(EngramError, TimeoutError):
-    """``wait(timeout=…)`` ran out before the job finished. The job goes on; ``job`` is its last state."""
-
-    def __init__(self, job: Job, timeout: float) -> None:
-        super().__init__(f"job {job.id} is still {job.status} after {timeout:g}s")
-        self.job, self.timeout = job, timeout
-
-
-# --------------------------------------------------------------------------------------------- settings
-
-
-def resolve_settings(base_url: str | None, api_key: str | None) -> tuple[str, str | None]:
-    """Arguments first, then ``ENGRAM_URL`` and ``ENGRAM_API_KEY`` (fallback ``ENGRAM_ADMIN_KEY``)."""
-    url = base_url or os.environ.get("ENGRAM_URL") or DEFAULT_URL
-    key = api_key or os.environ.get("ENGRAM_API_KEY") or os.environ.get("ENGRAM_ADMIN_KEY") or None
-    return url.rstrip("/"), key
-
-
-# --------------------------------------------------------------------------------------------- endpoints
 
 
 @dataclass(frozen=True)
@@ -180,7 +83,7 @@ def _s(ns: str, session: str) -> str:
 
 
 class Calls:
-    """Every endpoint of DESIGN.md section 2, as a ``Call``."""
+    """Every endpoint of the API, as a ``Call``."""
 
     @staticmethod
     def put_namespace(ns: str, description: str = "") -> Call[Namespace]:
@@ -309,26 +212,3 @@ class Calls:
     @staticmethod
     def cancel_job(ns: str, job_id: str) -> Call[Job]:
         return Call("POST", f"{_ns(ns)}/jobs/{_seg(job_id)}/cancel", _model(Job))
-
-
-def raise_for_problem(r: httpx.Response) -> None:
-    """Raise the ``EngramAPIError`` subclass of a non-2xx answer, read from its problem+json body."""
-    if r.is_success:
-        return
-    try:
-        body = r.json()
-    except ValueError:
-        body = None
-    problem: dict[str, Any] = body if isinstance(body, dict) else {}
-    title = str(problem.get("title") or r.reason_phrase or "HTTP error")
-    detail = str(problem.get("detail") or (r.text.strip()[:500] if not problem else "") or title)
-    raise api_error(r.status_code, title, detail, problem)
-
-
-def wait_cap(exc: ValidationError) -> int | None:
-    """The server's longest ``?wait=`` when it refused ours (422 on query.wait), else None."""
-    for e in exc.errors:
-        if list(e.get("loc", [])) == ["query", "wait"]:
-            found = re.search(r"at most (\d+)", str(e.get("msg", "")))
-            return int(found.group(1)) if found else 0
-    return None
