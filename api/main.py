@@ -43,6 +43,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # opens (and closes) one beyond the pool.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
         app.state.job_waiters.start()
+        try:  # says at start when an embedder is configured but PostgreSQL has no pgvector
+            await anyio.to_thread.run_sync(recall_mode, settings)
+        except Exception as exc:  # noqa: BLE001 - the database may come later; /readyz tells then
+            log.warning("recall mode not known yet: %s", str(exc).splitlines()[0] if str(exc) else exc)
         if not settings.auth_required:
             log.warning("!!! OPEN MODE: ENGRAM_ADMIN_KEY is not set, so this dev API accepts requests "
                         "WITHOUT authentication. Never expose it beyond this machine. !!!")

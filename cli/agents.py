@@ -54,8 +54,9 @@ def agents_delete(out: Out, ns: NS, agent: AGENT) -> None:
 @verb(group, "memories")
 def agents_memories(out: Out, ns: NS, agent: AGENT, limit: LimitOpt = None, cursor: CursorOpt = None,
                     all_: AllOpt = False) -> None:
-    """List an agent's long-term memories, newest first."""
+    """List an agent's memory stream (observations and reflections), newest first."""
     listing(out, out.client.list_memories, (ns, agent), lambda items: table(
-        out, ["id", "importance", "session", "evidence", "content"],
-        [[m.id, m.importance, m.session, m.evidence, m.content] for m in items], f"memories of {agent}"),
+        out, ["id", "kind", "importance", "session", "evidence", "content"],
+        [[m.id, m.kind.value, m.importance, m.session, m.evidence,
+          f"{m.speaker}: {m.content}" if m.speaker else m.content] for m in items], f"memories of {agent}"),
         limit, cursor, all_)

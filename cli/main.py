@@ -9,6 +9,8 @@
     engram insights NS SESSION AGENT    engram turns append|list NS SESSION
     engram integrate|truncate NS SESSION --wait
     engram jobs list|show|watch|cancel NS JOB
+    engram recall NS AGENT QUERY        engram context NS SESSION AGENT [--query]
+    engram forget NS AGENT MEMORY_ID    engram redact NS SESSION SEQ
 
 Every client verb takes --url (env ENGRAM_URL, default http://127.0.0.1:8000), --key (env
 ENGRAM_API_KEY, else ENGRAM_ADMIN_KEY) and --json (print the API's JSON body as is, for scripts;
@@ -34,7 +36,7 @@ from typing import Any
 
 import typer
 
-from cli import agents, jobs, keys, namespaces, server, sessions, turns
+from cli import agents, jobs, keys, memories, namespaces, server, sessions, turns
 from cli.server import run_migrations
 from cli.verbs import PLAIN
 
@@ -47,6 +49,7 @@ for _group, _name in ((namespaces.group, "ns"), (keys.group, "keys"), (agents.gr
     app.add_typer(_group, name=_name)
 app.add_typer(jobs.top)
 app.add_typer(sessions.top)
+app.add_typer(memories.top)
 
 
 # Optional parts of the HTTP stack that no verb uses: httpx's own command line (click and rich)

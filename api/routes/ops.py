@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from api.deps import SettingsDep
 from shared.db import get_engine
+from shared.memories.service import recall_mode
 from shared.queue import producer
 
 router = APIRouter(tags=["ops"])
@@ -40,7 +41,9 @@ def _check_broker(settings) -> str | None:  # type: ignore[no-untyped-def]
 
 @router.get("/readyz", responses={503: {"description": "A dependency is down; the body says which."}})
 async def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
-    """Readiness: PostgreSQL and the Redis broker are reachable. 503 names what is down."""
+    """Readiness: PostgreSQL and the Redis broker are reachable. 503 names what is down. When ready,
+    `recall` says how recall ranks: `full-text`, `hybrid` (with vectors), or full-text because an
+    embedder is configured but PostgreSQL has no pgvector."""
     db_error = await run_in_threadpool(_check_database, settings)
     broker_error = await run_in_threadpool(_check_broker, settings)
     checks = {
@@ -53,7 +56,8 @@ async def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
             "type": "https://engram.dev/problems/unavailable", "title": "Service unavailable", "status": 503,
             "detail": f"not ready: {', '.join(down)} unreachable", "instance": request.url.path, "checks": checks,
         }, status_code=503, media_type="application/problem+json")
-    return JSONResponse({"status": "ready", "checks": checks})
+    return JSONResponse({"status": "ready", "checks": checks,
+                         "recall": await run_in_threadpool(recall_mode, settings)})
 
 
 @router.get("/metrics", response_class=Response)

@@ -22,6 +22,7 @@ from engram_client.models import (
     FINISHED,
     Agent,
     AppendResult,
+    Context,
     Insight,
     Job,
     Key,
@@ -30,6 +31,8 @@ from engram_client.models import (
     Namespace,
     Page,
     Participant,
+    RecallResult,
+    RedactResult,
     Session,
     Turn,
 )
@@ -180,6 +183,24 @@ class AsyncEngramClient(ClientCore):
 
     async def delete_agent(self, namespace: str, agent: str) -> None:
         await self.call(Calls.delete_agent(namespace, agent))
+
+    async def recall(self, namespace: str, agent: str, query: str, *, limit: int = 10, session: str | None = None,
+               kinds: Iterable[str] | None = None) -> RecallResult:
+        """The agent's memories most useful for ``query``, best first, each with its evidence and score."""
+        return await self.call(Calls.recall(namespace, agent, query, limit, session, kinds))
+
+    async def forget(self, namespace: str, agent: str, memory_id: int) -> None:
+        """Forget one memory."""
+        await self.call(Calls.forget(namespace, agent, memory_id))
+
+    async def context(self, namespace: str, session: str, participant: str, *, query: str | None = None,
+                max_chars: int | None = None) -> Context:
+        """What ``participant`` needs for its next reply: latest turns, recalled memories, insights, ``text``."""
+        return await self.call(Calls.context(namespace, session, participant, query, max_chars))
+
+    async def redact_turn(self, namespace: str, session: str, seq: int) -> RedactResult:
+        """Erase a turn's content and delete every insight and memory citing it."""
+        return await self.call(Calls.redact_turn(namespace, session, seq))
 
     async def list_memories(self, namespace: str, agent: str, *, limit: int | None = None,
                             cursor: str | None = None) -> Page[Memory]:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from engram_client.models import (
     Agent,
     AppendResult,
+    Context,
     Insight,
     Job,
     Key,
@@ -26,6 +27,8 @@ from engram_client.models import (
     Namespace,
     Page,
     Participant,
+    RecallResult,
+    RedactResult,
     Session,
     Turn,
 )
@@ -126,6 +129,30 @@ class Calls:
     @staticmethod
     def delete_agent(ns: str, agent: str) -> Call[None]:
         return Call("DELETE", f"{_ns(ns)}/agents/{_seg(agent)}", _nothing)
+
+    @staticmethod
+    def recall(ns: str, agent: str, query: str, limit: int = 10, session: str | None = None,
+               kinds: Iterable[str] | None = None) -> Call[RecallResult]:
+        body: dict[str, Any] = {"query": query, "limit": limit}
+        if session is not None:
+            body["session"] = session
+        if kinds is not None:
+            body["kinds"] = list(kinds)
+        return Call("POST", f"{_ns(ns)}/agents/{_seg(agent)}/recall", _model(RecallResult), json=body)
+
+    @staticmethod
+    def forget(ns: str, agent: str, memory_id: int) -> Call[None]:
+        return Call("DELETE", f"{_ns(ns)}/agents/{_seg(agent)}/memories/{int(memory_id)}", _nothing)
+
+    @staticmethod
+    def context(ns: str, session: str, participant: str, query: str | None = None, max_chars: int | None = None,
+                ) -> Call[Context]:
+        return Call("GET", f"{_s(ns, session)}/participants/{_seg(participant)}/context", _model(Context),
+                    _query(query=query, max_chars=max_chars))
+
+    @staticmethod
+    def redact_turn(ns: str, session: str, seq: int) -> Call[RedactResult]:
+        return Call("DELETE", f"{_s(ns, session)}/turns/{int(seq)}", _model(RedactResult))
 
     @staticmethod
     def list_memories(ns: str, agent: str, limit: int | None = None, cursor: str | None = None) -> Call[Page[Memory]]:

@@ -82,13 +82,34 @@ class Agent(Model):
     updated_at: datetime
 
 
+class MemoryKind(StrEnum):
+    """An observation is a turn the agent saw; a reflection is an insight of the integrator."""
+
+    OBSERVATION = "observation"
+    REFLECTION = "reflection"
+
+
 class Memory(Model):
     id: int
+    kind: MemoryKind
+    speaker: str | None
     content: str
     importance: int
     evidence: list[int]
     session: str
+    generation: int
+    occurred_at: datetime
     created_at: datetime
+    reinforcements: int
+    last_seen_at: datetime
+
+
+class RecalledMemory(Memory):
+    score: float
+
+
+class RecallResult(Model):
+    items: list[RecalledMemory]
 
 
 class Session(Model):
@@ -131,6 +152,7 @@ class TurnIn(Model):
     content: SafeStr
     visible_to: list[Slug] | None = Field(None, max_length=100)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime | None = Field(None, description="When it was said, with a time zone; default: now.")
 
 
 class Turn(Model):
@@ -139,7 +161,9 @@ class Turn(Model):
     content: str
     visible_to: list[str] | None
     metadata: dict[str, Any]
+    occurred_at: datetime
     created_at: datetime
+    redacted_at: datetime | None = None
 
 
 class AppendResult(Model):
@@ -181,3 +205,22 @@ class Job(Model):
     started_at: datetime | None
     finished_at: datetime | None
     links: JobLinks
+
+
+class RedactResult(Model):
+    seq: int
+    redacted_at: datetime
+    insights_deleted: int
+    memories_deleted: int
+
+
+class Context(Model):
+    """What a participant needs for its next reply; ``text`` is ready for a prompt."""
+
+    session: str
+    participant: str
+    query: str
+    turns: list[Turn]
+    memories: list[RecalledMemory]
+    insights: list[Insight]
+    text: str

@@ -20,6 +20,7 @@ from engram_client.models import (
     FINISHED,
     Agent,
     AppendResult,
+    Context,
     Insight,
     Job,
     Key,
@@ -28,6 +29,8 @@ from engram_client.models import (
     Namespace,
     Page,
     Participant,
+    RecallResult,
+    RedactResult,
     Session,
     Turn,
 )
@@ -181,6 +184,24 @@ class EngramClient(ClientCore):
 
     def delete_agent(self, namespace: str, agent: str) -> None:
         self.call(Calls.delete_agent(namespace, agent))
+
+    def recall(self, namespace: str, agent: str, query: str, *, limit: int = 10, session: str | None = None,
+               kinds: Iterable[str] | None = None) -> RecallResult:
+        """The agent's memories most useful for ``query``, best first, each with its evidence and score."""
+        return self.call(Calls.recall(namespace, agent, query, limit, session, kinds))
+
+    def forget(self, namespace: str, agent: str, memory_id: int) -> None:
+        """Forget one memory."""
+        self.call(Calls.forget(namespace, agent, memory_id))
+
+    def context(self, namespace: str, session: str, participant: str, *, query: str | None = None,
+                max_chars: int | None = None) -> Context:
+        """What ``participant`` needs for its next reply: latest turns, recalled memories, insights, ``text``."""
+        return self.call(Calls.context(namespace, session, participant, query, max_chars))
+
+    def redact_turn(self, namespace: str, session: str, seq: int) -> RedactResult:
+        """Erase a turn's content and delete every insight and memory citing it."""
+        return self.call(Calls.redact_turn(namespace, session, seq))
 
     def list_memories(self, namespace: str, agent: str, *, limit: int | None = None,
                       cursor: str | None = None) -> Page[Memory]:

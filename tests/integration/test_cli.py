@@ -199,3 +199,28 @@ def test_errors_go_to_stderr_with_exit_codes(ns: str, http: TestClient, monkeypa
     monkeypatch.setattr(verbs, "make_client", lambda url, key: EngramClient(base_url=url, api_key=key, timeout=2))
     result = runner.invoke(engram, ["ns", "list", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 6 and "http://127.0.0.1:9" in result.stderr
+
+
+def test_recall_context_forget_and_redact(ns: str, settings: Any) -> None:
+    from shared.jobs.runner import run_job
+
+    s = newcomer(ns)
+    run("turns", "append", ns, s, input='{"speaker": "user", "content": "Invoices for customers in Japan are rounded '
+                                         'wrongly since the tax change in April."}\n'
+                                         '{"speaker": "alice", "content": "Thanks, I will look at the rounding."}\n')
+    job = run_json("integrate", ns, s)["id"]
+    assert run_job(job, settings, "cli-test") == "succeeded"
+
+    recalled = run_json("recall", ns, "alice", "what about the Japan invoices?", "--limit", "3")["items"]
+    assert "Japan" in recalled[0]["content"] and recalled[0]["evidence"]
+    table = run("recall", ns, "alice", "Japan invoices", "--kind", "observation")
+    assert "Japan" in table and "observation" in table and "reflection" not in table
+    assert "Japan" in run("context", ns, s, "alice", "--query", "Japan", "--max-chars", "500")
+
+    first = recalled[0]["id"]
+    assert "forgotten" in run("forget", ns, "alice", str(first))
+    assert first not in [m["id"] for m in run_json("agents", "memories", ns, "alice", "--all")["items"]]
+    run("forget", ns, "alice", str(first), code=3)
+
+    assert "turn 1 redacted" in run("redact", ns, s, "1")
+    assert run_json("turns", "list", ns, s)["items"][0]["content"] == ""

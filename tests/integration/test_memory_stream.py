@@ -294,3 +294,8 @@ def test_deleting_an_agent_deletes_its_memories(world: World, settings: Any) -> 
     assert world.http.delete(f"{world.base}/agents/ada").status_code == 204
     world.agent("ada")
     assert memories(world) == []
+
+
+def test_readyz_says_how_recall_ranks(http: TestClient) -> None:
+    ready = http.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["recall"] == "full-text"  # no embedder configured here

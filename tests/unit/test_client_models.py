@@ -24,6 +24,8 @@ PAIRS: dict[str, type[BaseModel]] = {
     "Page_SessionRead_": client.Page[client.Session], "Page_ParticipantRead_": client.Page[client.Participant],
     "Page_InsightRead_": client.Page[client.Insight], "Page_TurnRead_": client.Page[client.Turn],
     "Page_JobRead_": client.Page[client.Job],
+    "RecalledMemory": client.RecalledMemory, "RecallResult": client.RecallResult, "RedactResult": client.RedactResult,
+    "ContextRead": client.Context,
 }
 CLIENT_ONLY = {"Session": {"etag"}}  # read from a header, not the body
 

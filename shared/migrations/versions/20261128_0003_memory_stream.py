@@ -43,19 +43,22 @@ def upgrade() -> None:
 
     # Vector recall where pgvector is available: one embedding per memory, in a table of its own so
     # that a PostgreSQL without pgvector runs the same schema in full-text mode.
-    has_vector = op.get_bind().execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).first() is not None
-    if has_vector:
-        op.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        op.execute("""
-            CREATE TABLE memory_embeddings (
-                memory_id bigint PRIMARY KEY REFERENCES memories(id) ON DELETE CASCADE,
-                agent_id bigint NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
-                dimensions integer NOT NULL,
-                embedding vector NOT NULL
-            )
-        """)
-        op.execute("CREATE INDEX ix_memory_embeddings_agent ON memory_embeddings (agent_id)")
+    # One block, so that it also works when the migration is rendered as SQL (offline).
+    op.execute("""
+        DO $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') THEN
+                EXECUTE 'CREATE EXTENSION IF NOT EXISTS vector';
+                EXECUTE 'CREATE TABLE memory_embeddings (
+                    memory_id bigint PRIMARY KEY REFERENCES memories(id) ON DELETE CASCADE,
+                    agent_id bigint NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+                    dimensions integer NOT NULL,
+                    embedding vector NOT NULL)';
+                EXECUTE 'CREATE INDEX ix_memory_embeddings_agent ON memory_embeddings (agent_id)';
+            END IF;
+        END
+        $$
+    """)
 
 
 def downgrade() -> None:
