@@ -16,6 +16,7 @@ from api.routes import agents, jobs, memories, namespaces, ops, participants, se
 from api.waiters import JobWaiters
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
+from shared.memories.service import recall_mode
 
 log = logging.getLogger("engram.api")
 

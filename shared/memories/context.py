@@ -12,9 +12,12 @@ from shared.turns.schemas import TurnRead
 _SHARES = (("memories", 0.4), ("insights", 0.2), ("turns", 0.4))
 
 
+def _said(m: RecalledMemory) -> str:
+    return f"{m.speaker}: {m.content}" if m.speaker else m.content
+
+
 def _memory_line(m: RecalledMemory) -> str:
-    who = f"{m.speaker}: " if m.speaker else ""
-    return f"- [{m.occurred_at:%Y-%m-%d}, {m.session} #{','.join(map(str, m.evidence))}] {who}{m.content}"
+    return f"- [{m.occurred_at:%Y-%m-%d}, {m.session} #{','.join(map(str, m.evidence))}] {_said(m)}"
 
 
 def _insight_line(i: InsightRead) -> str:
@@ -53,7 +56,9 @@ def render(participant: str, turns: Sequence[TurnRead], memories: Sequence[Recal
     left = max_chars - len(header) - 1
     sections: dict[str, list[str]] = {}
     lines = {
-        "memories": [_memory_line(m) for m in memories],
+        # A reflection that only repeats an observation says nothing more: shown once.
+        "memories": [_memory_line(m) for i, m in enumerate(memories)
+                     if _said(m) not in {_said(n) for n in memories[:i]}],
         "insights": [_insight_line(i) for i in insights],
         "turns": [_turn_line(t) for t in reversed(turns)],  # newest first, so the newest fit
     }

@@ -268,9 +268,10 @@ def test_postgres_and_redis_healthchecks():
 # --- topology ------------------------------------------------------------------------------------
 
 
-def test_postgres_is_version_16_with_a_volume():
+def test_postgres_is_version_16_with_pgvector_and_a_volume():
     postgres = SERVICES["postgres"]
-    assert re.fullmatch(r"postgres:16([.-][\w.-]*)?", postgres["image"])
+    # The pgvector project's image: PostgreSQL 16 with the extension, for vector recall.
+    assert re.fullmatch(r"pgvector/pgvector:pg16([.-][\w.-]*)?", postgres["image"])
     env = _environment(postgres)
     assert env["POSTGRES_DB"] == "engram" and env["POSTGRES_USER"] == "engram"
     volume = postgres["volumes"][0].split(":")
