@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Protocol
+from typing import Any
+
+import httpx
 
 from bench.recall_reference import KS, bm25_rankings, evidence_recall, report
 from bench.recall_set import KINDS, RecallSet, build
 
-
-class Http(Protocol):
-    """What is needed of an HTTP client (httpx.Client, FastAPI's TestClient)."""
-
-    def put(self, url: str, **kw: Any) -> Any: ...
-    def post(self, url: str, **kw: Any) -> Any: ...
-    def get(self, url: str, **kw: Any) -> Any: ...
+# An httpx.Client with the API's base URL (FastAPI's TestClient is one too).
+Http = httpx.Client
 
 
 def _ok(response: Any) -> Any:
@@ -106,8 +103,6 @@ def measure(http: Http, ns: str, rs: RecallSet) -> dict[str, Any]:
 
 
 def main() -> None:
-    import httpx
-
     url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000"
     headers = {"Authorization": f"Bearer {sys.argv[2]}"} if len(sys.argv) > 2 else {}
     with httpx.Client(base_url=url, headers=headers, timeout=60) as http:

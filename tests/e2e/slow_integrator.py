@@ -18,5 +18,5 @@ class SlowWhenAsked(BuiltinIntegrator):
         return super().reflect(reflection)
 
 
-def factory(settings) -> SlowWhenAsked:  # type: ignore[no-untyped-def]
+def factory(settings) -> SlowWhenAsked:
     return SlowWhenAsked()

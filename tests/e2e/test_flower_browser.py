@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,7 +35,7 @@ CHROMIUM_FLAGS = [
 
 
 @contextmanager
-def chromium(profile: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:  # type: ignore[type-arg]
+def chromium(profile: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Debian's headless Chromium through Debian's ChromeDriver, sending Flower's basic auth."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
     if missing:
@@ -47,13 +48,13 @@ def chromium(profile: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:  # typ
         pytest.fail("selenium is not installed: `make install` (it is in the dev extras)", pytrace=False)
     from selenium.webdriver.common.selenium_manager import SeleniumManager
 
-    def no_selenium_manager(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def no_selenium_manager(*args, **kwargs):
         raise AssertionError("Selenium Manager would download a driver or browser: give paths instead")
 
     monkeypatch.setattr(SeleniumManager, "binary_paths", no_selenium_manager)
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]:
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
         options.add_argument(flag)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     service = Service(executable_path=str(CHROMEDRIVER), log_output=str(ARTIFACTS / "chromedriver.log"))
@@ -72,7 +73,7 @@ def chromium(profile: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:  # typ
         driver.quit()
 
 
-def _wait(driver, what: str, check, shot: str):  # type: ignore[no-untyped-def]
+def _wait(driver, what: str, check, shot: str):
     """Waits (bounded) until check(driver) is truthy; on a time-out keeps the screenshot and says what was shown."""
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
@@ -106,7 +107,7 @@ def test_flower_in_a_browser_shows_workers_and_integrate_tasks(
         _check_flower(system, browser)
 
 
-def _check_flower(system: System, browser) -> None:  # type: ignore[no-untyped-def]
+def _check_flower(system: System, browser) -> None:
     from selenium.webdriver.common.by import By
 
     base = f"http://127.0.0.1:{system.flower_port}"
@@ -131,7 +132,7 @@ def _check_flower(system: System, browser) -> None:  # type: ignore[no-untyped-d
     browser.get(base + "/workers")
     assert "Flower" in browser.title, browser.title  # not an error page
 
-    def workers_shown(driver):  # type: ignore[no-untyped-def]
+    def workers_shown(driver):
         rows = {}
         for row in driver.find_elements(By.CSS_SELECTOR, "#workers-table tbody tr"):
             cells = [c.text.strip() for c in row.find_elements(By.TAG_NAME, "td")]
@@ -150,7 +151,7 @@ def _check_flower(system: System, browser) -> None:  # type: ignore[no-untyped-d
     browser.get(base + "/tasks?name=jobs.integrate&state=SUCCESS")
     assert "Flower" in browser.title, browser.title
 
-    def tasks_shown(driver):  # type: ignore[no-untyped-def]
+    def tasks_shown(driver):
         shown = {}
         for job, uuid in task_ids.items():
             found = driver.find_elements(By.XPATH, f"//table[@id='tasks-table']/tbody/tr[@id='{uuid}']")

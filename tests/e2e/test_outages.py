@@ -45,7 +45,7 @@ def outage_system() -> Iterator[tuple[System, Private]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def wait_until(predicate, timeout: float = 60, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout: float = 60, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -57,7 +57,7 @@ def wait_until(predicate, timeout: float = 60, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_postgres_outage_answers_503_then_recovers(outage_system) -> None:  # type: ignore[no-untyped-def]
+def test_postgres_outage_answers_503_then_recovers(outage_system) -> None:
     system, private = outage_system
     ns = make_namespace(system)
     session = make_session(system, ns, {"ada": "slow", "bob": "slow"}, turns=4)
@@ -79,7 +79,7 @@ def test_postgres_outage_answers_503_then_recovers(outage_system) -> None:  # ty
     assert job["status"] == "succeeded", job  # accepted before the outage, done after it
 
 
-def test_redis_outage_jobs_still_accepted_and_completed(outage_system) -> None:  # type: ignore[no-untyped-def]
+def test_redis_outage_jobs_still_accepted_and_completed(outage_system) -> None:
     system, private = outage_system
     ns = make_namespace(system)
     session = make_session(system, ns, {"ada": ""}, turns=3)
@@ -96,7 +96,7 @@ def test_redis_outage_jobs_still_accepted_and_completed(outage_system) -> None: 
     assert system.wait_job(ns, job_id)["status"] == "succeeded"
 
 
-def test_sigterm_to_a_worker_finishes_its_current_job(outage_system) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_to_a_worker_finishes_its_current_job(outage_system) -> None:
     system, _ = outage_system
     ns = make_namespace(system)
     session = make_session(system, ns, {"ada": "slow", "bob": "slow"}, turns=4)
@@ -106,7 +106,9 @@ def test_sigterm_to_a_worker_finishes_its_current_job(outage_system) -> None:  #
     import psycopg
 
     with psycopg.connect(system.services.database_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        owner = conn.execute("SELECT lease_owner FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
+        row = conn.execute("SELECT lease_owner FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None
+    owner = row[0]
     victim = owner.split("@")[0]
     proc = system.procs[victim]
     proc.send_signal(signal.SIGTERM)  # warm shutdown: finish the current task, take no new one
@@ -119,7 +121,7 @@ def test_sigterm_to_a_worker_finishes_its_current_job(outage_system) -> None:  #
         system.wait_ready()
 
 
-def test_sigterm_to_the_api_drains_in_flight_requests(outage_system) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_to_the_api_drains_in_flight_requests(outage_system) -> None:
     system, _ = outage_system
     ns = make_namespace(system)
     session = make_session(system, ns, {"ada": "slow", "bob": "slow"}, turns=4)

@@ -12,7 +12,7 @@ import redis
 from tests.e2e.conftest import System
 
 
-def _db(system: System):  # type: ignore[no-untyped-def]
+def _db(system: System):
     return psycopg.connect(system.services.database_url.replace("postgresql+psycopg://", "postgresql://", 1),
                            autocommit=True)
 

@@ -28,5 +28,5 @@ class Blocking:
                              evidence=[reflection.turns[0].seq])]
 
 
-def factory(settings) -> Blocking:  # type: ignore[no-untyped-def]
+def factory(settings) -> Blocking:
     return Blocking()

@@ -16,19 +16,19 @@ INTEGRATION_REDIS_DB = 1  # the e2e workers consume db 2: they never run these t
 
 
 @pytest.fixture(scope="session")
-def settings(services):  # type: ignore[no-untyped-def]
+def settings(services):
     return make_settings(services, INTEGRATION_REDIS_DB)
 
 
 @pytest.fixture(scope="session")
-def app(settings):  # type: ignore[no-untyped-def]
+def app(settings):
     from api.main import create_app
 
     return create_app(settings)
 
 
 @pytest.fixture(scope="session")
-def http(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+def http(app) -> Iterator[TestClient]:
     with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
         yield client
 
@@ -56,7 +56,7 @@ class World:
         assert r.status_code in (200, 201), r.text
         return name
 
-    def session(self, name: str | None = None, **body) -> str:  # type: ignore[no-untyped-def]
+    def session(self, name: str | None = None, **body) -> str:
         r = self.http.post(f"{self.base}/sessions", json={"name": name or unique("s"), **body})
         assert r.status_code == 201, r.text
         return r.json()["name"]
@@ -65,18 +65,18 @@ class World:
         r = self.http.put(f"{self.base}/sessions/{session}/participants/{agent}")
         assert r.status_code in (200, 201), r.text
 
-    def turns(self, session: str, *turns: dict, headers: dict | None = None):  # type: ignore[no-untyped-def]
+    def turns(self, session: str, *turns: dict, headers: dict | None = None):
         return self.http.post(f"{self.base}/sessions/{session}/turns", json={"turns": list(turns)}, headers=headers)
 
-    def say(self, session: str, speaker: str, content: str, **extra) -> int:  # type: ignore[no-untyped-def]
+    def say(self, session: str, speaker: str, content: str, **extra) -> int:
         r = self.turns(session, {"speaker": speaker, "content": content, **extra})
         assert r.status_code == 201, r.text
         return r.json()["first_seq"]
 
-    def get(self, path: str, **kw):  # type: ignore[no-untyped-def]
+    def get(self, path: str, **kw):
         return self.http.get(self.base + path, **kw)
 
-    def post(self, path: str, **kw):  # type: ignore[no-untyped-def]
+    def post(self, path: str, **kw):
         return self.http.post(self.base + path, **kw)
 
 

@@ -15,7 +15,7 @@ PUBLIC = {"/healthz", "/readyz", "/metrics"}
 
 
 @pytest.fixture
-def anon(app) -> TestClient:  # type: ignore[no-untyped-def]
+def anon(app) -> TestClient:
     return TestClient(app)
 
 
@@ -37,7 +37,7 @@ def test_wrong_key_is_401(anon: TestClient) -> None:
     assert anon.get("/v1/namespaces", headers={"Authorization": "Basic abc"}).status_code == 401
 
 
-def test_key_secret_is_shown_once_and_stored_hashed(http: TestClient, ns: str, settings) -> None:  # type: ignore[no-untyped-def]
+def test_key_secret_is_shown_once_and_stored_hashed(http: TestClient, ns: str, settings) -> None:
     created = key_for(http, ns)
     assert created["secret"].startswith("eng_") and len(created["secret"]) > 40
     listed = http.get(f"/v1/namespaces/{ns}/keys").json()["items"]
@@ -47,7 +47,7 @@ def test_key_secret_is_shown_once_and_stored_hashed(http: TestClient, ns: str, s
     assert stored != created["secret"] and created["secret"] not in stored
 
 
-def test_namespace_key_reaches_its_namespace(app, http: TestClient, ns: str) -> None:  # type: ignore[no-untyped-def]
+def test_namespace_key_reaches_its_namespace(app, http: TestClient, ns: str) -> None:
     secret = key_for(http, ns)["secret"]
     with TestClient(app, headers={"Authorization": f"Bearer {secret}"}) as c:
         assert c.put(f"/v1/namespaces/{ns}/agents/ada", json={}).status_code == 201
@@ -55,14 +55,14 @@ def test_namespace_key_reaches_its_namespace(app, http: TestClient, ns: str) -> 
         assert [n["name"] for n in c.get("/v1/namespaces").json()["items"]] == [ns]
 
 
-def test_revoked_key_is_401_at_once(app, http: TestClient, ns: str) -> None:  # type: ignore[no-untyped-def]
+def test_revoked_key_is_401_at_once(app, http: TestClient, ns: str) -> None:
     created = key_for(http, ns)
     assert http.delete(f"/v1/namespaces/{ns}/keys/{created['id']}").status_code == 204
     with TestClient(app, headers={"Authorization": f"Bearer {created['secret']}"}) as c:
         assert c.get(f"/v1/namespaces/{ns}").status_code == 401
 
 
-def test_namespace_key_cannot_manage_namespaces_or_keys(app, http: TestClient, ns: str) -> None:  # type: ignore[no-untyped-def]
+def test_namespace_key_cannot_manage_namespaces_or_keys(app, http: TestClient, ns: str) -> None:
     secret = key_for(http, ns)["secret"]
     with TestClient(app, headers={"Authorization": f"Bearer {secret}"}) as c:
         assert c.post(f"/v1/namespaces/{ns}/keys", json={}).status_code == 403
@@ -82,7 +82,7 @@ BODIES = {
 }
 
 
-def _routes(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _routes(app) -> list[tuple[str, str]]:
     out = []
     for path, ops in app.openapi()["paths"].items():
         for method in ops:
@@ -104,7 +104,7 @@ def victim(http: TestClient, ns: str) -> dict[str, str]:
             "seq": "1", "memory": "1"}
 
 
-def test_every_route_with_another_namespaces_key_answers_as_if_nothing_existed(app, http, victim) -> None:  # type: ignore[no-untyped-def]
+def test_every_route_with_another_namespaces_key_answers_as_if_nothing_existed(app, http, victim) -> None:
     other = unique("ns")
     assert http.put(f"/v1/namespaces/{other}", json={}).status_code == 201
     secret = key_for(http, other)["secret"]
@@ -130,7 +130,7 @@ def test_every_route_with_another_namespaces_key_answers_as_if_nothing_existed(a
     assert [j["id"] for j in w.get("/jobs").json()["items"]] == [victim["job"]]
 
 
-def test_every_route_without_a_key_answers_401(app, victim) -> None:  # type: ignore[no-untyped-def]
+def test_every_route_without_a_key_answers_401(app, victim) -> None:
     walked = 0
     with TestClient(app) as anon:
         for method, path in _routes(app):

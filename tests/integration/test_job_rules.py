@@ -23,7 +23,7 @@ from worker.reconciler import reconcile_once
 WORKER = "test-worker"
 
 
-def messages(settings) -> list[str]:  # type: ignore[no-untyped-def]
+def messages(settings) -> list[str]:
     """Job ids waiting in the Redis queue (kombu keeps messages as JSON in a list)."""
     r = redis.Redis.from_url(settings.redis_url)
     out = []
@@ -33,7 +33,7 @@ def messages(settings) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def empty_queue(settings):  # type: ignore[no-untyped-def]
+def empty_queue(settings):
     redis.Redis.from_url(settings.redis_url).delete(task_names.QUEUE)
 
 
@@ -52,7 +52,7 @@ def job(world: World, job_id: str) -> dict:
     return r.json()
 
 
-def sql(settings, statement: str, **params):  # type: ignore[no-untyped-def]
+def sql(settings, statement: str, **params):
     with unit_of_work(settings) as db:
         return db.execute(text(statement), params).all() if statement.lstrip().upper().startswith("SELECT") else \
             db.execute(text(statement), params)
@@ -70,7 +70,7 @@ class NoBeat:
 # --- rule 1: accepted means done eventually ------------------------------------------------------
 
 
-def test_rule1_accepted_job_is_committed_and_its_message_sent_after_commit(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule1_accepted_job_is_committed_and_its_message_sent_after_commit(world: World, settings) -> None:
     name = conversation(world, "ada")
     r = world.post(f"/sessions/{name}/integrate")
     assert r.status_code == 202
@@ -83,7 +83,7 @@ def test_rule1_accepted_job_is_committed_and_its_message_sent_after_commit(world
     assert messages(settings) == [body["id"]]
 
 
-def test_rule1_lost_message_is_sent_again_by_the_reconciler(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule1_lost_message_is_sent_again_by_the_reconciler(world: World, settings) -> None:
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     redis.Redis.from_url(settings.redis_url).flushdb()  # Redis forgets everything
@@ -95,9 +95,10 @@ def test_rule1_lost_message_is_sent_again_by_the_reconciler(world: World, settin
     assert job(world, job_id)["status"] == "succeeded"
 
 
-def test_rule1_expired_lease_is_requeued_then_completed(world: World, settings) -> None:  # type: ignore[no-untyped-def]
-    from shared.jobs import repository as repo
+def test_rule1_expired_lease_is_requeued_then_completed(world: World, settings) -> None:
     from datetime import timedelta
+
+    from shared.jobs import repository as repo
 
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
@@ -113,7 +114,7 @@ def test_rule1_expired_lease_is_requeued_then_completed(world: World, settings) 
     assert done["result"]["participants"][0]["turns_integrated"] == 3
 
 
-def test_rule1_attempts_are_bounded_then_the_job_fails_clearly(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule1_attempts_are_bounded_then_the_job_fails_clearly(world: World, settings) -> None:
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     sql(settings, "UPDATE jobs SET status='running', attempts=:n, lease_expires_at = now() - interval '1 second' "
@@ -125,7 +126,7 @@ def test_rule1_attempts_are_bounded_then_the_job_fails_clearly(world: World, set
     assert "ENGRAM_JOB_MAX_ATTEMPTS" in failed["error"]["detail"]
 
 
-def test_rule1_no_eta_or_countdown_in_messages(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule1_no_eta_or_countdown_in_messages(world: World, settings) -> None:
     name = conversation(world, "ada")
     world.post(f"/sessions/{name}/integrate")
     raw = json.loads(redis.Redis.from_url(settings.redis_url).lrange(task_names.QUEUE, 0, -1)[0])
@@ -136,7 +137,7 @@ def test_rule1_no_eta_or_countdown_in_messages(world: World, settings) -> None: 
 # --- rule 2: effects at most once ------------------------------------------------------------------
 
 
-def test_rule2_a_duplicate_message_does_nothing(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule2_a_duplicate_message_does_nothing(world: World, settings) -> None:
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     assert run_job(job_id, settings, WORKER) == "succeeded"
@@ -147,7 +148,7 @@ def test_rule2_a_duplicate_message_does_nothing(world: World, settings) -> None:
     assert job(world, job_id)["attempts"] == 1
 
 
-def test_rule2_a_late_worker_with_an_old_token_writes_nothing(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule2_a_late_worker_with_an_old_token_writes_nothing(world: World, settings) -> None:
     from datetime import timedelta
 
     from shared.integrators import load_integrator
@@ -158,6 +159,7 @@ def test_rule2_a_late_worker_with_an_old_token_writes_nothing(world: World, sett
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     with unit_of_work(settings) as db:
         stale = repo.claim(db, job_id, "slow-worker", timedelta(seconds=30))
+        assert stale is not None
         plans = effects.plan_integration(db, stale)
     # The slow worker's lease expires; the job is re-queued and run to the end by another worker.
     sql(settings, "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = :id", id=job_id)
@@ -170,7 +172,7 @@ def test_rule2_a_late_worker_with_an_old_token_writes_nothing(world: World, sett
     assert world.get(f"/sessions/{name}/participants/ada/insights").json()["items"] == insights
 
 
-def test_rule2_an_integration_started_before_a_truncate_commits_nothing_after_it(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule2_an_integration_started_before_a_truncate_commits_nothing_after_it(world: World, settings) -> None:
     from datetime import timedelta
 
     from shared.integrators import load_integrator
@@ -182,6 +184,7 @@ def test_rule2_an_integration_started_before_a_truncate_commits_nothing_after_it
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     with unit_of_work(settings) as db:
         claimed = repo.claim(db, job_id, WORKER, timedelta(seconds=30))
+        assert claimed is not None
         plans = effects.plan_integration(db, claimed)
     with unit_of_work(settings) as db:  # a truncate commits while the integration reflects
         sessions_repo.truncate(db, claimed.session_id)
@@ -196,7 +199,7 @@ def test_rule2_an_integration_started_before_a_truncate_commits_nothing_after_it
 # --- rule 3: one at a time per session, in order -------------------------------------------------
 
 
-def test_rule3_jobs_of_a_session_run_in_creation_order(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule3_jobs_of_a_session_run_in_creation_order(world: World, settings) -> None:
     name = conversation(world, "ada")
     first = world.post(f"/sessions/{name}/integrate").json()["id"]
     second = world.post(f"/sessions/{name}/truncate").json()["id"]
@@ -209,7 +212,7 @@ def test_rule3_jobs_of_a_session_run_in_creation_order(world: World, settings) -
     assert job(world, second)["result"] == {"turns_deleted": 3, "generation": 2}
 
 
-def test_rule3_never_two_jobs_of_one_session_at_once(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule3_never_two_jobs_of_one_session_at_once(world: World, settings) -> None:
     from datetime import timedelta
 
     from shared.jobs import repository as repo
@@ -223,7 +226,7 @@ def test_rule3_never_two_jobs_of_one_session_at_once(world: World, settings) -> 
         assert repo.claim(db, second, "w2", timedelta(seconds=30)) is None
 
 
-def test_rule3_a_queued_integration_is_coalesced(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule3_a_queued_integration_is_coalesced(world: World, settings) -> None:
     name = conversation(world, "ada")
     first = world.post(f"/sessions/{name}/integrate")
     world.say(name, "user", "one more thing about the invoices in Japan")
@@ -244,7 +247,7 @@ def test_rule3_no_coalescing_across_a_later_queued_job(world: World) -> None:
     assert c.status_code == 202 and c.json()["id"] != a
 
 
-def test_rule3_no_coalescing_with_a_running_integration(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule3_no_coalescing_with_a_running_integration(world: World, settings) -> None:
     from datetime import timedelta
 
     from shared.jobs import repository as repo
@@ -260,7 +263,7 @@ def test_rule3_no_coalescing_with_a_running_integration(world: World, settings) 
 # --- rule 4: Idempotency-Key ----------------------------------------------------------------------
 
 
-def test_rule4_same_key_returns_the_first_response(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule4_same_key_returns_the_first_response(world: World, settings) -> None:
     name = conversation(world, "ada")
     key = {"Idempotency-Key": unique("key")}
     first = world.post(f"/sessions/{name}/truncate", headers=key)
@@ -281,7 +284,7 @@ def test_rule4_same_key_other_request_is_422(world: World) -> None:
     assert len(world.get("/jobs", params={"session": name}).json()["items"]) == 1
 
 
-def test_rule4_first_request_still_in_flight_is_409(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule4_first_request_still_in_flight_is_409(world: World, settings) -> None:
     from api.idempotency import _lock_id
     from shared.namespaces import service as namespaces
 
@@ -300,7 +303,7 @@ def test_rule4_first_request_still_in_flight_is_409(world: World, settings) -> N
 # --- rule 5: cancel ----------------------------------------------------------------------------------
 
 
-def test_rule5_a_queued_job_is_cancelled_at_once(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule5_a_queued_job_is_cancelled_at_once(world: World, settings) -> None:
     name = conversation(world, "ada")
     first = world.post(f"/sessions/{name}/integrate").json()["id"]
     second = world.post(f"/sessions/{name}/truncate").json()["id"]
@@ -311,7 +314,7 @@ def test_rule5_a_queued_job_is_cancelled_at_once(world: World, settings) -> None
     assert run_job(second, settings, WORKER) == "succeeded"
 
 
-def test_rule5_a_running_job_stops_at_its_next_safe_point(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule5_a_running_job_stops_at_its_next_safe_point(world: World, settings) -> None:
     from tests.integration import blocking_integrator as blocking
 
     name = conversation(world, "ada", "bob")
@@ -337,7 +340,7 @@ def test_rule5_a_running_job_stops_at_its_next_safe_point(world: World, settings
     assert blocking.calls == ["ada"]  # it stopped before reflecting for bob
 
 
-def test_rule5_a_finished_job_cannot_be_cancelled(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule5_a_finished_job_cannot_be_cancelled(world: World, settings) -> None:
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     run_job(job_id, settings, WORKER)
@@ -349,7 +352,7 @@ def test_rule5_a_finished_job_cannot_be_cancelled(world: World, settings) -> Non
 # --- rule 6: long-poll ------------------------------------------------------------------------------
 
 
-def test_rule6_long_poll_answers_when_the_job_finishes(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule6_long_poll_answers_when_the_job_finishes(world: World, settings) -> None:
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     timer = threading.Timer(0.5, lambda: run_job(job_id, settings, WORKER))
@@ -366,7 +369,7 @@ def test_rule6_long_poll_answers_after_n_seconds_when_unfinished(world: World) -
     assert r.status_code == 200 and r.json()["status"] == "queued"
 
 
-def test_rule6_wait_above_the_limit_is_422(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule6_wait_above_the_limit_is_422(world: World, settings) -> None:
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     r = world.get(f"/jobs/{job_id}", params={"wait": settings.max_wait_seconds + 1})
@@ -376,7 +379,7 @@ def test_rule6_wait_above_the_limit_is_422(world: World, settings) -> None:  # t
 # --- rule 7: retention ---------------------------------------------------------------------------------
 
 
-def test_rule7_finished_jobs_are_kept_then_purged(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule7_finished_jobs_are_kept_then_purged(world: World, settings) -> None:
     name = conversation(world, "ada")
     old = world.post(f"/sessions/{name}/truncate").json()["id"]
     run_job(old, settings, WORKER)
@@ -395,7 +398,7 @@ def test_rule7_finished_jobs_are_kept_then_purged(world: World, settings) -> Non
 # --- memories ---------------------------------------------------------------------------------------
 
 
-def test_a_conversation_seen_twice_is_remembered_once_and_reinforced(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_conversation_seen_twice_is_remembered_once_and_reinforced(world: World, settings) -> None:
     first, second = conversation(world, "ada"), world.session()
     world.bind(second, "ada")
     world.turns(second, *[{"speaker": "user", "content": f"The release {i} of the billing service fixes invoice "
@@ -413,7 +416,7 @@ def test_a_conversation_seen_twice_is_remembered_once_and_reinforced(world: Worl
     assert {m["reinforcements"] for m in memories} == {1}
 
 
-def test_rule1_redispatch_backs_off_while_a_job_stays_queued(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rule1_redispatch_backs_off_while_a_job_stays_queued(world: World, settings) -> None:
     base = settings.job_redispatch_seconds
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]

@@ -7,5 +7,5 @@ from alembic import command
 from shared.migrations import config
 
 
-def test_models_and_migrations_agree(services) -> None:  # type: ignore[no-untyped-def]
+def test_models_and_migrations_agree(services) -> None:
     command.check(config(services.database_url))  # raises if autogenerate would find a difference

@@ -123,7 +123,7 @@ def test_recall_mode_is_reported(vworld: tuple[World, Any]) -> None:
 
 
 def test_without_pgvector_recall_is_full_text_and_says_so(vworld: tuple[World, Any], pgvector_url: str) -> None:
-    world, settings = vworld
+    _world, settings = vworld
     # A database migrated where pgvector is missing has no embeddings table: make one like it.
     name = f"novec_{secrets.token_hex(3)}"
     admin = pgvector_url.replace("postgresql+psycopg://", "postgresql://", 1)

@@ -53,7 +53,8 @@ class Recorder:
     """A MockTransport whose answers come from ``handler``; keeps every request."""
 
     def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
-        self.handler, self.requests = handler, []
+        self.handler = handler
+        self.requests: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)

@@ -322,7 +322,7 @@ def test_dockerfile_entrypoint_is_engram_and_it_serves_the_api_by_default():
 def test_dockerfile_copies_every_package_of_pyproject():
     include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     packages = {pattern.rstrip("*").rstrip(".") for pattern in include}
-    copied = set()
+    copied: set[str] = set()
     for args in _dockerfile("COPY"):
         parts = [p for p in args.split() if not p.startswith("--")]
         if any(p.startswith("--from") for p in args.split()):
