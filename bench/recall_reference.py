@@ -11,12 +11,12 @@ averaged over questions, overall and per kind.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from types import ModuleType
 from typing import Any
+
+import bm25s
 
 from bench.recall_set import KINDS, RecallSet, build, visible
 
@@ -31,15 +31,8 @@ def evidence_recall(ranked: Sequence[tuple[str, int]], evidence: Sequence[tuple[
     return len(wanted & set(ranked[:k])) / len(wanted)
 
 
-def _bm25s() -> ModuleType:
-    # Imported by name, when a ranking is asked for: bm25s ships no type information (this keeps
-    # the file checked under strict mypy, every value read from it is converted to a plain
-    # Python type), and it is a bench extra, so evidence_recall and report work without it.
-    return importlib.import_module("bm25s")
-
-
 def _tokens(texts: list[str]) -> list[list[str]]:
-    tokenized = _bm25s().tokenize(texts, lower=True, stopwords="en_plus", return_ids=False, show_progress=False)
+    tokenized = bm25s.tokenize(texts, lower=True, stopwords="en_plus", return_ids=False, show_progress=False)
     return [[str(token) for token in doc] for doc in tokenized]
 
 
@@ -60,7 +53,7 @@ def bm25_rankings(rs: RecallSet, limit: int = 10) -> dict[int, list[tuple[str, i
                 if visible(turn, agent, conversation):
                     keys.append((conversation.session, seq))
                     texts.append(turn.content)
-        retriever = _bm25s().BM25()
+        retriever = bm25s.BM25()
         retriever.index(_tokens(texts), show_progress=False)
         queries = _tokens([rs.questions[i].text for i in indexes])
         for i, query in zip(indexes, queries, strict=True):

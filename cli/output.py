@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from engram_client import EngramAPIError, EngramClient
     from rich.console import Console
+
+    from engram_client import EngramAPIError, EngramClient
 
 # Exit codes (scripts rely on them; the README lists them).
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_API, EXIT_CONNECT, EXIT_TIMEOUT = range(8)

@@ -20,6 +20,7 @@ group = typer.Typer(help="Turns of a session: append from a JSON/JSONL file or s
 def read_turns(source: str | None) -> list[dict[str, Any]]:
     """Turns from a file or stdin: {"turns": [...]}, a JSON list, or JSONL (one turn per line)."""
     import pydantic
+
     from engram_client import TurnIn
 
     if source is None or source == "-":

@@ -16,7 +16,6 @@ Same turns in, same insights out: no randomness, and nothing depends on set or h
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
 import threading
@@ -25,14 +24,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
+import sentencex
 import yake
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
 
 from shared.integrators.base import ChatTurn, InsightDraft, Reflection
 
-# sentencex ships no type information; its one function, segment(language, text), is typed here.
-_segment = cast(Callable[[str, str], Iterable[str]], importlib.import_module("sentencex").segment)
+# sentencex ships no type information (pyproject.toml tells mypy so); segment(language, text) is
+# typed here.
+_segment = cast(Callable[[str, str], Iterable[str]], sentencex.segment)
 
 # \w is Unicode-aware, so this tokenizes Latin, Cyrillic, CJK runs, digits, ... alike; emoji and
 # punctuation are not words, which is what we want for matching keyphrases.

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engram_client import EngramClient
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import cli.verbs as verbs
 from cli.main import app as engram
+from engram_client import EngramClient
 from tests.conftest import ADMIN_KEY
 
 runner = CliRunner()

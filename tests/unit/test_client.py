@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from engram_client import (
     AsyncEngramClient,
     AuthError,

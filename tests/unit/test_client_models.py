@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from engram_client import models as client
 from pydantic import BaseModel
 
+from engram_client import models as client
 from shared.config import Settings
 
 # Server schema (an OpenAPI component) -> the client model that reads (or, for TurnCreate, sends) it.

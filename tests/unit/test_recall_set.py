@@ -133,7 +133,6 @@ def test_report_averages_over_questions_and_kinds(default_set: RecallSet) -> Non
 
 
 def test_bm25_ranks_only_turns_the_agent_sees() -> None:
-    pytest.importorskip("bm25s")
     from bench.recall_reference import bm25_rankings
 
     rs = build(3, **SMALL)
