@@ -1,4 +1,4 @@
-"""Typed SQLAlchemy 2 models. The Alembic migrations in ``migrations/`` create these tables."""
+"""Typed SQLAlchemy 2 models. The Alembic migrations in ``shared/migrations/`` create these tables."""
 
 from shared.models.agent import Agent, Memory
 from shared.models.base import Base
