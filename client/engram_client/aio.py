@@ -111,7 +111,8 @@ class AsyncEngramClient(ClientCore):
             base_url = str(http.base_url)
         super().__init__(base_url, api_key, timeout)
         self._owns_http = http is None
-        self.http = http if http is not None else httpx.AsyncClient(transport=transport, timeout=timeout)
+        self.http = http if http is not None else httpx.AsyncClient(
+            transport=transport, timeout=timeout, verify=self.verifies_tls)
 
     async def aclose(self) -> None:
         if self._owns_http:

@@ -270,3 +270,11 @@ def test_async_client_same_calls() -> None:
     posts = [r for r in rec.requests if r.method == "POST"]
     assert posts[0].headers["Idempotency-Key"] == "k-9" and posts[0].headers["Authorization"] == "Bearer k"
     assert [r.url.params["wait"] for r in rec.requests if r.url.path.endswith("/job_1")] == ["2", "2"]
+
+
+def test_tls_is_verified_for_https_and_not_loaded_for_plain_http() -> None:
+    from engram_client import EngramClient
+
+    with EngramClient("https://engram.example") as secure, EngramClient("http://127.0.0.1:9") as plain:
+        assert secure.verifies_tls and not plain.verifies_tls
+        assert not secure.http.follow_redirects and not plain.http.follow_redirects  # never leaves the base URL
