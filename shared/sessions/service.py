@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -82,7 +83,9 @@ def patch(db: Session, ns: Namespace, name: str, body: SessionPatch, fields: set
     if "description" in fields:
         s.description = body.description or ""
     if "data" in fields:
-        merged = {} if body.data is None else json_merge_patch.merge(dict(s.data), body.data)
+        # The merge edits its target in place, nested objects included: it works on a deep copy, or
+        # it would change the value SQLAlchemy compares against and the write would be lost.
+        merged = {} if body.data is None else json_merge_patch.merge(copy.deepcopy(s.data), body.data)
         try:
             s.data = check_json_object(merged)
         except ValueError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 
@@ -241,3 +243,24 @@ def test_patch_with_a_stale_etag_is_412(world: World) -> None:
     stale = world.http.patch(f"{world.base}/sessions/{name}", json={"description": "two"}, headers={"If-Match": etag})
     assert stale.status_code == 412
     assert world.get(f"/sessions/{name}").json()["description"] == "one"
+
+
+@pytest.mark.parametrize("media_type", ["application/merge-patch+json", "application/json"])
+@pytest.mark.parametrize(("patch", "expected"), [
+    ({"b": {"c": None, "d": 3}}, {"a": 1, "b": {"d": 3}}),  # nested delete and set together
+    ({"b": {"d": 3}}, {"a": 1, "b": {"c": 2, "d": 3}}),  # nested set
+    ({"b": {"c": None}}, {"a": 1, "b": {}}),  # nested delete
+    ({"b": {"c": {"x": [1]}}}, {"a": 1, "b": {"c": {"x": [1]}}}),  # nested replace of a scalar by an object
+    ({"b": {"c": 5}}, {"a": 1, "b": {"c": 5}}),  # nested replace of a scalar
+    ({"b": 7}, {"a": 1, "b": 7}),  # replace an object by a scalar
+])
+def test_patch_changes_nested_keys(world: World, media_type: str, patch: dict, expected: dict) -> None:
+    name = world.session(data={"a": 1, "b": {"c": 2}})
+    before = world.get(f"/sessions/{name}").headers["etag"]
+    r = world.http.patch(f"{world.base}/sessions/{name}", content=json.dumps({"data": patch}),
+                         headers={"Content-Type": media_type})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"] == expected
+    after = world.get(f"/sessions/{name}")
+    assert after.json()["data"] == expected  # stored, not only answered
+    assert after.headers["etag"] == r.headers["etag"] != before
