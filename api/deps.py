@@ -21,7 +21,8 @@ from shared.schemas import SLUG_PATTERN
 
 async def get_settings(request: Request) -> Settings:
     # async: a trivial dependency should not cost a thread-pool hop
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -133,7 +134,8 @@ NamespaceDep = Annotated[Namespace, Depends(get_namespace)]
 
 async def page_params(settings: SettingsDep,
                 limit: Annotated[int, Query(ge=1, le=10_000, description="Page size, at most ENGRAM_MAX_PAGE_SIZE (200).")] = 50,
-                cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")] = None,
+                cursor: Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$", description=(
+                    "`next_cursor` of the previous page (opaque: only cursors the list returned are accepted)."))] = None,
                 ) -> tuple[int, str | None]:
     if limit > settings.max_page_size:
         raise Unprocessable(f"must be at most {settings.max_page_size}", loc=["query", "limit"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,15 +13,14 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
-from shared.errors import EngramError
+from shared.errors import PROBLEM_MEDIA_TYPE, EngramError, problem_body
 
 log = logging.getLogger("engram.api")
 
-PROBLEM = "application/problem+json"
-TYPE_BASE = "https://engram.dev/problems/"
 
-_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
            409: "Conflict", 412: "Precondition failed", 413: "Payload too large", 415: "Unsupported media type",
            422: "Unprocessable content", 428: "Precondition required", 500: "Internal error",
            503: "Service unavailable"}
@@ -39,35 +39,44 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+def problem_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI response of problem details, for an operation's `responses`."""
+    return {"model": Problem, "description": description,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
 # Documented on every namespace route; the OpenAPI document is what clients and fuzzers rely on.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _problem("Malformed JSON."),
-    401: _problem("Missing, unknown or revoked key."),
-    403: _problem("The operation needs the admin key."),
-    404: _problem("Not found, or not reachable with this key."),
-    409: _problem("Conflict with the resource's state (e.g. a deleted session)."),
-    413: _problem("The request body is too large."),
-    422: _problem("Invalid input; `errors` lists the fields."),
-    503: _problem("PostgreSQL is unreachable; retry later."),
+    400: problem_doc("Malformed JSON."),
+    401: problem_doc("Missing, unknown or revoked key."),
+    403: problem_doc("The operation needs the admin key."),
+    404: problem_doc("Not found, or not reachable with this key."),
+    409: problem_doc("Conflict with the resource's state (e.g. a deleted session)."),
+    413: problem_doc("The request body is too large."),
+    422: problem_doc("Invalid input; `errors` lists the fields."),
+    503: problem_doc("PostgreSQL is unreachable; retry later."),
 }
 
 
 def problem_response(request: Request, status: int, detail: str, *, type_slug: str | None = None,
                      title: str | None = None, extra: dict[str, Any] | None = None,
                      headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {
-        "type": TYPE_BASE + (type_slug or str(status)),
-        "title": title or _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        **(extra or {}),
-    }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    body = problem_body(status, title or TITLES.get(status, "Error"), detail, type_slug=type_slug,
+                        instance=request.url.path, **(extra or {}))
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path serves (RFC 9110 §15.5.6), from the OpenAPI document's
+    paths: the app has one route per method of a path, so the Allow of the route that matched
+    would name only its own."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = [(compile_path(path)[0], {m.upper() for m in operations})
+                 for path, operations in request.app.openapi().get("paths", {}).items()]
+        request.app.state.allow_table = table
+    path = request.scope["path"]
+    return ", ".join(sorted({m for regex, methods in table if regex.match(path) for m in methods}))
 
 
 def _clean_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -97,12 +106,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+        detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "Error")
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}"
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
-        return problem_response(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+            headers = {**(headers or {}), "Allow": allowed_methods(request) or (headers or {}).get("Allow", "")}
+        return problem_response(request, exc.status_code, detail, headers=headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api import errors
 from api.metrics import register_jobs_collector
@@ -54,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.job_waiters.stop()
 
-    app = FastAPI(title="Engram", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # The docs pages (/docs, /redoc) load their assets from the installed fastapi-offline package:
+    # they work on a machine without internet access.
+    app = FastAPIOffline(title="Engram", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.job_waiters = JobWaiters(database_url)
     errors.install(app)
@@ -64,4 +68,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     register_jobs_collector(settings)
+    _document_limits(app, settings)
     return app
+
+
+def _document_limits(app: FastAPI, settings: Settings) -> None:
+    """Write the limits that come from settings (page size, long-poll) into the OpenAPI document,
+    so that a request it calls valid is one the API accepts."""
+    build = app.openapi
+    maxima = {"limit": settings.max_page_size, "wait": settings.max_wait_seconds}
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for param in operation.get("parameters", []):
+                    if param.get("in") == "query" and param.get("name") in maxima:
+                        param["schema"]["maximum"] = maxima[param["name"]]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to adjust the document

@@ -11,10 +11,10 @@ import logging
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import text
 
 from shared.config import Settings
 from shared.db import get_engine
+from shared.ops import repository as repo
 
 log = logging.getLogger("engram.api.metrics")
 
@@ -27,26 +27,6 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     """Count one request under its route template (not the raw path: bounded label values)."""
     REQUESTS.labels(method, route, str(status)).inc()
     LATENCY.labels(method, route).observe(seconds)
-
-
-_JOBS_SQL = text("""
-    SELECT kind, status, count(*) FROM jobs GROUP BY kind, status
-""")
-_LAG_SQL = text("""
-    SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM jobs WHERE status = 'queued'
-""")
-_DURATION_SQL = text("""
-    SELECT kind,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)),
-           percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)),
-           count(*)
-    FROM jobs WHERE status = 'succeeded' AND finished_at > now() - interval '1 hour' GROUP BY kind
-""")
-# Upper bound: turns after each participant's watermark, before visibility is applied.
-_PENDING_SQL = text("""
-    SELECT coalesce(sum(greatest(s.turn_count - greatest(p.last_integration_turn, p.bound_after_seq), 0)), 0)
-    FROM participants p JOIN sessions s ON s.id = p.session_id WHERE s.deleted_at IS NULL
-""")
 
 
 class JobsCollector(Collector):
@@ -67,14 +47,14 @@ class JobsCollector(Collector):
         up = GaugeMetricFamily("engram_database_up", "1 when the job figures could be read from PostgreSQL.")
         try:
             with get_engine(self.settings).connect() as conn:
-                conn.execute(text("SET LOCAL statement_timeout = 2000"))
-                for kind, status, n in conn.execute(_JOBS_SQL):
+                repo.bound_time(conn, 2000)
+                for kind, status, n in repo.job_counts(conn):
                     jobs.add_metric([kind, status], n)
-                lag.add_metric([], float(conn.execute(_LAG_SQL).scalar_one()))
-                for kind, p50, p99, _ in conn.execute(_DURATION_SQL):
-                    duration.add_metric([kind, "0.5"], float(p50))
-                    duration.add_metric([kind, "0.99"], float(p99))
-                pending.add_metric([], float(conn.execute(_PENDING_SQL).scalar_one()))
+                lag.add_metric([], repo.queue_lag_seconds(conn))
+                for kind, p50, p99 in repo.run_time_quantiles(conn):
+                    duration.add_metric([kind, "0.5"], p50)
+                    duration.add_metric([kind, "0.99"], p99)
+                pending.add_metric([], repo.pending_turns(conn))
             up.add_metric([], 1)
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the database is down
             log.warning("metrics: cannot read job figures: %s", str(exc).splitlines()[0] if str(exc) else exc)

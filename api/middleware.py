@@ -8,10 +8,11 @@ import re
 import time
 import uuid
 
-from api.metrics import observe_request
-from shared.logs import bind, clear
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.metrics import observe_request
+from shared.errors import PROBLEM_MEDIA_TYPE, problem_body
+from shared.logs import bind, clear
 
 log = logging.getLogger("engram.api.access")
 _SCOPE = re.compile(r"^/v1/namespaces/([a-z0-9][a-z0-9_-]{0,62})(?:/sessions/([a-z0-9][a-z0-9_-]{0,62}))?")
@@ -23,7 +24,14 @@ class BodyLimitMiddleware:
     A declared Content-Length is checked at once; a chunked body is read up to the limit and
     refused as soon as it passes it. The limit keeps the buffered body small, so it is then
     handed to the app from memory.
+
+    Before the 413 the rest of the body is read and dropped (a lingering close), up to
+    ``DRAIN_FACTOR`` times the limit: a client that writes its whole body before reading the
+    answer (Python's urllib, curl without Expect) would otherwise see the connection reset by
+    the close and never read the 413.
     """
+
+    DRAIN_FACTOR = 8
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -41,6 +49,7 @@ class BodyLimitMiddleware:
             except ValueError:
                 too_big = False
             if too_big:
+                await self._drain(receive, 0)
                 await self._refuse(scope, send)
                 return
         chunks: list[bytes] = []
@@ -52,6 +61,8 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
+                if message.get("more_body", False):
+                    await self._drain(receive, size)
                 await self._refuse(scope, send)
                 return
             chunks.append(chunk)
@@ -69,16 +80,22 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
+    async def _drain(self, receive: Receive, read: int) -> None:
+        """Read and drop the rest of the body, up to the drain budget or a disconnect."""
+        while read <= self.max_bytes * self.DRAIN_FACTOR:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            read += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = json.dumps({
-            "type": "https://engram.dev/problems/payload-too-large",
-            "title": "Payload too large",
-            "status": 413,
-            "detail": f"the request body is larger than {self.max_bytes} bytes (ENGRAM_MAX_BODY_BYTES)",
-            "instance": scope.get("path", ""),
-        }).encode()
+        body = json.dumps(problem_body(
+            413, "Payload too large", f"the request body is larger than {self.max_bytes} bytes (ENGRAM_MAX_BODY_BYTES)",
+            type_slug="payload-too-large", instance=scope.get("path", ""))).encode()
         await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
+            (b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
             (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 

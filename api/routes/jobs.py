@@ -1,16 +1,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api import idempotency
-from api.deps import DB, IdempotencyKey, NamespaceDep, NamespaceName, PageParams, SessionName, SettingsDep, authenticate, resolve_namespace
+from api.deps import (
+    DB,
+    IdempotencyKey,
+    NamespaceDep,
+    NamespaceName,
+    PageParams,
+    SessionName,
+    SettingsDep,
+    authenticate,
+    resolve_namespace,
+)
 from shared import queue
 from shared.db import after_commit, unit_of_work
 from shared.errors import Unprocessable
@@ -22,7 +34,7 @@ from shared.schemas import Page
 log = logging.getLogger("engram.api.jobs")
 router = APIRouter(prefix="/v1/namespaces/{namespace}", tags=["jobs"])
 
-_ACCEPTED = {
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
     202: {"model": JobRead, "description": "Accepted: a new job, to follow at `Location` / `Operation-Location`.",
           "headers": {"Location": {"description": "The job."}, "Operation-Location": {"description": "The job."},
                       "Retry-After": {"description": "Seconds before polling the job."}}},
@@ -75,7 +87,8 @@ def list_jobs(ns: NamespaceDep, db: DB, page: PageParams,
 
 @router.get("/jobs/{job}", response_model=JobRead)
 async def get_job(namespace: NamespaceName, job: str, request: Request, settings: SettingsDep,
-                  wait: Annotated[int, Query(ge=0, le=10_000, description="Seconds (at most 30) to wait for the job to finish.")] = 0,
+                  wait: Annotated[int, Query(ge=0, le=10_000, description=(
+                      "Seconds to wait for the job to finish, at most ENGRAM_MAX_WAIT_SECONDS (30)."))] = 0,
                   authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> JobRead:
     """Get a job; with `?wait=N` answer as soon as it finishes, or after N seconds."""
     if wait > settings.max_wait_seconds:
@@ -96,11 +109,9 @@ async def get_job(namespace: NamespaceName, job: str, request: Request, settings
             read = await run_in_threadpool(look)  # it may have finished before we registered
             if read.status.finished:
                 break
-            try:
-                # Woken by the worker's pg_notify; the timeout is a safety net if LISTEN is down.
+            # Woken by the worker's pg_notify; the timeout is a safety net if LISTEN is down.
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=min(remaining, 2.0))
-            except TimeoutError:
-                pass
         finally:
             waiters.unregister(job, event)
         read = await run_in_threadpool(look)
@@ -114,7 +125,7 @@ def cancel_job(ns: NamespaceDep, job: str, db: DB, settings: SettingsDep) -> JSO
     """Cancel a job: a queued one at once (200), a running one at its next safe point (202)."""
     cancelled, to_dispatch = service.cancel(db, ns, job)
     for d in to_dispatch:
-        after_commit(db, lambda d=d: queue.dispatch(d, settings))
+        after_commit(db, functools.partial(queue.dispatch, d, settings))
     read = service.to_read(cancelled, ns.name)
     return JSONResponse(read.model_dump(mode="json"),
                         status_code=200 if read.status == JobStatus.CANCELLED else 202)

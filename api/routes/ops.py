@@ -4,11 +4,13 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from api.deps import SettingsDep
+from shared.config import Settings
 from shared.db import get_engine
+from shared.errors import PROBLEM_MEDIA_TYPE, problem_body
 from shared.memories.service import recall_mode
+from shared.ops import repository as repo
 from shared.queue import producer
 
 router = APIRouter(tags=["ops"])
@@ -20,20 +22,20 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _check_database(settings) -> str | None:  # type: ignore[no-untyped-def]
+def _check_database(settings: Settings) -> str | None:
     try:
         with get_engine(settings).connect() as conn:
-            conn.execute(text("SELECT 1"))
+            repo.ping(conn)
         return None
     except Exception as exc:  # noqa: BLE001
         return str(exc).splitlines()[0][:200] or type(exc).__name__
 
 
-def _check_broker(settings) -> str | None:  # type: ignore[no-untyped-def]
+def _check_broker(settings: Settings) -> str | None:
     try:
         with producer(settings).connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-            conn.default_channel.client.ping()
+            conn.default_channel.client.ping()  # type: ignore[attr-defined]  # kombu's Redis channel has a client
         return None
     except Exception as exc:  # noqa: BLE001
         return str(exc).splitlines()[0][:200] or type(exc).__name__
@@ -52,10 +54,9 @@ async def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
     }
     down = [name for name, c in checks.items() if c["status"] == "down"]
     if down:
-        return JSONResponse({
-            "type": "https://engram.dev/problems/unavailable", "title": "Service unavailable", "status": 503,
-            "detail": f"not ready: {', '.join(down)} unreachable", "instance": request.url.path, "checks": checks,
-        }, status_code=503, media_type="application/problem+json")
+        return JSONResponse(problem_body(503, "Service unavailable", f"not ready: {', '.join(down)} unreachable",
+                                         type_slug="unavailable", instance=request.url.path, checks=checks),
+                            status_code=503, media_type=PROBLEM_MEDIA_TYPE)
     return JSONResponse({"status": "ready", "checks": checks,
                          "recall": await run_in_threadpool(recall_mode, settings)})
 

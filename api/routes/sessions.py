@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Response
 
 from api.deps import DB, NamespaceDep, PageParams, SessionName, SettingsDep
+from api.errors import problem_doc
 from shared.schemas import Page
 from shared.sessions import service
 from shared.sessions.schemas import SessionCreate, SessionPatch, SessionRead
@@ -43,7 +44,8 @@ def get_session(ns: NamespaceDep, session: SessionName, db: DB, response: Respon
     return _respond(db, service.get(db, ns, session), response)
 
 
-@router.patch("/{session}", response_model=SessionRead, responses={200: {"headers": _ETAG}},
+@router.patch("/{session}", response_model=SessionRead, responses={
+    200: {"headers": _ETAG}, 412: problem_doc("`If-Match` names an older version: the session changed since.")},
               openapi_extra={"requestBody": {"content": {"application/merge-patch+json": {
                   "schema": {"$ref": "#/components/schemas/SessionPatch"}}}}})
 def update_session(ns: NamespaceDep, session: SessionName, db: DB, response: Response,

@@ -30,7 +30,8 @@ def append_turns(ns: NamespaceDep, session: SessionName, batch: TurnBatch, db: D
 
 @router.get("", response_model=Page[TurnRead])
 def list_turns(ns: NamespaceDep, session: SessionName, db: DB, page: PageParams,
-               participant: Annotated[AgentName | None, Query(description="Only the turns this participant sees (its chat_turns).")] = None,
+               participant: Annotated[AgentName | None, Query(
+                   description="Only the turns this participant sees (its chat_turns).")] = None,
                after_seq: Annotated[int, Query(ge=0, le=2**62, description="Only turns with a larger seq.")] = 0,
                ) -> Page[TurnRead]:
     """List turns in seq order."""

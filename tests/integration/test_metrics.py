@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.integration.conftest import World
 
 
-def samples(http) -> dict:  # type: ignore[no-untyped-def]
+def samples(http) -> dict:
     r = http.get("/metrics")
     assert r.status_code == 200
     out = {}

@@ -91,7 +91,7 @@ def test_writes_to_a_deleted_session_are_409(world: World, write: str) -> None:
     assert world.get("/jobs", params={"session": name}).json()["items"] == []
 
 
-def test_purge_removes_sessions_past_expire_time(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_purge_removes_sessions_past_expire_time(world: World, settings) -> None:
     from shared.db import unit_of_work
     from shared.sessions import service
 
@@ -178,7 +178,7 @@ def test_append_batch_is_atomic(world: World) -> None:
     assert [t["seq"] for t in world.get(f"/sessions/{name}/turns").json()["items"]] == [1]
 
 
-def test_append_batch_over_the_limit_is_422(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_append_batch_over_the_limit_is_422(world: World, settings) -> None:
     name = world.session()
     r = world.turns(name, *[{"speaker": "a", "content": "x"}] * (settings.max_turns_per_batch + 1))
     assert r.status_code == 422
