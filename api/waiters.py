@@ -13,8 +13,10 @@ from collections import defaultdict
 
 import psycopg
 
+from shared.jobs.repository import JOBS_CHANNEL, listen_to_finished_jobs
+
 log = logging.getLogger("engram.api.waiters")
-CHANNEL = "engram_jobs"
+CHANNEL = JOBS_CHANNEL
 
 
 class JobWaiters:
@@ -59,7 +61,7 @@ class JobWaiters:
         while not stop.is_set():
             try:
                 with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    listen_to_finished_jobs(conn)
                     log.debug("listening on %s", CHANNEL)
                     while not stop.is_set():
                         for note in conn.notifies(timeout=1.0):

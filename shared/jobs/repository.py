@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+import psycopg
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
@@ -180,14 +181,23 @@ def lock_run(db: Session, job_id: str, token: int) -> Fence | None:
     return None if row is None else Fence(row[0], bool(row[1]))
 
 
-_FINISH = text("""
+# The channel a job's finish is notified on; the API's long-polls listen to it.
+JOBS_CHANNEL = "engram_jobs"
+
+
+def listen_to_finished_jobs(conn: psycopg.Connection[Any]) -> None:
+    """Subscribe a (psycopg, autocommit) connection to the notifications of finished jobs."""
+    conn.execute(f"LISTEN {JOBS_CHANNEL}")
+
+
+_FINISH = text(f"""
     WITH done AS (
         UPDATE jobs SET status = :status, result = coalesce(CAST(:result AS jsonb), result),
                error = CAST(:error AS jsonb), progress_completed = coalesce(:completed, progress_completed),
                finished_at = now(), lease_expires_at = NULL
         WHERE id = :id RETURNING id
     )
-    SELECT pg_notify('engram_jobs', id) FROM done
+    SELECT pg_notify('{JOBS_CHANNEL}', id) FROM done
 """)
 
 
