@@ -1,11 +1,11 @@
-"""The six measurements, one module each; each phase's ``run(ctx)`` returns its figures (value,
+"""The measurements, one module each; each phase's ``run(ctx)`` returns its figures (value,
 reference, ratio, target, pass/fail). What they share is in ``common``."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bench.phases import e2e, ingest, memory, scaling, submit, throughput
+from bench.phases import e2e, ingest, memory, recall, scaling, submit, throughput
 from bench.phases.common import FULL, QUICK, Config, Ctx, Figure, Profiler
 
 __all__ = ["FULL", "PHASES", "QUICK", "Config", "Ctx", "Figure", "Profiler"]
@@ -18,4 +18,5 @@ PHASES: dict[str, Callable[[Ctx], Awaitable[list[Figure]]]] = {
     "scaling": scaling.run,
     "throughput": throughput.run,
     "memory": memory.run,
+    "recall": recall.run,
 }
