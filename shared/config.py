@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     recall_weight_vectors: float = Field(
         1.0, ge=0, le=10, description="Weight of the vector ranking in the fusion, with an embedder.")
     recall_rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant: weight / (k + rank).")
+    recall_scan: int = Field(
+        500, ge=10, le=1_000_000, description="Full-text recall ranks at most this many of the agent's most recent "
+        "matches: it bounds the cost of a query whose words match much of a large memory.")
     recall_candidates: int = Field(
         200, ge=10, le=10_000, description="Candidates each ranking (full-text, vector) hands to the fusion.")
 

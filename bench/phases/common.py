@@ -44,6 +44,8 @@ class Config:
     tp_sessions: int
     tp_rounds: int
     memory_jobs: int
+    recall_memories: int = 100_000  # the agent whose recall latency is measured
+    recall_rounds: int = 300
 
 
 FULL = Config(name="full", hello_warmup=2000, hello_per_round=6000, submit_warmup=200, submit_per_round=600, rounds=3,
@@ -53,7 +55,7 @@ FULL = Config(name="full", hello_warmup=2000, hello_per_round=6000, submit_warmu
 QUICK = Config(name="quick", hello_warmup=500, hello_per_round=2000, submit_warmup=64, submit_per_round=200, rounds=2,
                e2e_warmup=5, e2e_jobs=40, ingest_warmup=1, ingest_batches=5, history_turns=10_000,
                sweep=(100, 1000), sweep_reps=1, headline_turns=1000, headline_reps=3,
-               tp_sessions=100, tp_rounds=1, memory_jobs=300)
+               tp_sessions=100, tp_rounds=1, memory_jobs=300, recall_memories=10_000, recall_rounds=100)
 
 
 # --- figures ---------------------------------------------------------------------------------

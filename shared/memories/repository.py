@@ -101,6 +101,7 @@ class RecallQuery:
     w_vectors: float
     rrf_k: int
     candidates: int
+    scan: int
 
 
 # Recall ranks in two steps (DESIGN.md section 2, Recall; after Park et al. 2023).
@@ -109,8 +110,10 @@ class RecallQuery:
 #    ts_rank_cd (cover density: terms near each other count more) normalized by the memory's
 #    length (flag 1) and by the best match of its kind; recency is where the memory's occurred_at
 #    falls between the oldest and the newest match (what is said last about a thing is what holds
-#    now); importance is 1-10 over 10. Observations and reflections are ranked apart, so that long
-#    reflections do not crowd out the turns.
+#    now); importance is 1-10 over 10. Only the `scan` most recent matches are ranked: ranking
+#    reads each match's tsvector, and a common word can match much of a large memory.
+#    Observations and reflections are ranked apart, so that long reflections do not crowd out
+#    the turns.
 # 2. The rankings (observations, reflections, and vectors when there is an embedder) are fused by
 #    weighted reciprocal rank fusion: weight / (k + rank), summed. BENCHMARKS.md has the figures
 #    against plain ts_rank and the alternatives that were measured.
@@ -119,11 +122,16 @@ _QUERY = """
         SELECT CASE WHEN :strict THEN websearch_to_tsquery('english', :text)
                     ELSE replace(plainto_tsquery('english', :text)::text, ' & ', ' | ')::tsquery END AS query
     ),
+    recent AS (
+        SELECT m.id FROM memories m, q
+        WHERE m.agent_id = :agent_id AND m.tsv @@ q.query {filters}
+        ORDER BY m.id DESC
+        LIMIT :scan
+    ),
     matches AS (
         SELECT m.id, m.kind, m.importance, extract(epoch FROM m.occurred_at) AS t,
                ts_rank_cd(m.tsv, q.query, 1) AS r
-        FROM memories m, q
-        WHERE m.agent_id = :agent_id AND m.tsv @@ q.query {filters}
+        FROM recent JOIN memories m ON m.id = recent.id, q
         ORDER BY r DESC, m.id DESC
         LIMIT :candidates
     ),
@@ -156,7 +164,8 @@ def recall(db: Session, q: RecallQuery, query_vector: Sequence[float] | None = N
     the vector ranking joins the full-text one in the fusion."""
     filters = ""
     params: dict[str, Any] = {
-        "agent_id": q.agent_id, "text": q.text, "strict": q.strict, "candidates": q.candidates, "rrf_k": q.rrf_k,
+        "agent_id": q.agent_id, "text": q.text, "strict": q.strict, "candidates": q.candidates, "scan": q.scan,
+        "rrf_k": q.rrf_k,
         "w_refl": q.w_reflections, "w_vec": q.w_vectors, "w_rel": q.w_relevance, "w_imp": q.w_importance, "w_rec": q.w_recency,
         "limit": q.limit}
     if q.session is not None:

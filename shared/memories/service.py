@@ -106,7 +106,8 @@ def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings)
         w_relevance=settings.recall_weight_relevance, w_importance=settings.recall_weight_importance,
         w_recency=settings.recall_weight_recency, w_reflections=settings.recall_weight_reflections,
         w_vectors=settings.recall_weight_vectors,
-        rrf_k=settings.recall_rrf_k, candidates=settings.recall_candidates), query_vector)
+        rrf_k=settings.recall_rrf_k, candidates=settings.recall_candidates, scan=settings.recall_scan),
+        query_vector)
     return [_recalled(r) for r in rows]
 
 
