@@ -4,6 +4,7 @@ turns, and recall latency for an agent with many memories against a GET of one s
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 import statistics
@@ -23,6 +24,8 @@ from bench.recall_templates import CITIES, PEOPLE, PROJECTS, SERVICES
 RECALL_NS = "recall"
 AGENT = "recall-big"
 SESSIONS = 50
+# One log line per request would drown the phase's own output.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _quality(ctx: Ctx, rs: RecallSet) -> dict[str, Any]:
