@@ -89,7 +89,6 @@ async def _fill(ctx: Ctx, count: int) -> tuple[float, int]:
 
 
 async def run(ctx: Ctx) -> list[Figure]:
-    quick = ctx.cfg.name == "quick"
     rs = build()
     q = await asyncio.to_thread(_quality, ctx, rs)
     eng, ref = q["engram"], q["bm25"]
@@ -104,14 +103,14 @@ async def run(ctx: Ctx) -> list[Figure]:
                 "integrate_s": q["integrate_s"], "recall_p50_ms_small_agents": q["ask_p50_ms"]}
     kinds_note = ", ".join(f"{kind} {v['engram']['recall@10']}/{v['bm25']['recall@10']}" for kind, v in by_kind.items())
 
-    count = 10_000 if quick else 100_000
+    count = ctx.cfg.recall_memories
     fill_s, _ = await _fill(ctx, count)
     ctx.say(f"{count:,} memories inserted by COPY (+ ANALYZE) in {fill_s:.1f}s")
     api = ctx.api
     recalls = [api.client.build("POST", f"/v1/namespaces/{ctx.ns}/agents/{AGENT}/recall",
                                 {"query": question.text, "limit": 10}) for question in rs.questions]
     get = api.client.build("GET", f"/v1/namespaces/{ctx.ns}/sessions/{AGENT}-00")
-    warmup, rounds = 30, (150 if quick else 600)
+    warmup, rounds = 30, ctx.cfg.recall_rounds
     t_recall: list[float] = []
     t_get: list[float] = []
     snap = ctx.cpu.snapshot()
