@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from shared.db import rowcount
-from shared.jobs.schemas import OPEN_SQL, JobKind, JobStatus
+from shared.jobs.schemas import OPEN, OPEN_SQL, JobKind, JobStatus
 from shared.models import Job
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
@@ -99,7 +99,7 @@ def open_truncate(db: Session, session_id: int) -> str | None:
     """The id of a truncate of the session that is queued or running, if any."""
     return db.execute(
         select(Job.id).where(Job.session_id == session_id, Job.kind == JobKind.TRUNCATE,
-                             Job.status.in_([QUEUED, RUNNING])).limit(1)
+                             Job.status.in_([s.value for s in OPEN])).limit(1)
     ).scalar_one_or_none()
 
 

@@ -56,9 +56,13 @@ def active_embedder(settings: Settings) -> Embedder | None:
 
 def recall_mode(settings: Settings) -> str:
     """How recall ranks, for /readyz: `full-text`, `hybrid`, or full-text because pgvector is missing."""
-    if load_embedder(settings) is None:
+    if settings.embedder.strip() in ("", "none"):
         return "full-text"
-    return "hybrid" if active_embedder(settings) is not None else "full-text (pgvector missing; ENGRAM_EMBEDDER unused)"
+    try:
+        embedder = active_embedder(settings)
+    except ValueError as exc:  # a misconfigured ENGRAM_EMBEDDER: say so instead of failing readiness
+        return f"full-text (embedder unusable: {exc})"
+    return "hybrid" if embedder is not None else "full-text (pgvector missing; ENGRAM_EMBEDDER unused)"
 
 
 # Web-search syntax asks for a strict query: a quoted phrase, `-word`, or an upper-case OR.

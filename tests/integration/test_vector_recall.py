@@ -120,6 +120,8 @@ def test_recall_mode_is_reported(vworld: tuple[World, Any]) -> None:
     _, settings = vworld
     assert recall_mode(settings) == "hybrid"
     assert recall_mode(make_settings_like(settings, embedder="none")) == "full-text"
+    broken = recall_mode(make_settings_like(settings, embedder="no_such_module:factory"))
+    assert broken.startswith("full-text (embedder unusable: ENGRAM_EMBEDDER='no_such_module:factory'")
 
 
 def test_without_pgvector_recall_is_full_text_and_says_so(vworld: tuple[World, Any], pgvector_url: str) -> None:
