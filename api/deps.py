@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,11 +12,14 @@ from fastapi import Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
+from shared.adb import AsyncDatabase
 from shared.config import Settings
 from shared.db import session_factory
-from shared.errors import Forbidden, NotFound, Unauthorized, Unprocessable
+from shared.errors import UNKNOWN_KEY, Forbidden, NotFound, Unauthorized, Unprocessable
 from shared.models import Namespace
+from shared.namespaces import repository as namespaces_repo
 from shared.namespaces import service as namespaces
+from shared.queue import AsyncDispatcher
 from shared.schemas import SLUG_PATTERN
 
 
@@ -26,6 +30,21 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+@dataclass(frozen=True)
+class LoopResources:
+    """What the event loop's own request paths use: the PostgreSQL pool and the broker dispatcher."""
+
+    adb: AsyncDatabase
+    dispatcher: AsyncDispatcher
+
+
+def loop_resources(request: Request) -> LoopResources:
+    """The resources of the event loop serving the request, opened by the app's lifespan. A server
+    process has one loop; each in-process test client runs the lifespan on a loop of its own."""
+    resources: LoopResources = request.app.state.loops[asyncio.get_running_loop()]
+    return resources
 
 
 def _rollback_and_close(db: Session) -> None:
@@ -73,9 +92,12 @@ class Principal:
     namespace_id: int | None  # a namespace key's namespace; None for the admin or open mode
 
 
-def authenticate(db: Session, settings: Settings, authorization: str | None) -> Principal:
+def credentials(settings: Settings, authorization: str | None) -> str | None:
+    """The caller's key as the SQL of the namespace wall takes it (shared.namespaces.repository.CALLER):
+    the SHA-256 of a namespace key, or None for the admin key (and in open mode). Raises 401 for a
+    missing or malformed header; whether a namespace key exists is for the database to say."""
     if not settings.auth_required:
-        return Principal(admin=True, namespace_id=None)
+        return None
     if not authorization:
         raise Unauthorized("missing `Authorization: Bearer <key>` header")
     scheme, _, secret = authorization.partition(" ")
@@ -84,10 +106,17 @@ def authenticate(db: Session, settings: Settings, authorization: str | None) -> 
         raise Unauthorized("the Authorization header must be `Bearer <key>`")
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
     if admin and hmac.compare_digest(secret.encode(), admin.encode()):
+        return None
+    return namespaces.hash_secret(secret)
+
+
+def authenticate(db: Session, settings: Settings, authorization: str | None) -> Principal:
+    key = credentials(settings, authorization)
+    if key is None:
         return Principal(admin=True, namespace_id=None)
-    ns_id = namespaces.namespace_of_secret(db, secret)
+    ns_id = namespaces.namespace_of_key(db, key)
     if ns_id is None:
-        raise Unauthorized("unknown or revoked key")
+        raise Unauthorized(UNKNOWN_KEY)
     return Principal(admin=False, namespace_id=ns_id)
 
 
@@ -114,19 +143,21 @@ SessionName = Annotated[str, Path(pattern=SLUG_PATTERN, description="Session nam
 AgentName = Annotated[str, Path(pattern=SLUG_PATTERN, description="Agent name (slug).")]
 
 
-def resolve_namespace(db: Session, principal: Principal, name: str) -> Namespace:
-    """The namespace, if the caller may reach it. A namespace key asking for another namespace
-    gets exactly the 404 of a namespace that does not exist (same query, same body)."""
-    ns = namespaces.get(db, name)
-    if principal.namespace_id is not None and ns.id != principal.namespace_id:
+def reach_namespace(db: Session, settings: Settings, authorization: str | None, name: str) -> Namespace:
+    """Authenticate the caller and find the namespace it asks for, behind the namespace wall
+    (``shared.namespaces.repository.reaches``), in one round trip: 401 for an unknown key, and
+    for a namespace key asking for another namespace exactly the 404 of one that does not exist."""
+    reached = namespaces_repo.resolve(db, name, credentials(settings, authorization))
+    if not reached.known:
+        raise Unauthorized(UNKNOWN_KEY)
+    if reached.namespace is None:
         raise NotFound(f"namespace '{name}' does not exist")
-    return ns
+    return reached.namespace
 
 
 def get_namespace(db: DB, settings: SettingsDep, namespace: NamespaceName,
                   authorization: Authorization = None) -> Namespace:
-    # Authenticates itself (rather than depending on get_principal): one thread-pool hop, not two.
-    return resolve_namespace(db, authenticate(db, settings, authorization), namespace)
+    return reach_namespace(db, settings, authorization, namespace)
 
 
 NamespaceDep = Annotated[Namespace, Depends(get_namespace)]

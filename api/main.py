@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,13 +13,16 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api import errors
+from api.deps import LoopResources
 from api.metrics import register_jobs_collector
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.routes import agents, jobs, memories, namespaces, ops, participants, sessions, turns
 from api.waiters import JobWaiters
+from shared.adb import AsyncDatabase
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
 from shared.memories.service import recall_mode
+from shared.queue import AsyncDispatcher
 
 log = logging.getLogger("engram.api")
 
@@ -45,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # One request thread per pooled connection: no request waits for a connection, and none
         # opens (and closes) one beyond the pool.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
+        loop, adb = asyncio.get_running_loop(), AsyncDatabase(settings)
+        await adb.open()
+        app.state.loops[loop] = LoopResources(adb, AsyncDispatcher(settings))
         app.state.job_waiters.start()
         try:  # says at start when an embedder is configured but PostgreSQL has no pgvector
             await anyio.to_thread.run_sync(recall_mode, settings)
@@ -55,12 +62,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         "WITHOUT authentication. Never expose it beyond this machine. !!!")
         yield
         app.state.job_waiters.stop()
+        resources = app.state.loops.pop(loop)
+        await resources.dispatcher.close()
+        await resources.adb.close()
 
     # The docs pages (/docs, /redoc) load their assets from the installed fastapi-offline package:
     # they work on a machine without internet access.
     app = FastAPIOffline(title="Engram", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.job_waiters = JobWaiters(database_url)
+    app.state.loops = {}  # event loop -> LoopResources, opened by the lifespan (api.deps.loop_resources)
     errors.install(app)
     for module in (namespaces, agents, memories, sessions, participants, turns, jobs):
         app.include_router(module.router, responses=errors.COMMON_RESPONSES)

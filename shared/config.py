@@ -240,6 +240,11 @@ class Settings(BaseSettings):
         return str(self.database_url)
 
     @property
+    def libpq_url(self) -> str:
+        """The database URL as libpq takes it (psycopg's own connections, psql)."""
+        return self.db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    @property
     def broker_url(self) -> str:
         """The Redis URL; a SettingsError when it is not set. Never a default broker."""
         if self.redis_url is None:

@@ -35,6 +35,9 @@ class Unauthorized(EngramError):
     status, title, type_slug = 401, "Unauthorized", "unauthorized"
 
 
+UNKNOWN_KEY = "unknown or revoked key"  # the 401 of a namespace key that does not exist (any more)
+
+
 class Forbidden(EngramError):
     status, title, type_slug = 403, "Forbidden", "forbidden"
 

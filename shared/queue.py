@@ -3,11 +3,16 @@ because the job row in PostgreSQL is the truth and the reconciler re-sends what 
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import logging
 import os
 import threading
-from typing import Any
+import uuid
+from typing import Any, cast
 
+import redis.asyncio
 from celery import Celery
 
 from shared import task_names
@@ -65,3 +70,69 @@ def dispatch(d: Dispatch, settings: Settings | None = None) -> bool:
     except Exception as exc:  # noqa: BLE001 - any broker failure is handled the same way
         log.warning("could not send job %s to the broker (%s); the reconciler will send it again", d.job_id, exc)
         return False
+
+
+# --- from the event loop -----------------------------------------------------------------------
+
+
+def celery_message(d: Dispatch, settings: Settings) -> bytes:
+    """The wake-up message exactly as Celery's ``send_task`` would write it to the queue's Redis
+    list (task message protocol 2 in kombu's Redis envelope), so that workers and Flower see a
+    standard task. ``tests/integration/test_dispatch.py`` compares it with Celery's own."""
+    app = producer(settings)
+    task_id = str(uuid.uuid4())
+    expires = settings.job_message_expires_seconds
+    message = app.amqp.as_task_v2(task_id, task_names.BY_KIND[d.kind], args=cast(Any, [d.job_id]), expires=expires,
+                                  ignore_result=None)  # type: ignore[arg-type]  # what send_task passes when unset
+    body = json.dumps(message.body).encode()
+    return json.dumps({
+        "body": base64.b64encode(body).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": message.headers,
+        "properties": {
+            **message.properties,
+            "delivery_mode": 2,  # persistent, Celery's default
+            "expiration": str(expires * 1000),
+            "delivery_info": {"exchange": "", "routing_key": task_names.QUEUE},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }).encode()
+
+
+class AsyncDispatcher:
+    """Sends wake-up messages from the API's event loop without ever making a request wait.
+
+    ``send`` only queues the message; one task pushes what has queued with a single ``LPUSH``
+    (the order of sending is the order of running), so under load one round trip to Redis
+    carries many messages. A message that cannot be sent is logged and dropped: the job row is
+    committed and marked dispatched, and the reconciler sends it again."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._redis = redis.asyncio.Redis.from_url(
+            settings.broker_url, socket_connect_timeout=3, socket_timeout=10, retry_on_timeout=False)
+        self._pending: list[tuple[str, bytes]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    def send(self, d: Dispatch) -> None:
+        self._pending.append((d.job_id, celery_message(d, self._settings)))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._redis.lpush(task_names.QUEUE, *(m for _, m in batch))
+            except Exception as exc:  # noqa: BLE001 - any broker failure is handled the same way
+                log.warning("could not send %d job message(s) to the broker (%s), first job %s; the reconciler "
+                            "will send them again", len(batch), exc, batch[0][0])
+
+    async def close(self) -> None:
+        """Send what is queued, then close the connection."""
+        if self._flushing is not None:
+            await self._flushing
+        await self._redis.aclose()

@@ -7,28 +7,31 @@ import logging
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api import idempotency
 from api.deps import (
     DB,
+    Authorization,
     IdempotencyKey,
     NamespaceDep,
     NamespaceName,
     PageParams,
     SessionName,
     SettingsDep,
-    authenticate,
-    resolve_namespace,
+    credentials,
+    loop_resources,
+    reach_namespace,
 )
 from shared import queue
+from shared.config import Settings
 from shared.db import after_commit, unit_of_work
 from shared.errors import Unprocessable
 from shared.jobs import service
+from shared.jobs.repository import Dispatch
 from shared.jobs.schemas import JobKind, JobRead, JobStatus
-from shared.models import Namespace
 from shared.schemas import Page
 
 log = logging.getLogger("engram.api.jobs")
@@ -46,34 +49,66 @@ def _headers(request: Request, job_read: JobRead) -> dict[str, str]:
     return {"Location": job_read.links.self, "Operation-Location": url, "Retry-After": "1"}
 
 
-def _accept(db: DB, ns: Namespace, session: str, kind: JobKind, request: Request, key: str | None,
-            settings: SettingsDep) -> JSONResponse:
-    def work():  # type: ignore[no-untyped-def]
-        enq = service.enqueue(db, ns, session, kind)
-        read = service.to_read(enq.job, ns.name)
-        log.info("%s job %s %s for session %s", kind, enq.job.id, "accepted" if enq.created else "coalesced", session,
-                 extra={"job_id": enq.job.id})
-        if enq.dispatch is not None:
-            dispatch = enq.dispatch
-            after_commit(db, lambda: queue.dispatch(dispatch, settings))
-        return (202 if enq.created else 200), read, _headers(request, read)
+async def _accept(request: Request, settings: Settings, namespace: str, session: str, kind: JobKind,
+                  authorization: str | None, idempotency_key: str | None) -> JSONResponse:
+    """Accept a job. Without an Idempotency-Key: on the event loop, in one round trip to
+    PostgreSQL (shared.adb). With one: in a thread, in the transaction that stores the response."""
+    key = credentials(settings, authorization)
+    if idempotency_key is None:
+        enq = await service.enqueue_now(loop_resources(request).adb, namespace, session, kind, key)
+        read = service.to_read(enq.job, namespace)
+        response = JSONResponse(read.model_dump(mode="json"), status_code=202 if enq.created else 200,
+                                headers=_headers(request, read))
+        dispatches = [] if enq.dispatch is None else [enq.dispatch]
+    else:
+        response, dispatches = await run_in_threadpool(
+            _accept_once, request, settings, namespace, session, kind, authorization, idempotency_key)
+    for d in dispatches:  # committed: wake a worker (never waits for the broker)
+        loop_resources(request).dispatcher.send(d)
+    _log_accepted(kind, response, session)
+    return response
 
-    return idempotency.run(db, ns, key, "POST", request.url.path, None, work)
+
+def _accept_once(request: Request, settings: Settings, namespace: str, session: str, kind: JobKind,
+                 authorization: str | None, idempotency_key: str) -> tuple[JSONResponse, list[Dispatch]]:
+    dispatches: list[Dispatch] = []
+    with unit_of_work(settings) as db:
+        ns = reach_namespace(db, settings, authorization, namespace)
+
+        def work() -> idempotency.Outcome:
+            enq = service.enqueue(db, namespace, session, kind, credentials(settings, authorization))
+            if enq.dispatch is not None:
+                dispatches.append(enq.dispatch)
+            read = service.to_read(enq.job, namespace)
+            return (202 if enq.created else 200), read, _headers(request, read)
+
+        response = idempotency.run(db, ns, idempotency_key, "POST", request.url.path, None, work)
+    return response, dispatches
+
+
+def _log_accepted(kind: JobKind, response: JSONResponse, session: str) -> None:
+    if log.isEnabledFor(logging.INFO):
+        job_id = response.headers["Location"].rsplit("/", 1)[-1]
+        what = "accepted" if response.status_code == 202 else "coalesced"
+        log.info("%s job %s %s for session %s", kind, job_id, what, session, extra={"job_id": job_id})
 
 
 @router.post("/sessions/{session}/integrate", response_model=JobRead, status_code=202, responses={
     **_ACCEPTED, 200: {"model": JobRead, "description": "An integration of this session is already queued: that job."}})
-def integrate(ns: NamespaceDep, session: SessionName, db: DB, settings: SettingsDep, request: Request,
-              idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    """Start integrating the session's new turns into its participants' insights and memories (202 + job)."""
-    return _accept(db, ns, session, JobKind.INTEGRATE, request, idempotency_key, settings)
+async def integrate(namespace: NamespaceName, session: SessionName, settings: SettingsDep, request: Request,
+                    authorization: Authorization = None, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    """Start integrating the session's new turns into its participants' insights and memories (202 + job).
+
+    An integration of the session that is still queued already covers every turn appended before
+    this request: that job is returned (200) instead of a new one."""
+    return await _accept(request, settings, namespace, session, JobKind.INTEGRATE, authorization, idempotency_key)
 
 
 @router.post("/sessions/{session}/truncate", response_model=JobRead, status_code=202, responses=_ACCEPTED)
-def truncate(ns: NamespaceDep, session: SessionName, db: DB, settings: SettingsDep, request: Request,
-             idempotency_key: IdempotencyKey = None) -> JSONResponse:
+async def truncate(namespace: NamespaceName, session: SessionName, settings: SettingsDep, request: Request,
+                   authorization: Authorization = None, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Start resetting the session: turns, data and insights go, participants and memories stay (202 + job)."""
-    return _accept(db, ns, session, JobKind.TRUNCATE, request, idempotency_key, settings)
+    return await _accept(request, settings, namespace, session, JobKind.TRUNCATE, authorization, idempotency_key)
 
 
 @router.get("/jobs", response_model=Page[JobRead])
@@ -89,24 +124,25 @@ def list_jobs(ns: NamespaceDep, db: DB, page: PageParams,
 async def get_job(namespace: NamespaceName, job: str, request: Request, settings: SettingsDep,
                   wait: Annotated[int, Query(ge=0, le=10_000, description=(
                       "Seconds to wait for the job to finish, at most ENGRAM_MAX_WAIT_SECONDS (30)."))] = 0,
-                  authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> JobRead:
+                  authorization: Authorization = None) -> JobRead:
     """Get a job; with `?wait=N` answer as soon as it finishes, or after N seconds."""
     if wait > settings.max_wait_seconds:
         raise Unprocessable(f"must be at most {settings.max_wait_seconds}", loc=["query", "wait"])
 
-    # No transaction is held while waiting: each look is its own short unit of work.
-    def look() -> JobRead:
-        with unit_of_work(settings) as db:
-            ns = resolve_namespace(db, authenticate(db, settings, authorization), namespace)
-            return service.to_read(service.get(db, ns, job), ns.name)
+    # No transaction is held while waiting: each look is its own short read, on the event loop.
+    key = credentials(settings, authorization)
+    adb = loop_resources(request).adb
 
-    read = await run_in_threadpool(look)
+    async def look() -> JobRead:
+        return await service.read_now(adb, namespace, key, job)
+
+    read = await look()
     deadline = time.monotonic() + wait
     waiters = request.app.state.job_waiters
     while not read.status.finished and (remaining := deadline - time.monotonic()) > 0:
         event = waiters.register(job)
         try:
-            read = await run_in_threadpool(look)  # it may have finished before we registered
+            read = await look()  # it may have finished before we registered
             if read.status.finished:
                 break
             # Woken by the worker's pg_notify; the timeout is a safety net if LISTEN is down.
@@ -114,7 +150,7 @@ async def get_job(namespace: NamespaceName, job: str, request: Request, settings
                 await asyncio.wait_for(event.wait(), timeout=min(remaining, 2.0))
         finally:
             waiters.unregister(job, event)
-        read = await run_in_threadpool(look)
+        read = await look()
     return read
 
 

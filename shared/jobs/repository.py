@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 import psycopg
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from shared.db import rowcount
 from shared.jobs.schemas import OPEN, OPEN_SQL, JobKind, JobStatus
 from shared.models import Job
+from shared.namespaces.repository import CALLER, known, reaches
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
 
@@ -52,47 +54,121 @@ def status_of(db: Session, job_id: str) -> str | None:
 # --- accepting a job ---------------------------------------------------------------------------
 
 
-class SessionQueue(NamedTuple):
-    session_id: int
+# What a job read shows, in this order (JobRow); the accepting and reading statements return it.
+JOB_COLUMNS = ("id, kind, status, session_name, progress_completed, progress_total, result, error, attempts, "
+               "cancel_requested, created_at, started_at, finished_at")
+
+
+class JobRow(NamedTuple):
+    id: str
+    kind: str
+    status: str
     session_name: str
-    deleted: bool
-    last_open: tuple[str, str, str] | None  # (id, status, kind) of the session's newest unfinished job
+    progress_completed: int
+    progress_total: int
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    attempts: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
-_LOCK_SESSION_QUEUE = text(f"""
-    SELECT s.id, s.name, s.deleted_at IS NOT NULL, l.id, l.status, l.kind
-    FROM sessions s
-    LEFT JOIN LATERAL (SELECT j.id, j.status, j.kind FROM jobs j
-                       WHERE j.session_id = s.id AND j.status IN {OPEN_SQL}
-                       ORDER BY j.seq DESC LIMIT 1) l ON true
-    WHERE s.namespace_id = :namespace_id AND s.name = :name
-    FOR UPDATE OF s
-""")
+class Outcome(StrEnum):
+    """What accepting a job came to."""
+
+    CREATED = "created"
+    COALESCED = "coalesced"  # an integration of the session was still queued: that job answers
+    UNAUTHORIZED = "unauthorized"  # unknown or revoked key
+    NO_NAMESPACE = "no_namespace"  # or not the key's namespace (the namespace wall)
+    NO_SESSION = "no_session"
+    SESSION_DELETED = "session_deleted"
 
 
-def lock_session_queue(db: Session, namespace_id: int, name: str) -> SessionQueue | None:
-    """Lock the session row (it orders the session's jobs) and read its newest unfinished job, in
-    one round trip. None when there is no such session."""
-    row = db.execute(_LOCK_SESSION_QUEUE, {"namespace_id": namespace_id, "name": name}).first()
-    if row is None:
-        return None
-    return SessionQueue(row[0], row[1], row[2], None if row[3] is None else (row[3], row[4], row[5]))
+class Accepted(NamedTuple):
+    outcome: Outcome
+    head: bool  # a created job with no unfinished job before it: send its wake-up after commit
+    job: JobRow | None  # the created or coalesced job
 
 
-_INSERT_JOB = text(f"""
-    INSERT INTO jobs (id, namespace_id, session_id, session_name, kind, status, attempts, progress_completed,
-                      progress_total, cancel_requested, dispatched_at)
-    VALUES (:id, :namespace_id, :session_id, :session_name, :kind, '{QUEUED}', 0, 0, 0, false,
-            CASE WHEN :dispatch THEN now() END)
-    RETURNING created_at
-""")
+# Accepting a job is these two statements, in one transaction sent in one round trip (shared.adb).
+# The first locks the session row, which orders the session's jobs; the second, which takes its
+# snapshot only once the lock is held, decides and inserts. Their parameters: key (the caller, see
+# CALLER), namespace and session (names), kind, id (the new job's id).
+_SESSION_OF_CALLER = f"""
+    SELECT s.id FROM sessions s
+    WHERE s.name = %(session)s AND s.namespace_id = (
+        SELECT n.id FROM namespaces n, ({CALLER}) caller WHERE n.name = %(namespace)s AND {reaches("caller", "n")})
+"""
+
+LOCK_SESSION = _SESSION_OF_CALLER + " FOR UPDATE OF s"
+
+ACCEPT = f"""
+    WITH caller AS ({CALLER}),
+    ns AS (SELECT n.id FROM namespaces n, caller WHERE n.name = %(namespace)s AND {reaches("caller", "n")}),
+    s AS (SELECT s.id, s.name, s.deleted_at IS NOT NULL AS deleted FROM sessions s, ns
+          WHERE s.namespace_id = ns.id AND s.name = %(session)s),
+    last AS (SELECT j.id, j.status, j.kind FROM jobs j, s WHERE j.session_id = s.id AND j.status IN {OPEN_SQL}
+             ORDER BY j.seq DESC LIMIT 1),
+    decision AS (
+        SELECT CASE WHEN NOT {known("caller")} THEN '{Outcome.UNAUTHORIZED}'
+                    WHEN NOT EXISTS (SELECT FROM ns) THEN '{Outcome.NO_NAMESPACE}'
+                    WHEN NOT EXISTS (SELECT FROM s) THEN '{Outcome.NO_SESSION}'
+                    WHEN (SELECT deleted FROM s) THEN '{Outcome.SESSION_DELETED}'
+                    -- Coalescing: a queued integration has not taken its snapshot yet, so it will
+                    -- integrate every turn appended before this request too.
+                    WHEN %(kind)s = '{JobKind.INTEGRATE}' AND EXISTS (
+                        SELECT FROM last WHERE last.status = '{QUEUED}' AND last.kind = '{JobKind.INTEGRATE}')
+                    THEN '{Outcome.COALESCED}'
+                    ELSE '{Outcome.CREATED}' END AS outcome,
+               -- With no unfinished job before it, the new job is its session's head (is_head).
+               NOT EXISTS (SELECT FROM last) AS head
+        FROM caller),
+    created AS (
+        INSERT INTO jobs (id, namespace_id, session_id, session_name, kind, status, attempts, progress_completed,
+                          progress_total, cancel_requested, dispatched_at)
+        SELECT %(id)s, ns.id, s.id, s.name, %(kind)s, '{QUEUED}', 0, 0, 0, false, CASE WHEN d.head THEN now() END
+        FROM ns, s, decision d WHERE d.outcome = '{Outcome.CREATED}'
+        RETURNING {JOB_COLUMNS})
+    SELECT d.outcome, d.head, j.*
+    FROM decision d LEFT JOIN (
+        SELECT {JOB_COLUMNS} FROM created
+        UNION ALL
+        SELECT {", ".join("c." + c.strip() for c in JOB_COLUMNS.split(","))} FROM jobs c JOIN last ON c.id = last.id
+        WHERE (SELECT outcome FROM decision) = '{Outcome.COALESCED}') j ON true
+"""
 
 
-def insert_job(db: Session, job: Job, *, dispatch: bool) -> None:
-    """Insert a new queued job, marked as dispatched when its message is sent after commit."""
-    job.created_at = db.execute(_INSERT_JOB, {
-        "id": job.id, "namespace_id": job.namespace_id, "session_id": job.session_id,
-        "session_name": job.session_name, "kind": job.kind, "dispatch": dispatch}).scalar_one()
+def accept_statements(namespace: str, session: str, kind: JobKind, key: str | None,
+                      job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The statements that accept a job, to run in one transaction (shared.adb.AsyncDatabase.run,
+    or ``accept`` on a synchronous session); ``accepted`` reads the last one's row."""
+    params = {"namespace": namespace, "session": session, "kind": kind.value, "key": key, "id": job_id}
+    return [(LOCK_SESSION, params), (ACCEPT, params)]
+
+
+def accepted(row: tuple[Any, ...]) -> Accepted:
+    return Accepted(Outcome(row[0]), bool(row[1]), None if row[2] is None else JobRow(*row[2:]))
+
+
+def accept(db: Session, namespace: str, session: str, kind: JobKind, key: str | None, job_id: str) -> Accepted:
+    """Accept a job within the caller's transaction (the path of a request with an Idempotency-Key)."""
+    conn = db.connection()
+    last: Any = None
+    for sql, params in accept_statements(namespace, session, kind, key, job_id):
+        last = conn.exec_driver_sql(sql, params)
+    return accepted(last.one())
+
+
+READ_JOB = f"""
+    WITH caller AS ({CALLER}),
+    ns AS (SELECT n.id FROM namespaces n, caller WHERE n.name = %(namespace)s AND {reaches("caller", "n")})
+    SELECT {known("caller")}, EXISTS (SELECT FROM ns), j.*
+    FROM caller LEFT JOIN (SELECT {JOB_COLUMNS} FROM jobs
+                           WHERE id = %(job)s AND namespace_id = (SELECT id FROM ns)) j ON true
+"""
+"""A job as the caller may read it: (key known, namespace reached, the job's columns or NULLs)."""
 
 
 def open_truncate(db: Session, session_id: int) -> str | None:

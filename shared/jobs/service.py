@@ -4,23 +4,59 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from shared.errors import Conflict, NotFound, SessionDeleted
+from shared.errors import UNKNOWN_KEY, Conflict, NotFound, SessionDeleted, Unauthorized
 from shared.jobs import repository as repo
-from shared.jobs.repository import Dispatch
+from shared.jobs.repository import Accepted, Dispatch, JobRow, Outcome
 from shared.jobs.schemas import JobKind, JobLinks, JobRead, JobStatus, Progress
 from shared.models import Job, Namespace
 from shared.schemas import Page, page_of
 from shared.sessions import service as sessions
+
+if TYPE_CHECKING:
+    from shared.adb import AsyncDatabase
 
 
 def job_path(namespace: str, job_id: str) -> str:
     return f"/v1/namespaces/{namespace}/jobs/{job_id}"
 
 
-def to_read(job: Job, namespace: str) -> JobRead:
+class JobFields(Protocol):
+    """A job's fields as a read shows them: a ``Job`` row object or a ``repository.JobRow``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def session_name(self) -> str: ...
+    @property
+    def progress_completed(self) -> int: ...
+    @property
+    def progress_total(self) -> int: ...
+    @property
+    def result(self) -> dict[str, Any] | None: ...
+    @property
+    def error(self) -> dict[str, Any] | None: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def cancel_requested(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+
+
+def to_read(job: JobFields, namespace: str) -> JobRead:
     return JobRead(
         id=job.id, kind=JobKind(job.kind), status=JobStatus(job.status), session=job.session_name,
         progress=Progress(completed=job.progress_completed, total=job.progress_total),
@@ -32,30 +68,53 @@ def to_read(job: Job, namespace: str) -> JobRead:
 
 @dataclass
 class Enqueued:
-    job: Job
+    job: JobRow
     created: bool  # False: an already queued integration was returned (coalesced)
     dispatch: Dispatch | None  # the job is its session's head: send this message after commit
 
 
-def enqueue(db: Session, ns: Namespace, session_name: str, kind: JobKind) -> Enqueued:
-    """Accept a long operation. The caller commits, then sends ``dispatch`` if there is one."""
-    queue = repo.lock_session_queue(db, ns.id, session_name)  # the row lock orders the session's jobs
-    if queue is None:
-        raise NotFound(f"session '{session_name}' does not exist in namespace '{ns.name}'")
-    if queue.deleted:
-        raise SessionDeleted(f"session '{session_name}' is deleted; undelete it before writing to it")
-    last = queue.last_open
-    if kind == JobKind.INTEGRATE and last is not None and last[1] == JobStatus.QUEUED and last[2] == JobKind.INTEGRATE:
-        # Coalescing: that queued integration has not taken its snapshot yet, so it will
-        # integrate every turn appended before this request too.
-        return Enqueued(db.get_one(Job, last[0]), created=False, dispatch=None)
-    # With no unfinished job before it, the new job is its session's head (repo.is_head).
-    head = last is None
-    job = Job(id=str(uuid.uuid4()), namespace_id=ns.id, session_id=queue.session_id,
-              session_name=queue.session_name, kind=kind.value, status=JobStatus.QUEUED.value, attempts=0,
-              progress_completed=0, progress_total=0, cancel_requested=False)
-    repo.insert_job(db, job, dispatch=head)  # a plain INSERT … RETURNING: the hot path of every submit
-    return Enqueued(job, created=True, dispatch=Dispatch(job.id, job.kind) if head else None)
+def _enqueued(a: Accepted, namespace: str, session: str) -> Enqueued:
+    if a.outcome == Outcome.UNAUTHORIZED:
+        raise Unauthorized(UNKNOWN_KEY)
+    if a.outcome == Outcome.NO_NAMESPACE:
+        raise NotFound(f"namespace '{namespace}' does not exist")
+    if a.outcome == Outcome.NO_SESSION:
+        raise NotFound(f"session '{session}' does not exist in namespace '{namespace}'")
+    if a.outcome == Outcome.SESSION_DELETED:
+        raise SessionDeleted(f"session '{session}' is deleted; undelete it before writing to it")
+    assert a.job is not None
+    created = a.outcome == Outcome.CREATED
+    return Enqueued(a.job, created, Dispatch(a.job.id, a.job.kind) if created and a.head else None)
+
+
+def enqueue(db: Session, namespace: str, session: str, kind: JobKind, key: str | None) -> Enqueued:
+    """Accept a long operation in the caller's transaction; the caller commits, then sends
+    ``dispatch`` if there is one. ``key`` is the caller (shared.namespaces.repository.CALLER)."""
+    return _enqueued(repo.accept(db, namespace, session, kind, key, str(uuid.uuid4())), namespace, session)
+
+
+async def enqueue_now(adb: AsyncDatabase, namespace: str, session: str, kind: JobKind, key: str | None) -> Enqueued:
+    """Accept a long operation in a transaction of its own, in one round trip; committed on return."""
+    rows = await adb.run(repo.accept_statements(namespace, session, kind, key, str(uuid.uuid4())))
+    return _enqueued(repo.accepted(rows[-1][0]), namespace, session)
+
+
+async def read_now(adb: AsyncDatabase, namespace: str, key: str | None, job_id: str) -> JobRead:
+    """A job as the caller may read it, in one round trip (the long-poll's look)."""
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        raise NotFound(f"job '{job_id}' does not exist in namespace '{namespace}'") from None
+    rows = await adb.run([(repo.READ_JOB, {"namespace": namespace, "key": key, "job": job_id})],
+                         retry_lost_connection=True)
+    row = rows[0][0]
+    if not row[0]:
+        raise Unauthorized(UNKNOWN_KEY)
+    if not row[1]:
+        raise NotFound(f"namespace '{namespace}' does not exist")
+    if row[2] is None:
+        raise NotFound(f"job '{job_id}' does not exist in namespace '{namespace}'")
+    return to_read(repo.JobRow(*row[2:]), namespace)
 
 
 def get(db: Session, ns: Namespace, job_id: str, *, lock: bool = False) -> Job:

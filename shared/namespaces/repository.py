@@ -1,4 +1,9 @@
+"""All SQL on namespaces and their keys, and the namespace wall."""
+
 from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
@@ -54,3 +59,47 @@ def delete_key(db: Session, namespace_id: int, key_id: str) -> bool:
 
 def namespace_of_secret_hash(db: Session, secret_hash: str) -> int | None:
     return db.execute(select(ApiKey.namespace_id).where(ApiKey.secret_hash == secret_hash)).scalar_one_or_none()
+
+
+# --- the caller and the namespace wall ---------------------------------------------------------
+# These are written in psycopg's ``%(name)s`` style: the API's asynchronous hot paths (shared.adb)
+# and the synchronous ones (``exec_driver_sql``) run the same text.
+
+CALLER = """SELECT %(key)s::text IS NULL AS admin,
+                   (SELECT k.namespace_id FROM api_keys k WHERE k.secret_hash = %(key)s) AS key_namespace"""
+"""The caller of a request as an SQL row: ``%(key)s`` is the SHA-256 of its namespace key, or NULL
+when it holds the admin key (or the API runs in open mode). ``key_namespace`` is NULL for an
+unknown or revoked key."""
+
+
+def known(caller: str) -> str:
+    """SQL condition: the caller's key is the admin key or a namespace key that still exists."""
+    return f"({caller}.admin OR {caller}.key_namespace IS NOT NULL)"
+
+
+def reaches(caller: str, namespace: str) -> str:
+    """The namespace wall, as an SQL condition on a namespace row: the admin reaches every
+    namespace, a namespace key only its own. Every namespace-scoped request applies it; a key
+    asking for another namespace gets exactly the 404 of a namespace that does not exist."""
+    return f"({caller}.admin OR {namespace}.id = {caller}.key_namespace)"
+
+
+class Reached(NamedTuple):
+    known: bool  # False: unknown or revoked key (401)
+    namespace: Namespace | None  # None: no such namespace, or not this key's (404)
+
+
+_RESOLVE = f"""
+    WITH caller AS ({CALLER})
+    SELECT {known("caller")}, n.id, n.name, n.description, n.created_at
+    FROM caller LEFT JOIN namespaces n ON n.name = %(namespace)s AND {reaches("caller", "n")}
+"""
+
+
+def resolve(db: Session, name: str, key_hash: str | None) -> Reached:
+    """Authenticate the caller and find the namespace it asks for, in one round trip."""
+    row = db.connection().exec_driver_sql(_RESOLVE, {"key": key_hash, "namespace": name}).one()
+    if row[1] is None:
+        return Reached(bool(row[0]), None)
+    created_at: datetime = row[4]
+    return Reached(True, Namespace(id=row[1], name=row[2], description=row[3], created_at=created_at))

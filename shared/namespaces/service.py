@@ -56,5 +56,6 @@ def delete_key(db: Session, ns: Namespace, key_id: str) -> None:
         raise NotFound(f"key '{key_id}' does not exist in namespace '{ns.name}'")
 
 
-def namespace_of_secret(db: Session, secret: str) -> int | None:
-    return repo.namespace_of_secret_hash(db, hash_secret(secret))
+def namespace_of_key(db: Session, key_hash: str) -> int | None:
+    """The namespace of a namespace key (by its hash), None when it is unknown or revoked."""
+    return repo.namespace_of_secret_hash(db, key_hash)

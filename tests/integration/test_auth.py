@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,8 +16,9 @@ PUBLIC = {"/healthz", "/readyz", "/metrics"}
 
 
 @pytest.fixture
-def anon(app) -> TestClient:
-    return TestClient(app)
+def anon(app) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
 
 
 def key_for(http: TestClient, ns: str) -> dict:

@@ -1,0 +1,81 @@
+"""Asynchronous PostgreSQL access for the API's hot paths (accepting a job, reading one).
+
+psycopg's ``AsyncConnectionPool`` on the event loop: no thread-pool hop. A unit of work is a
+list of statements sent as one pipeline, ``BEGIN`` … ``COMMIT`` included, so that it costs one
+network round trip however many statements it has. Each statement still sees the effects of
+those before it (READ COMMITTED takes a snapshot per statement), so a row lock taken by the first
+one orders what the next ones read.
+
+The statements themselves live in the repositories, written in psycopg's ``%(name)s`` style so
+that the synchronous paths can run the very same text (``Session.connection().exec_driver_sql``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg_pool import AsyncConnectionPool
+
+from shared.config import Settings
+
+log = logging.getLogger("engram.adb")
+
+Statement = tuple[str, dict[str, Any]]
+Rows = list[tuple[Any, ...]]
+
+
+class AsyncDatabase:
+    """One pool per API process, opened by the app's lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.pool = AsyncConnectionPool(
+            settings.libpq_url, min_size=settings.db_pool_size, max_size=settings.db_pool_size,
+            # autocommit: the units of work below send their own BEGIN and COMMIT inside the pipeline
+            kwargs={"autocommit": True, "connect_timeout": 5, "application_name": "engram-api"},
+            timeout=5,  # a saturated pool answers 503 quickly instead of hanging a request
+            open=False, name="engram-api",
+        )
+
+    async def open(self) -> None:
+        # No wait: the API starts (and /readyz tells) while PostgreSQL is still coming up.
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def run(self, statements: Sequence[Statement], *, retry_lost_connection: bool = False) -> list[Rows]:
+        """Run the statements as one transaction, in one round trip; the rows of each.
+
+        A connection found dead (PostgreSQL restarted since it was pooled) makes the pool check
+        its other idle connections; ``retry_lost_connection`` (reads only) then tries once more on
+        a fresh one. A write is never retried: it may have committed before the connection broke."""
+        try:
+            return await self._run(statements)
+        except psycopg.OperationalError:
+            await self._drop_dead_connections()
+            if not retry_lost_connection:
+                raise
+            return await self._run(statements)
+
+    async def _run(self, statements: Sequence[Statement]) -> list[Rows]:
+        async with self.pool.connection() as conn:
+            try:
+                async with conn.pipeline():
+                    await conn.execute(b"BEGIN")
+                    cursors = [await conn.execute(sql.encode(), params) for sql, params in statements]
+                    await conn.execute(b"COMMIT")
+                return [await c.fetchall() if c.description is not None else [] for c in cursors]
+            except BaseException:
+                if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.execute(b"ROLLBACK")
+                raise
+
+    async def _drop_dead_connections(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.pool.check()
