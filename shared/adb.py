@@ -1,10 +1,12 @@
 """Asynchronous PostgreSQL access for the API's hot paths (accepting a job, reading one).
 
 psycopg's ``AsyncConnectionPool`` on the event loop: no thread-pool hop. A unit of work is a
-list of statements sent as one pipeline, ``BEGIN`` … ``COMMIT`` included, so that it costs one
-network round trip however many statements it has. Each statement still sees the effects of
-those before it (READ COMMITTED takes a snapshot per statement), so a row lock taken by the first
-one orders what the next ones read.
+list of statements sent as one pipeline with a single Sync at its end, so that it costs one
+network round trip however many statements it has. PostgreSQL runs the statements before a Sync
+as one implicit transaction: committed at the Sync, or rolled back whole when one of them fails
+(the extended query protocol; no BEGIN or COMMIT to send). Each statement still sees the effects
+of those before it (READ COMMITTED takes a snapshot per statement), so a row lock taken by the
+first one orders what the next ones read.
 
 The statements themselves live in the repositories, written in psycopg's ``%(name)s`` style so
 that the synchronous paths can run the very same text (``Session.connection().exec_driver_sql``).
@@ -18,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg import pq
 from psycopg_pool import AsyncConnectionPool
 
 from shared.config import Settings
@@ -35,7 +36,7 @@ class AsyncDatabase:
     def __init__(self, settings: Settings) -> None:
         self.pool = AsyncConnectionPool(
             settings.libpq_url, min_size=settings.db_pool_size, max_size=settings.db_pool_size,
-            # autocommit: the units of work below send their own BEGIN and COMMIT inside the pipeline
+            # autocommit: a pipeline's statements are one implicit transaction, up to its Sync
             kwargs={"autocommit": True, "connect_timeout": 5, "application_name": "engram-api"},
             timeout=5,  # a saturated pool answers 503 quickly instead of hanging a request
             open=False, name="engram-api",
@@ -64,17 +65,9 @@ class AsyncDatabase:
 
     async def _run(self, statements: Sequence[Statement]) -> list[Rows]:
         async with self.pool.connection() as conn:
-            try:
-                async with conn.pipeline():
-                    await conn.execute(b"BEGIN")
-                    cursors = [await conn.execute(sql.encode(), params) for sql, params in statements]
-                    await conn.execute(b"COMMIT")
-                return [await c.fetchall() if c.description is not None else [] for c in cursors]
-            except BaseException:
-                if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
-                    with contextlib.suppress(psycopg.Error):
-                        await conn.execute(b"ROLLBACK")
-                raise
+            async with conn.pipeline():  # on exit: one Sync, so one transaction and one round trip
+                cursors = [await conn.execute(sql.encode(), params) for sql, params in statements]
+            return [await c.fetchall() if c.description is not None else [] for c in cursors]
 
     async def _drop_dead_connections(self) -> None:
         with contextlib.suppress(Exception):

@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis.asyncio
@@ -78,28 +79,45 @@ def dispatch(d: Dispatch, settings: Settings | None = None) -> bool:
 def celery_message(d: Dispatch, settings: Settings) -> bytes:
     """The wake-up message exactly as Celery's ``send_task`` would write it to the queue's Redis
     list (task message protocol 2 in kombu's Redis envelope), so that workers and Flower see a
-    standard task. ``tests/integration/test_dispatch.py`` compares it with Celery's own."""
-    app = producer(settings)
+    standard task. ``tests/integration/test_dispatch.py`` compares it with Celery's own.
+
+    Celery builds the message of each kind once per process; each message then only gets its
+    task id, job id, expiry and delivery tag."""
+    template = _message_template(settings, d.kind)
     task_id = str(uuid.uuid4())
-    expires = settings.job_message_expires_seconds
-    message = app.amqp.as_task_v2(task_id, task_names.BY_KIND[d.kind], args=cast(Any, [d.job_id]), expires=expires,
-                                  ignore_result=None)  # type: ignore[arg-type]  # what send_task passes when unset
-    body = json.dumps(message.body).encode()
+    expires = datetime.now(UTC) + timedelta(seconds=settings.job_message_expires_seconds)
+    body = json.dumps([[d.job_id], {}, template.body[2]]).encode()
     return json.dumps({
         "body": base64.b64encode(body).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
-        "headers": message.headers,
+        "headers": {**template.headers, "id": task_id, "root_id": task_id, "argsrepr": repr([d.job_id]),
+                    "expires": expires.isoformat()},
         "properties": {
-            **message.properties,
+            **template.properties,
+            "correlation_id": task_id,
             "delivery_mode": 2,  # persistent, Celery's default
-            "expiration": str(expires * 1000),
+            "expiration": str(settings.job_message_expires_seconds * 1000),
             "delivery_info": {"exchange": "", "routing_key": task_names.QUEUE},
             "priority": 0,
             "body_encoding": "base64",
             "delivery_tag": str(uuid.uuid4()),
         },
     }).encode()
+
+
+_templates: dict[tuple[int, str, str], Any] = {}
+
+
+def _message_template(settings: Settings, kind: str) -> Any:
+    key = (os.getpid(), settings.broker_url, kind)  # the origin header names the process
+    template = _templates.get(key)
+    if template is None:
+        template = producer(settings).amqp.as_task_v2(
+            "", task_names.BY_KIND[kind], args=cast(Any, []),
+            ignore_result=None)  # type: ignore[arg-type]  # what send_task passes when unset
+        _templates[key] = template
+    return template
 
 
 class AsyncDispatcher:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api import idempotency
 from api.deps import (
@@ -50,15 +50,15 @@ def _headers(request: Request, job_read: JobRead) -> dict[str, str]:
 
 
 async def _accept(request: Request, settings: Settings, namespace: str, session: str, kind: JobKind,
-                  authorization: str | None, idempotency_key: str | None) -> JSONResponse:
+                  authorization: str | None, idempotency_key: str | None) -> Response:
     """Accept a job. Without an Idempotency-Key: on the event loop, in one round trip to
     PostgreSQL (shared.adb). With one: in a thread, in the transaction that stores the response."""
     key = credentials(settings, authorization)
     if idempotency_key is None:
         enq = await service.enqueue_now(loop_resources(request).adb, namespace, session, kind, key)
         read = service.to_read(enq.job, namespace)
-        response = JSONResponse(read.model_dump(mode="json"), status_code=202 if enq.created else 200,
-                                headers=_headers(request, read))
+        response = Response(read.model_dump_json(), status_code=202 if enq.created else 200,
+                            headers=_headers(request, read), media_type="application/json")
         dispatches = [] if enq.dispatch is None else [enq.dispatch]
     else:
         response, dispatches = await run_in_threadpool(
@@ -70,7 +70,7 @@ async def _accept(request: Request, settings: Settings, namespace: str, session:
 
 
 def _accept_once(request: Request, settings: Settings, namespace: str, session: str, kind: JobKind,
-                 authorization: str | None, idempotency_key: str) -> tuple[JSONResponse, list[Dispatch]]:
+                 authorization: str | None, idempotency_key: str) -> tuple[Response, list[Dispatch]]:
     dispatches: list[Dispatch] = []
     with unit_of_work(settings) as db:
         ns = reach_namespace(db, settings, authorization, namespace)
@@ -86,17 +86,18 @@ def _accept_once(request: Request, settings: Settings, namespace: str, session: 
     return response, dispatches
 
 
-def _log_accepted(kind: JobKind, response: JSONResponse, session: str) -> None:
-    if log.isEnabledFor(logging.INFO):
+def _log_accepted(kind: JobKind, response: Response, session: str) -> None:
+    # DEBUG: the access log line already says 202 or 200 for this path, and the worker logs the job's run.
+    if log.isEnabledFor(logging.DEBUG):
         job_id = response.headers["Location"].rsplit("/", 1)[-1]
         what = "accepted" if response.status_code == 202 else "coalesced"
-        log.info("%s job %s %s for session %s", kind, job_id, what, session, extra={"job_id": job_id})
+        log.debug("%s job %s %s for session %s", kind, job_id, what, session, extra={"job_id": job_id})
 
 
 @router.post("/sessions/{session}/integrate", response_model=JobRead, status_code=202, responses={
     **_ACCEPTED, 200: {"model": JobRead, "description": "An integration of this session is already queued: that job."}})
 async def integrate(namespace: NamespaceName, session: SessionName, settings: SettingsDep, request: Request,
-                    authorization: Authorization = None, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                    authorization: Authorization = None, idempotency_key: IdempotencyKey = None) -> Response:
     """Start integrating the session's new turns into its participants' insights and memories (202 + job).
 
     An integration of the session that is still queued already covers every turn appended before
@@ -106,7 +107,7 @@ async def integrate(namespace: NamespaceName, session: SessionName, settings: Se
 
 @router.post("/sessions/{session}/truncate", response_model=JobRead, status_code=202, responses=_ACCEPTED)
 async def truncate(namespace: NamespaceName, session: SessionName, settings: SettingsDep, request: Request,
-                   authorization: Authorization = None, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                   authorization: Authorization = None, idempotency_key: IdempotencyKey = None) -> Response:
     """Start resetting the session: turns, data and insights go, participants and memories stay (202 + job)."""
     return await _accept(request, settings, namespace, session, JobKind.TRUNCATE, authorization, idempotency_key)
 

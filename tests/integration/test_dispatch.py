@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -55,6 +56,8 @@ def test_api_sends_the_message_celery_sends(settings: Settings) -> None:
     assert set(mine["headers"]) == set(theirs["headers"]) and set(mine["properties"]) == set(theirs["properties"])
     assert mine["headers"]["task"] == task_names.INTEGRATE and mine["headers"]["root_id"] == mine["headers"]["id"]
     assert mine["properties"]["correlation_id"] == mine["headers"]["id"]
+    expires = [datetime.fromisoformat(m["headers"]["expires"]) for m in (mine, theirs)]
+    assert all(e.tzinfo is not None for e in expires) and abs((expires[0] - expires[1]).total_seconds()) < 30
 
 
 def test_messages_queued_together_keep_their_order(settings: Settings) -> None:
