@@ -39,6 +39,18 @@ Authentication: `Authorization: Bearer <key>`, the admin key or a namespace key.
 """
 
 
+TAGS = [
+    {"name": "namespaces", "description": "Tenants and their keys. Creating namespaces and keys needs the admin key."},
+    {"name": "agents", "description": "The agents of a namespace: their description and profile."},
+    {"name": "memories", "description": "An agent's long-term memories: recall, context for a prompt, forget."},
+    {"name": "sessions", "description": "Activity sessions: create, read, delete and undelete."},
+    {"name": "participants", "description": "The agents taking part in a session, and their insights."},
+    {"name": "turns", "description": "What is said in a session, in order; append in batches."},
+    {"name": "jobs", "description": "Long operations (integrate, truncate): accepted at once (202), followed here."},
+    {"name": "ops", "description": "Liveness, readiness and Prometheus metrics."},
+]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
@@ -68,12 +80,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # The docs pages (/docs, /redoc) load their assets from the installed fastapi-offline package:
     # they work on a machine without internet access.
-    app = FastAPIOffline(title="Engram", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPIOffline(title="Engram", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, openapi_tags=TAGS)
     app.state.settings = settings
     app.state.job_waiters = JobWaiters(database_url)
     app.state.loops = {}  # event loop -> LoopResources, opened by the lifespan (api.deps.loop_resources)
     errors.install(app)
-    for module in (namespaces, agents, memories, sessions, participants, turns, jobs):
+    # Requests are matched against the routes in this order, one route after another: the job
+    # routes (every submit and every poll) and the turns come first. The documentation keeps
+    # the order of TAGS.
+    for module in (jobs, turns, namespaces, agents, memories, sessions, participants):
         app.include_router(module.router, responses=errors.COMMON_RESPONSES)
     app.include_router(ops.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

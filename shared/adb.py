@@ -35,7 +35,7 @@ class AsyncDatabase:
 
     def __init__(self, settings: Settings) -> None:
         self.pool = AsyncConnectionPool(
-            settings.libpq_url, min_size=settings.db_pool_size, max_size=settings.db_pool_size,
+            settings.libpq_url, min_size=min(4, settings.db_pool_size), max_size=settings.db_pool_size,
             # autocommit: a pipeline's statements are one implicit transaction, up to its Sync
             kwargs={"autocommit": True, "connect_timeout": 5, "application_name": "engram-api"},
             timeout=5,  # a saturated pool answers 503 quickly instead of hanging a request
