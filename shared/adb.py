@@ -20,12 +20,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg_pool import AsyncConnectionPool
 
 from shared.config import Settings
 
 log = logging.getLogger("engram.adb")
 
+TUPLES_OK = pq.ExecStatus.TUPLES_OK
 Statement = tuple[str, dict[str, Any]]
 Rows = list[tuple[Any, ...]]
 
@@ -67,7 +69,9 @@ class AsyncDatabase:
         async with self.pool.connection() as conn:
             async with conn.pipeline():  # on exit: one Sync, so one transaction and one round trip
                 cursors = [await conn.execute(sql.encode(), params) for sql, params in statements]
-            return [await c.fetchall() if c.description is not None else [] for c in cursors]
+            # (pgresult's status, not ``description``, which builds a Column object per column)
+            return [await c.fetchall() if c.pgresult is not None and c.pgresult.status == TUPLES_OK else []
+                    for c in cursors]
 
     async def _drop_dead_connections(self) -> None:
         with contextlib.suppress(Exception):
