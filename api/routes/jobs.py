@@ -137,21 +137,23 @@ async def get_job(namespace: NamespaceName, job: str, request: Request, settings
     async def look() -> JobRead:
         return await service.read_now(adb, namespace, key, job)
 
-    read = await look()
+    if wait == 0:
+        return await look()
     deadline = time.monotonic() + wait
     waiters = request.app.state.job_waiters
-    while not read.status.finished and (remaining := deadline - time.monotonic()) > 0:
-        event = waiters.register(job)
-        try:
-            read = await look()  # it may have finished before we registered
-            if read.status.finished:
-                break
+    # Registered before the first look: a finish notified between the look and the wait still
+    # sets the event, so the wait cannot miss it.
+    event = waiters.register(job)
+    try:
+        read = await look()
+        while not read.status.finished and (remaining := deadline - time.monotonic()) > 0:
             # Woken by the worker's pg_notify; the timeout is a safety net if LISTEN is down.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=min(remaining, 2.0))
-        finally:
-            waiters.unregister(job, event)
-        read = await look()
+            event.clear()
+            read = await look()
+    finally:
+        waiters.unregister(job, event)
     return read
 
 
