@@ -202,8 +202,9 @@ class Settings(BaseSettings):
         20,
         ge=1,
         le=500,
-        description="PostgreSQL connections kept per process. The API runs at most this many requests "
-        "at once in its thread pool, so a request never waits for, nor opens, an extra connection.",
+        description="PostgreSQL connections per process and pool. The API has two pools of this size: "
+        "one for the event loop (accepting and reading jobs) and one for its thread pool (the other "
+        "endpoints), which runs at most this many requests at once.",
     )
 
     # --- logging -----------------------------------------------------------------------------
