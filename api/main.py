@@ -16,7 +16,7 @@ from api import errors
 from api.deps import LoopResources
 from api.metrics import register_jobs_collector
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from api.routes import agents, jobs, memories, namespaces, ops, participants, sessions, turns
+from api.routes import agents, jobs, memories, namespaces, ops, participants, sessions, turns, webhooks
 from api.waiters import JobWaiters
 from shared.adb import AsyncDatabase
 from shared.config import Settings, get_settings
@@ -47,6 +47,7 @@ TAGS = [
     {"name": "participants", "description": "The agents taking part in a session, and their insights."},
     {"name": "turns", "description": "What is said in a session, in order; append in batches."},
     {"name": "jobs", "description": "Long operations (integrate, truncate): accepted at once (202), followed here."},
+    {"name": "webhooks", "description": "Signed HTTP callbacks when a job finishes, with every delivery attempt."},
     {"name": "ops", "description": "Liveness, readiness and Prometheus metrics."},
 ]
 
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Requests are matched against the routes in this order, one route after another: the job
     # routes (every submit and every poll) and the turns come first. The documentation keeps
     # the order of TAGS.
-    for module in (jobs, turns, namespaces, agents, memories, sessions, participants):
+    for module in (jobs, turns, namespaces, agents, memories, sessions, participants, webhooks):
         app.include_router(module.router, responses=errors.COMMON_RESPONSES)
     app.include_router(ops.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

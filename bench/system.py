@@ -88,6 +88,7 @@ class Processes(stack.Processes):
         for name in RAW_WORKERS:
             commands[name] = _python("bench.raw_celery", "--concurrency", "1", "--hostname", f"{name}@%h")
         env = stack.process_env(services.database_url, services.redis_url, admin_key=self.admin_key,
+                                webhook_secrets_key=secrets.token_urlsafe(32),
                                 integrator="builtin", api_port=self.api_port)
         super().__init__(commands, env, log_dir, cwd=ROOT)
 

@@ -19,18 +19,20 @@ Process = Literal["api", "worker", "scheduler", "flower", "migrate"]
 # What each process cannot start without. Dev mode (`engram dev`) lifts the secrets, not the URLs:
 # it starts embedded servers and passes their URLs to the processes it runs.
 _NEEDS: dict[str, tuple[str, ...]] = {
-    "api": ("database_url", "redis_url", "admin_key"),
-    "worker": ("database_url", "redis_url"),
+    "api": ("database_url", "redis_url", "admin_key", "webhook_secrets_key"),
+    "worker": ("database_url", "redis_url", "webhook_secrets_key"),
     "scheduler": ("database_url", "redis_url"),
     "flower": ("redis_url", "flower_basic_auth"),
     "migrate": ("database_url",),
 }
-_SECRETS = {"admin_key", "flower_basic_auth"}
+_SECRETS = {"admin_key", "flower_basic_auth", "webhook_secrets_key"}
 _HINTS = {
     "database_url": "ENGRAM_DATABASE_URL (a PostgreSQL URL)",
     "redis_url": "ENGRAM_REDIS_URL (a Redis URL)",
     "admin_key": "ENGRAM_ADMIN_KEY (a long random secret, e.g. `openssl rand -hex 32`)",
     "flower_basic_auth": "ENGRAM_FLOWER_BASIC_AUTH (user:password)",
+    "webhook_secrets_key": "ENGRAM_WEBHOOK_SECRETS_KEY (a long random secret, e.g. `openssl rand -hex 32`; "
+                           "the same on the API and the workers)",
 }
 
 
@@ -79,6 +81,22 @@ class Settings(BaseSettings):
         description="Bearer key of the administrator (manages namespaces and namespace keys). "
         "Required by every way of starting except `engram dev`.",
     )
+
+    # --- webhooks ------------------------------------------------------------------------------
+    webhook_secrets_key: SecretStr | None = Field(
+        None,
+        description="Encrypts the webhooks' signing secrets in PostgreSQL, so that a dump of the database "
+        "alone cannot sign. The same value on the API and the workers; required except by `engram dev`.",
+    )
+    webhook_allow_private_networks: bool | None = Field(
+        None,
+        description="Allow webhook URLs that resolve to private, loopback or link-local addresses. "
+        "Default: false, except under `engram dev` (which says so at start).",
+    )
+    webhook_max_attempts: int = Field(10, ge=1, le=50, description="Tries of one delivery before it is marked failed.")
+    webhook_retry_base_seconds: float = Field(
+        10.0, gt=0, description="Wait before the first retry of a delivery; it doubles after each try, up to an hour.")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=120, description="Timeout of one delivery request.")
 
     # --- integration -----------------------------------------------------------------------------
     integrator: str = Field(
@@ -217,6 +235,12 @@ class Settings(BaseSettings):
         if v and v.startswith(("postgres://", "postgresql://")):
             v = "postgresql+psycopg://" + v.split("://", 1)[1]
         return v
+
+    @property
+    def webhooks_reach_private_networks(self) -> bool:
+        if self.webhook_allow_private_networks is not None:
+            return self.webhook_allow_private_networks
+        return self.dev_mode
 
     @property
     def auth_required(self) -> bool:

@@ -73,6 +73,18 @@ def dispatch(d: Dispatch, settings: Settings | None = None) -> bool:
         return False
 
 
+def send_delivery(delivery_id: str, settings: Settings) -> bool:
+    """Send a webhook delivery's message. False (logged) when the broker is unreachable: the
+    reconciler sends it again once it is due and its message is old."""
+    try:
+        producer(settings).send_task(task_names.DELIVER, args=[delivery_id], queue=task_names.QUEUE,
+                                     expires=settings.job_message_expires_seconds)
+        return True
+    except Exception as exc:  # noqa: BLE001 - any broker failure is handled the same way
+        log.warning("could not send webhook delivery %s to the broker (%s); it will be sent again", delivery_id, exc)
+        return False
+
+
 # --- from the event loop -----------------------------------------------------------------------
 
 

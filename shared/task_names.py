@@ -5,3 +5,5 @@ INTEGRATE = "jobs.integrate"
 TRUNCATE = "jobs.truncate"
 
 BY_KIND = {"integrate": INTEGRATE, "truncate": TRUNCATE}
+
+DELIVER = "webhooks.deliver"  # one try at sending a webhook delivery

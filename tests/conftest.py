@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from shared.config import Settings
 
 ADMIN_KEY = "test-admin-" + secrets.token_hex(8)
+WEBHOOK_SECRETS_KEY = "test-webhooks-" + secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def make_settings(services: Services, redis_db: int, **overrides: Any) -> Settin
     from shared.config import Settings
 
     values: dict[str, Any] = dict(database_url=services.database_url, redis_url=services.redis_url(redis_db), admin_key=ADMIN_KEY,
+                  webhook_secrets_key=WEBHOOK_SECRETS_KEY,
                   job_lease_seconds=3.0, job_redispatch_seconds=2.0, reconcile_interval_seconds=0.5,
                   job_max_attempts=3, log_level="INFO")
     values.update(overrides)

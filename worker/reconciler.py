@@ -6,11 +6,16 @@ with SKIP LOCKED, conditional updates). It needs only PostgreSQL to decide; Redi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
 
 from shared import queue
 from shared.config import Settings
@@ -20,6 +25,7 @@ from shared.idempotency import repository as idempotency_repo
 from shared.jobs import repository as repo
 from shared.jobs.schemas import JobStatus
 from shared.sessions import service as sessions
+from shared.webhooks import repository as webhooks_repo
 
 log = logging.getLogger("engram.reconciler")
 
@@ -32,6 +38,8 @@ class PassReport:
     purged_jobs: int = 0
     purged_sessions: int = 0
     purged_keys: int = 0
+    deliveries_requeued: int = 0
+    deliveries_sent: int = 0
 
 
 def reconcile_once(settings: Settings) -> PassReport:
@@ -53,6 +61,7 @@ def reconcile_once(settings: Settings) -> PassReport:
     for d in to_dispatch:
         if queue.dispatch(d, settings):
             report.dispatched += 1
+    report.deliveries_requeued, report.deliveries_sent = send_due_deliveries(settings)
     with unit_of_work(settings) as db:
         now = datetime.now(UTC)
         report.purged_jobs = repo.purge_finished(db, now - timedelta(days=settings.job_retention_days))
@@ -64,15 +73,56 @@ def reconcile_once(settings: Settings) -> PassReport:
     return report
 
 
+def send_due_deliveries(settings: Settings) -> tuple[int, int]:
+    """Webhook deliveries: put back the sends of lost workers, then send the messages of those
+    due (new ones, retries whose time came, lost messages). Returns (put back, sent)."""
+    with unit_of_work(settings) as db:
+        requeued = webhooks_repo.requeue_lost(db, settings.webhook_max_attempts)
+        due = webhooks_repo.due(db, timedelta(seconds=settings.job_redispatch_seconds))
+    return requeued, sum(queue.send_delivery(d, settings) for d in due)
+
+
 def run_forever(settings: Settings, stop: threading.Event | None = None) -> None:
+    """A full pass every ENGRAM_RECONCILE_INTERVAL_SECONDS; in between, the deliveries a job's
+    finish writes are sent as soon as PostgreSQL notifies them."""
     stop = stop or threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     log.info("scheduler started: a pass every %.1f s", settings.reconcile_interval_seconds)
+    listener = _DeliveriesListener(settings)
+    next_pass = 0.0
     while not stop.is_set():
         try:
-            reconcile_once(settings)
+            if time.monotonic() >= next_pass:
+                reconcile_once(settings)
+                next_pass = time.monotonic() + settings.reconcile_interval_seconds
+            elif listener.wait(min(next_pass - time.monotonic(), 1.0)):
+                send_due_deliveries(settings)
         except Exception as exc:  # noqa: BLE001 - PostgreSQL down: try again next pass
             log.warning("reconciler pass failed: %s", exc)
-        stop.wait(settings.reconcile_interval_seconds)
+            listener.close()
+            stop.wait(settings.reconcile_interval_seconds)
+            next_pass = 0.0
+    listener.close()
     log.info("scheduler stopped")
+
+
+class _DeliveriesListener:
+    """LISTEN for the finishes that wrote webhook deliveries (reconnects when needed)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._dsn = settings.libpq_url
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def wait(self, timeout: float) -> bool:
+        """Whether deliveries were notified within ``timeout`` seconds (all pending notes are read)."""
+        if self._conn is None:
+            self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+            self._conn.execute(f"LISTEN {webhooks_repo.DELIVERIES_CHANNEL}")
+        return any(True for _ in self._conn.notifies(timeout=max(timeout, 0.0), stop_after=1000))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None

@@ -10,6 +10,7 @@ from celery import Task
 from shared import task_names
 from shared.config import get_settings
 from shared.jobs.runner import run_job
+from shared.webhooks import sender as webhook_sender
 from worker.app import app
 
 
@@ -22,6 +23,12 @@ def _run(task: Task[Any, Any], job_id: str) -> str:
 def integrate(self: Task[Any, Any], job_id: str) -> str:
     """Integrate a session's new turns into its participants' insights and memories."""
     return _run(self, job_id)
+
+
+@app.task(name=task_names.DELIVER, ignore_result=True)
+def deliver(delivery_id: str) -> str:
+    """Try sending one webhook delivery (signed POST); retries are scheduled in PostgreSQL."""
+    return webhook_sender.deliver(delivery_id, get_settings())
 
 
 @app.task(name=task_names.TRUNCATE, bind=True, ignore_result=True)

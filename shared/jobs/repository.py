@@ -20,6 +20,7 @@ from shared.db import rowcount
 from shared.jobs.schemas import OPEN, OPEN_SQL, JobKind, JobStatus
 from shared.models import Job
 from shared.namespaces.repository import CALLER, known, reaches
+from shared.webhooks import repository as webhooks
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
 
@@ -271,16 +272,20 @@ _FINISH = text(f"""
         UPDATE jobs SET status = :status, result = coalesce(CAST(:result AS jsonb), result),
                error = CAST(:error AS jsonb), progress_completed = coalesce(:completed, progress_completed),
                finished_at = now(), lease_expires_at = NULL
-        WHERE id = :id RETURNING id
-    )
-    SELECT pg_notify('{JOBS_CHANNEL}', id) FROM done
+        WHERE id = :id RETURNING id, namespace_id, status
+    ),
+    outbox AS ({webhooks.outbox_sql("done")})
+    SELECT pg_notify('{JOBS_CHANNEL}', id),
+           CASE WHEN EXISTS (SELECT FROM outbox) THEN pg_notify('{webhooks.DELIVERIES_CHANNEL}', id) END
+    FROM done
 """)
 
 
 def finish(db: Session, job_id: str, status: JobStatus, *, result: dict[str, Any] | None = None,
            error: dict[str, Any] | None = None, completed: int | None = None) -> None:
-    """Finish a job (locked by the caller) and wake its long-polls, in one statement. The
-    notification is delivered at commit; the API's LISTEN wakes the requests waiting on the job."""
+    """Finish a job (locked by the caller), write its webhook deliveries (the outbox) and wake
+    its long-polls, in one statement. The notifications are delivered at commit: the API's LISTEN
+    wakes the requests waiting on the job, the scheduler's sends the new deliveries."""
     db.execute(_FINISH, {"id": job_id, "status": status.value, "completed": completed,
                          "result": None if result is None else json.dumps(result),
                          "error": None if error is None else json.dumps(error)})

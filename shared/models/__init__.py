@@ -5,6 +5,7 @@ from shared.models.base import Base
 from shared.models.job import IdempotencyRecord, Job
 from shared.models.namespace import ApiKey, Namespace
 from shared.models.session import ActivitySession, Insight, Participant, Turn
+from shared.models.webhook import Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "ActivitySession",
@@ -18,4 +19,7 @@ __all__ = [
     "Namespace",
     "Participant",
     "Turn",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

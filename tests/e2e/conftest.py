@@ -14,7 +14,7 @@ import pytest
 
 from shared.embedded import free_port
 from shared.stack import Processes, engram_commands, flower_lists, http_ok, process_env
-from tests.conftest import ADMIN_KEY, Services
+from tests.conftest import ADMIN_KEY, WEBHOOK_SECRETS_KEY, Services
 
 E2E_REDIS_DB = 2
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,10 @@ class System(Processes):
         self.services = services
         self.api_port, self.flower_port = free_port(), free_port()
         self.redis_url = services.redis_url(E2E_REDIS_DB)
+        # The webhook receivers of the tests listen on 127.0.0.1: private networks are allowed here.
         env = process_env(services.database_url, self.redis_url, admin_key=ADMIN_KEY,
+                          webhook_secrets_key=WEBHOOK_SECRETS_KEY, webhook_allow_private_networks="true",
+                          webhook_retry_base_seconds=0.5,
                           flower_basic_auth=":".join(FLOWER_AUTH), integrator="tests.e2e.slow_integrator:factory",
                           job_lease_seconds=3, job_redispatch_seconds=3, reconcile_interval_seconds=0.5,
                           log_level="INFO")

@@ -27,7 +27,7 @@ def _operations() -> list[tuple[str, str]]:
     from shared.config import Settings
 
     app = create_app(Settings(database_url="postgresql+psycopg://u@127.0.0.1:1/x", redis_url="redis://127.0.0.1:1/0",
-                              admin_key="x"))
+                              admin_key="x", webhook_secrets_key="w"))
     return [(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops]
 
 

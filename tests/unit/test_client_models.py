@@ -35,7 +35,7 @@ def openapi() -> dict[str, Any]:
     from api.main import create_app
 
     app = create_app(Settings(database_url="postgresql+psycopg://u@127.0.0.1:1/x", redis_url="redis://127.0.0.1:1/0",
-                              admin_key="x"))
+                              admin_key="x", webhook_secrets_key="w"))
     return app.openapi()
 
 

@@ -28,7 +28,7 @@ COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())  # resolves a
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 
 # Variables that must never hold a literal value in the compose file.
-REQUIRED_SECRETS = ("ENGRAM_ADMIN_KEY", "ENGRAM_FLOWER_BASIC_AUTH", "POSTGRES_PASSWORD")
+REQUIRED_SECRETS = ("ENGRAM_ADMIN_KEY", "ENGRAM_FLOWER_BASIC_AUTH", "ENGRAM_WEBHOOK_SECRETS_KEY", "POSTGRES_PASSWORD")
 OPTIONAL_SECRETS = ("ENGRAM_LLM_API_KEY",)
 LONG_RUNNING = ("api", "worker", "scheduler")
 
@@ -212,7 +212,8 @@ def test_api_healthcheck_requests_a_real_api_route():
     assert port == int(_option(_command(api), "--port") or 0)
     assert any(str(p).split(":")[-1] == str(port) for p in api["ports"])
     app = create_app(
-        Settings(database_url="postgresql+psycopg://u@127.0.0.1:1/x", redis_url="redis://127.0.0.1:1/0", admin_key="x")
+        Settings(database_url="postgresql+psycopg://u@127.0.0.1:1/x", redis_url="redis://127.0.0.1:1/0", admin_key="x",
+                 webhook_secrets_key="w")
     )
     paths = app.openapi()["paths"]
     assert path == "/readyz"

@@ -18,7 +18,7 @@ def test_every_endpoint_has_an_openapi_description() -> None:
     from api.main import create_app
 
     app = create_app(Settings(database_url="postgresql+psycopg://u@127.0.0.1:1/x", redis_url="redis://127.0.0.1:1/0",
-                              admin_key="x"))
+                              admin_key="x", webhook_secrets_key="w"))
     undocumented = [f"{m.upper()} {p}" for p, ops in app.openapi()["paths"].items() for m, op in ops.items()
                     if not op.get("description") and not op.get("summary")]
     assert undocumented == []

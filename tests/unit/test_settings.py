@@ -31,6 +31,7 @@ def test_each_process_names_everything_it_misses_in_one_message() -> None:
         settings().check_for("api")
     message = str(api.value)
     assert "ENGRAM_DATABASE_URL" in message and "ENGRAM_REDIS_URL" in message and "ENGRAM_ADMIN_KEY" in message
+    assert "ENGRAM_WEBHOOK_SECRETS_KEY" in message
     assert "engram dev" in message  # and how to do without
     with pytest.raises(SettingsError, match="ENGRAM_FLOWER_BASIC_AUTH"):
         settings(**URLS).check_for("flower")
@@ -39,7 +40,7 @@ def test_each_process_names_everything_it_misses_in_one_message() -> None:
 
 
 def test_complete_settings_pass_and_dev_mode_lifts_only_the_secrets() -> None:
-    full = settings(**URLS, admin_key="k", flower_basic_auth="u:p")
+    full = settings(**URLS, admin_key="k", flower_basic_auth="u:p", webhook_secrets_key="w")
     processes: tuple[Process, ...] = ("api", "worker", "scheduler", "flower", "migrate")
     for process in processes:
         assert full.check_for(process) is full
