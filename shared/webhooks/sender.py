@@ -42,7 +42,7 @@ def payload(event: str, job: Job | None, job_id: str, namespace: str, at: dateti
 
 def deliver(delivery_id: str, settings: Settings) -> str:
     """Try the delivery once, if it is due; what happened, for the log."""
-    lease = timedelta(seconds=settings.webhook_timeout_seconds + 30)
+    lease = timedelta(seconds=2 * settings.webhook_timeout_seconds + 5)  # the request's time, twice, and a margin
     with unit_of_work(settings) as db:
         send = repo.claim(db, delivery_id, lease, settings.webhook_max_attempts)
         if send is None:

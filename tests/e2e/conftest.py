@@ -32,7 +32,7 @@ class System(Processes):
         # The webhook receivers of the tests listen on 127.0.0.1: private networks are allowed here.
         env = process_env(services.database_url, self.redis_url, admin_key=ADMIN_KEY,
                           webhook_secrets_key=WEBHOOK_SECRETS_KEY, webhook_allow_private_networks="true",
-                          webhook_retry_base_seconds=0.5,
+                          webhook_retry_base_seconds=0.5, webhook_timeout_seconds=3,
                           flower_basic_auth=":".join(FLOWER_AUTH), integrator="tests.e2e.slow_integrator:factory",
                           job_lease_seconds=3, job_redispatch_seconds=3, reconcile_interval_seconds=0.5,
                           log_level="INFO")
