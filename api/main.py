@@ -73,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not settings.auth_required:
             log.warning("!!! OPEN MODE: ENGRAM_ADMIN_KEY is not set, so this dev API accepts requests "
                         "WITHOUT authentication. Never expose it beyond this machine. !!!")
+        if settings.webhooks_reach_private_networks:
+            log.warning("webhook URLs may resolve to private, loopback and link-local addresses "
+                        "(ENGRAM_WEBHOOK_ALLOW_PRIVATE_NETWORKS%s)", "" if settings.webhook_allow_private_networks
+                        else " unset, allowed in dev mode")
         yield
         app.state.job_waiters.stop()
         resources = app.state.loops.pop(loop)

@@ -344,7 +344,11 @@ def run_dev(settings: Settings) -> None:
             f"\nEngram is up:\n  API     http://{settings.api_host}:{settings.api_port}/docs\n"
             f"  Flower  http://127.0.0.1:{settings.flower_port}/\n"
             + ("  Auth    OPEN (no ENGRAM_ADMIN_KEY): local use only\n" if settings.admin_key is None else
-               "  Auth    Bearer ENGRAM_ADMIN_KEY\n") + "Ctrl-C stops everything.\n",
+               "  Auth    Bearer ENGRAM_ADMIN_KEY\n")
+            + ("  Webhooks may call private and loopback addresses (dev mode; "
+               "ENGRAM_WEBHOOK_ALLOW_PRIVATE_NETWORKS=false to refuse them)\n"
+               if settings.model_copy(update={"dev_mode": True}).webhooks_reach_private_networks else "")
+            + "Ctrl-C stops everything.\n",
             fg="green", err=True)
         procs.watch(lambda: stopping)
     finally:
