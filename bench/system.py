@@ -83,7 +83,8 @@ class Processes(stack.Processes):
     def __init__(self, services: Services, log_dir: Path) -> None:
         self.api_port, self.hello_port = free_port(), free_port()
         self.admin_key = "bench-" + secrets.token_urlsafe(24)
-        commands = stack.engram_commands(ENGRAM_WORKERS, api_port=self.api_port, flower=False)
+        commands = stack.engram_commands(ENGRAM_WORKERS, api_port=self.api_port, flower=False,
+                                         metrics_ports={w: free_port() for w in ENGRAM_WORKERS})
         commands["hello"] = _python("bench.hello", "--port", str(self.hello_port))
         for name in RAW_WORKERS:
             commands[name] = _python("bench.raw_celery", "--concurrency", "1", "--hostname", f"{name}@%h")

@@ -76,17 +76,27 @@ def worker(
     ctx: typer.Context,
     concurrency: Annotated[int | None, typer.Option(help="Worker processes (ENGRAM_WORKER_CONCURRENCY).")] = None,
     hostname: Annotated[str | None, typer.Option(help="Celery node name, e.g. w1@%h.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Port of the worker's Prometheus metrics (ENGRAM_WORKER_METRICS_PORT); 0: none.")] = None,
 ) -> None:
     """Run a Celery worker. Extra options are passed to `celery worker`."""
     settings = _settings("worker")
+    from worker import metrics
+
+    folder = metrics.prepare()  # before anything imports prometheus_client: the children count in it
     from shared import task_names
     from worker.app import app as celery_app
+
+    metrics.serve(settings.worker_metrics_port if metrics_port is None else metrics_port)
 
     argv = ["worker", f"--loglevel={settings.log_level}", f"--concurrency={concurrency or settings.worker_concurrency}",
             "-Q", task_names.QUEUE, "--without-mingle", "-E"]
     if hostname:
         argv += ["--hostname", hostname]
-    celery_app.worker_main(argv + list(ctx.args))
+    try:
+        celery_app.worker_main(argv + list(ctx.args))
+    finally:
+        metrics.cleanup(folder)
 
 
 @app.command()

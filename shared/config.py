@@ -69,6 +69,9 @@ class Settings(BaseSettings):
         description="`user:password` protecting Flower. Required outside dev mode.",
     )
     worker_concurrency: int = Field(2, ge=1, le=256, description="Processes per `engram worker`.")
+    worker_metrics_port: int = Field(
+        9540, ge=0, le=65535, description="Port of a worker's Prometheus metrics (`--metrics-port`); 0: none. "
+        "Workers on one host need one port each.")
     dev_mode: bool = Field(
         False,
         description="Set by `engram dev`: without ENGRAM_ADMIN_KEY the API runs open "

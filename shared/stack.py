@@ -145,12 +145,15 @@ def engram(*args: str) -> list[str]:
 
 
 def engram_commands(workers: Mapping[str, str], *, api_port: int | None = None, flower_port: int | None = None,
-                    flower: bool = True) -> dict[str, list[str]]:
+                    flower: bool = True, metrics_ports: Mapping[str, int] | None = None) -> dict[str, list[str]]:
     """The system's processes by name: api, one worker per ``workers`` entry (name → Celery node
-    name, each with one pool process), scheduler and flower. Ports not given come from the settings."""
+    name, each with one pool process), scheduler and flower. Ports not given come from the
+    settings; workers on one host each need their own metrics port (``metrics_ports``)."""
     commands = {"api": engram("api", *(["--port", str(api_port)] if api_port else []))}
     for name, node in workers.items():
-        commands[name] = engram("worker", "--concurrency", "1", "--hostname", node)
+        port = (metrics_ports or {}).get(name)
+        commands[name] = engram("worker", "--concurrency", "1", "--hostname", node,
+                                *(["--metrics-port", str(port)] if port is not None else []))
     commands["scheduler"] = engram("scheduler")
     if flower:
         commands["flower"] = engram("flower", *(["--port", str(flower_port)] if flower_port else []))

@@ -12,10 +12,11 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from shared import task_names
 from shared.config import Settings, get_settings
@@ -70,3 +71,10 @@ def _fresh_engine_per_child(**_: object) -> None:
         integrator_for(settings)
     except Exception:
         log.exception("cannot load the integrator %r", settings.integrator)
+
+
+@worker_process_shutdown.connect
+def _forget_child_metrics(pid: int | None = None, **_: object) -> None:
+    from worker.metrics import child_exited
+
+    child_exited(pid or os.getpid())

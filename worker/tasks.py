@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 from celery import Task
 
 from shared import task_names
 from shared.config import get_settings
+from shared.jobs import metrics
 from shared.jobs.runner import run_job
 from shared.webhooks import sender as webhook_sender
 from worker.app import app
 
 
-def _run(task: Task[Any, Any], job_id: str) -> str:
+def _run(task: Task[Any, Any], job_id: str, kind: str) -> str:
     owner = f"{task.request.hostname or socket.gethostname()}/{task.request.id}"
-    return run_job(job_id, get_settings(), owner)
+    started = time.perf_counter()
+    outcome = run_job(job_id, get_settings(), owner)
+    metrics.JOB_RUNS.labels(kind, outcome).inc()
+    metrics.JOB_RUN_SECONDS.labels(kind, outcome).observe(time.perf_counter() - started)
+    return outcome
 
 
 @app.task(name=task_names.INTEGRATE, bind=True, ignore_result=True)
 def integrate(self: Task[Any, Any], job_id: str) -> str:
     """Integrate a session's new turns into its participants' insights and memories."""
-    return _run(self, job_id)
+    return _run(self, job_id, "integrate")
 
 
 @app.task(name=task_names.DELIVER, ignore_result=True)
@@ -34,4 +40,4 @@ def deliver(delivery_id: str) -> str:
 @app.task(name=task_names.TRUNCATE, bind=True, ignore_result=True)
 def truncate(self: Task[Any, Any], job_id: str) -> str:
     """Reset a session: turns, data, insights and watermarks; bump its generation."""
-    return _run(self, job_id)
+    return _run(self, job_id, "truncate")

@@ -31,6 +31,7 @@ from shared.errors import problem_body
 from shared.integrators import Integrator, IntegratorError, load_integrator
 from shared.jobs import effects
 from shared.jobs import repository as repo
+from shared.jobs.metrics import TimedIntegrator
 from shared.jobs.repository import Dispatch, Run
 from shared.jobs.schemas import JobKind, JobStatus
 from shared.logs import bind as bind_log_context
@@ -48,7 +49,7 @@ def integrator_for(settings: Settings) -> Integrator:
     key = (os.getpid(), settings.integrator, settings.llm_base_url, settings.llm_model)
     found = _integrators.get(key)
     if found is None:
-        found = _integrators[key] = load_integrator(settings)
+        found = _integrators[key] = TimedIntegrator(load_integrator(settings))
     return found
 
 

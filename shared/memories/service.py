@@ -14,6 +14,7 @@ from shared.config import Settings
 from shared.db import unit_of_work
 from shared.embedders import Embedder, EmbedderError, load_embedder
 from shared.errors import NotFound
+from shared.jobs.metrics import TimedEmbedder
 from shared.memories import repository as repo
 from shared.memories import vectors
 from shared.memories.context import render
@@ -50,8 +51,8 @@ def active_embedder(settings: Settings) -> Embedder | None:
             log.warning("ENGRAM_EMBEDDER=%s is set but PostgreSQL has no pgvector: recall is full-text only "
                         "(install pgvector and run `engram migrate` again)", settings.embedder)
             embedder = None
-    _active[key] = embedder
-    return embedder
+    _active[key] = None if embedder is None else TimedEmbedder(embedder)
+    return _active[key]
 
 
 def recall_mode(settings: Settings) -> str:

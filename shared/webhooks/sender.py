@@ -18,6 +18,7 @@ import httpx
 
 from shared.config import Settings
 from shared.db import unit_of_work
+from shared.jobs.metrics import WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from shared.jobs.service import to_read
 from shared.models import Job
 from shared.webhooks import guard
@@ -41,12 +42,15 @@ def payload(event: str, job: Job | None, job_id: str, namespace: str, at: dateti
 
 
 def deliver(delivery_id: str, settings: Settings) -> str:
-    """Try the delivery once, if it is due; what happened, for the log."""
+    """Try the delivery once, if it is due. The outcome: delivered, retrying, failed (the retry
+    budget is used up), superseded (its lease expired meanwhile) or not_due (a duplicate message)."""
     lease = timedelta(seconds=2 * settings.webhook_timeout_seconds + 5)  # the request's time, twice, and a margin
     with unit_of_work(settings) as db:
         send = repo.claim(db, delivery_id, lease, settings.webhook_max_attempts)
         if send is None:
-            return "not due (already sent, not yet time to retry, or deleted)"
+            log.info("webhook delivery %s not due (sent already, not yet time to retry, or deleted)", delivery_id)
+            WEBHOOK_DELIVERIES.labels("not_due").inc()
+            return "not_due"
         job = db.get(Job, send.job_id)
         body = payload(send.event, job, send.job_id, send.namespace, datetime.now(UTC))
         secret = unseal(settings, send.secret_encrypted)
@@ -60,7 +64,8 @@ def deliver(delivery_id: str, settings: Settings) -> str:
         # The request goes to the address just checked (no second lookup to rebind); TLS still
         # checks the certificate against the URL's host name.
         extensions = {"sni_hostname": target.host} if target.url.startswith("https:") else {}
-        with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
+        with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client, \
+                WEBHOOK_SECONDS.time():
             response = client.post(target.url, content=body, headers=headers, extensions=extensions)
         status_code = response.status_code
         if not response.is_success:
@@ -75,7 +80,9 @@ def deliver(delivery_id: str, settings: Settings) -> str:
     with unit_of_work(settings) as db:
         owned = repo.record(db, send, status=status, started_at=started, duration_ms=duration_ms,
                             status_code=status_code, error=error, retry_in=retry_delay(settings, send.token))
-    outcome = f"try {send.token}: {error or f'delivered ({status_code})'}; {status if owned else 'superseded'}"
-    (log.info if error is None else log.warning)("webhook delivery %s of job %s (%s): %s", send.id, send.job_id,
-                                                 send.event, outcome)
+    outcome = ("delivered" if error is None else "failed" if last_try else "retrying") if owned else "superseded"
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+    (log.info if error is None else log.warning)("webhook delivery %s of job %s (%s), try %d: %s; %s", send.id,
+                                                 send.job_id, send.event, send.token,
+                                                 error or f"answered {status_code}", outcome)
     return outcome

@@ -36,8 +36,9 @@ class System(Processes):
                           flower_basic_auth=":".join(FLOWER_AUTH), integrator="tests.e2e.slow_integrator:factory",
                           job_lease_seconds=3, job_redispatch_seconds=3, reconcile_interval_seconds=0.5,
                           log_level="INFO")
+        self.metrics_ports = {w: free_port() for w in WORKERS}
         commands = engram_commands({w: f"{w}@%h" for w in WORKERS}, api_port=self.api_port,
-                                   flower_port=self.flower_port)
+                                   flower_port=self.flower_port, metrics_ports=self.metrics_ports)
         super().__init__(commands, env, log_dir, cwd=ROOT)
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}",
                                 headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=40)
