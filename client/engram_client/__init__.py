@@ -15,6 +15,9 @@
 Errors: ``EngramAPIError`` (``NotFoundError`` 404, ``ConflictError`` 409, ``ValidationError`` 422,
 ``AuthError`` 401/403) for non-2xx answers, ``EngramConnectionError`` when the server cannot be
 reached, ``JobTimeoutError`` when ``wait(timeout=…)`` runs out.
+
+Receiving webhooks: ``verify(headers, body, secret)`` checks a request's Standard Webhooks signature
+and returns its payload, or raises ``WebhookVerificationError``.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -28,12 +31,16 @@ from engram_client.errors import (
     JobTimeoutError,
     NotFoundError,
     ValidationError,
+    WebhookVerificationError,
 )
 from engram_client.models import (
     FINISHED,
     Agent,
     AppendResult,
     Context,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
     Insight,
     Job,
     JobKind,
@@ -54,8 +61,13 @@ from engram_client.models import (
     Session,
     Turn,
     TurnIn,
+    Webhook,
+    WebhookCreated,
+    WebhookEvent,
+    WebhookIn,
 )
 from engram_client.sync import EngramClient, JobHandle
+from engram_client.webhooks import verify
 
 if TYPE_CHECKING:
     from engram_client.aio import AsyncEngramClient, AsyncJobHandle
@@ -69,6 +81,9 @@ __all__ = [
     "AuthError",
     "ConflictError",
     "Context",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryStatus",
     "EngramAPIError",
     "EngramClient",
     "EngramConnectionError",
@@ -97,6 +112,12 @@ __all__ = [
     "Turn",
     "TurnIn",
     "ValidationError",
+    "Webhook",
+    "WebhookCreated",
+    "WebhookEvent",
+    "WebhookIn",
+    "WebhookVerificationError",
+    "verify",
 ]
 
 

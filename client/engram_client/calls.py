@@ -19,6 +19,7 @@ from engram_client.models import (
     Agent,
     AppendResult,
     Context,
+    Delivery,
     Insight,
     Job,
     Key,
@@ -31,6 +32,9 @@ from engram_client.models import (
     RedactResult,
     Session,
     Turn,
+    Webhook,
+    WebhookCreated,
+    WebhookEvent,
 )
 
 T = TypeVar("T")
@@ -63,6 +67,11 @@ def _nothing(_: httpx.Response) -> None:
 
 def _session(r: httpx.Response) -> Session:
     return Session.model_validate({**r.json(), "etag": r.headers.get("ETag")})
+
+
+def _webhook(r: httpx.Response) -> Webhook:
+    # 201: created, and the body carries the signing secret (this once); 200: updated, without it.
+    return (WebhookCreated if r.status_code == 201 else Webhook).model_validate(r.json())
 
 
 def _query(**values: Any) -> dict[str, Any]:
@@ -239,3 +248,28 @@ class Calls:
     @staticmethod
     def cancel_job(ns: str, job_id: str) -> Call[Job]:
         return Call("POST", f"{_ns(ns)}/jobs/{_seg(job_id)}/cancel", _model(Job))
+
+    @staticmethod
+    def put_webhook(ns: str, webhook: str, url: str, events: Iterable[str | WebhookEvent],
+                    description: str = "") -> Call[Webhook]:
+        names = [events] if isinstance(events, str) else [str(e) for e in events]  # one event given alone
+        return Call("PUT", f"{_ns(ns)}/webhooks/{_seg(webhook)}", _webhook,
+                    json={"url": url, "events": names, "description": description})
+
+    @staticmethod
+    def list_webhooks(ns: str, limit: int | None = None, cursor: str | None = None) -> Call[Page[Webhook]]:
+        return Call("GET", f"{_ns(ns)}/webhooks", _model(Page[Webhook]), _query(limit=limit, cursor=cursor))
+
+    @staticmethod
+    def get_webhook(ns: str, webhook: str) -> Call[Webhook]:
+        return Call("GET", f"{_ns(ns)}/webhooks/{_seg(webhook)}", _model(Webhook))
+
+    @staticmethod
+    def delete_webhook(ns: str, webhook: str) -> Call[None]:
+        return Call("DELETE", f"{_ns(ns)}/webhooks/{_seg(webhook)}", _nothing)
+
+    @staticmethod
+    def list_deliveries(ns: str, webhook: str, limit: int | None = None,
+                        cursor: str | None = None) -> Call[Page[Delivery]]:
+        return Call("GET", f"{_ns(ns)}/webhooks/{_seg(webhook)}/deliveries", _model(Page[Delivery]),
+                    _query(limit=limit, cursor=cursor))

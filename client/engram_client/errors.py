@@ -62,6 +62,12 @@ class JobTimeoutError(EngramError, TimeoutError):
         self.job, self.timeout = job, timeout
 
 
+class WebhookVerificationError(EngramError):
+    """A request claiming to be an Engram webhook failed verification (``engram_client.verify``):
+    a header is missing or malformed, the signature does not match the body and the secret, or the
+    timestamp is more than five minutes away from now. Answer it with a 4xx and do not act on it."""
+
+
 _ERRORS: dict[int, type[EngramAPIError]] = {
     401: AuthError, 403: AuthError, 404: NotFoundError, 409: ConflictError, 422: ValidationError,
 }

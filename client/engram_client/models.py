@@ -224,3 +224,63 @@ class Context(Model):
     memories: list[RecalledMemory]
     insights: list[Insight]
     text: str
+
+
+class WebhookEvent(StrEnum):
+    """What a webhook endpoint can subscribe to: a job finished, by its final status."""
+
+    JOB_SUCCEEDED = "job.succeeded"
+    JOB_FAILED = "job.failed"
+    JOB_CANCELLED = "job.cancelled"
+
+
+class WebhookIn(Model):
+    """A webhook endpoint to register or update. Unknown fields are an error, as on the server."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    url: str = Field(max_length=2000, pattern=r"^https?://[^\s/?#]+([/?#]\S*)?$",
+                     description="Where the events are POSTed (http:// or https://).")
+    events: list[WebhookEvent] = Field(min_length=1, max_length=len(WebhookEvent))
+    description: SafeStr = Field("", max_length=2000)
+
+
+class Webhook(Model):
+    name: str
+    url: str
+    events: list[WebhookEvent]
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(description="The signing secret (`whsec_…`). Shown once, when the endpoint is created.")
+
+
+class DeliveryStatus(StrEnum):
+    """``pending -> sending -> succeeded``, or back to ``pending`` for a retry, ``failed`` when none is left."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class DeliveryAttempt(Model):
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None = Field(description="The receiver's HTTP status; None when no answer came.")
+    error: str | None = Field(description="Why the try failed (non-2xx, timeout, refused address…).")
+
+
+class Delivery(Model):
+    id: str = Field(description="The `webhook-id` header of its requests: the same on every retry.")
+    event: WebhookEvent
+    job_id: str
+    status: DeliveryStatus
+    next_attempt_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    attempts: list[DeliveryAttempt]

@@ -21,6 +21,7 @@ from engram_client.models import (
     Agent,
     AppendResult,
     Context,
+    Delivery,
     Insight,
     Job,
     Key,
@@ -33,6 +34,8 @@ from engram_client.models import (
     RedactResult,
     Session,
     Turn,
+    Webhook,
+    WebhookEvent,
 )
 
 T = TypeVar("T")
@@ -301,3 +304,35 @@ class EngramClient(ClientCore):
 
     def cancel_job(self, namespace: str, job_id: str) -> Job:
         return self.call(Calls.cancel_job(namespace, job_id))
+
+    # webhooks
+    def put_webhook(self, namespace: str, webhook: str, url: str, events: Iterable[str | WebhookEvent], *,
+                    description: str = "") -> Webhook:
+        """Register an endpoint for the namespace's job events, or update its URL, events and description.
+
+        A new endpoint comes back as ``WebhookCreated``, whose ``secret`` (``whsec_…``) is shown this
+        once: keep it to check the requests with ``engram_client.verify``. An update keeps the secret.
+        """
+        return self.call(Calls.put_webhook(namespace, webhook, url, events, description))
+
+    def list_webhooks(self, namespace: str, *, limit: int | None = None,
+                      cursor: str | None = None) -> Page[Webhook]:
+        return self.call(Calls.list_webhooks(namespace, limit, cursor))
+
+    def iter_webhooks(self, namespace: str, *, limit: int | None = None) -> Iterator[Webhook]:
+        return self.pages(self.list_webhooks, namespace, limit=limit)
+
+    def get_webhook(self, namespace: str, webhook: str) -> Webhook:
+        return self.call(Calls.get_webhook(namespace, webhook))
+
+    def delete_webhook(self, namespace: str, webhook: str) -> None:
+        """Delete an endpoint; its deliveries not yet sent are dropped."""
+        self.call(Calls.delete_webhook(namespace, webhook))
+
+    def list_deliveries(self, namespace: str, webhook: str, *, limit: int | None = None,
+                        cursor: str | None = None) -> Page[Delivery]:
+        """An endpoint's deliveries, newest first, each with its attempts."""
+        return self.call(Calls.list_deliveries(namespace, webhook, limit, cursor))
+
+    def iter_deliveries(self, namespace: str, webhook: str, *, limit: int | None = None) -> Iterator[Delivery]:
+        return self.pages(self.list_deliveries, namespace, webhook, limit=limit)

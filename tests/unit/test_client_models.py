@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from engram_client import models as client
 from shared.config import Settings
 
-# Server schema (an OpenAPI component) -> the client model that reads (or, for TurnCreate, sends) it.
+# Server schema (an OpenAPI component) -> the client model that reads (or, for TurnCreate and WebhookPut,
+# sends) it.
 PAIRS: dict[str, type[BaseModel]] = {
     "NamespaceRead": client.Namespace, "KeyRead": client.Key, "KeyCreated": client.KeyCreated,
     "AgentRead": client.Agent, "MemoryRead": client.Memory, "SessionRead": client.Session,
@@ -26,6 +27,9 @@ PAIRS: dict[str, type[BaseModel]] = {
     "Page_JobRead_": client.Page[client.Job],
     "RecalledMemory": client.RecalledMemory, "RecallResult": client.RecallResult, "RedactResult": client.RedactResult,
     "ContextRead": client.Context,
+    "WebhookPut": client.WebhookIn, "WebhookRead": client.Webhook, "WebhookCreated": client.WebhookCreated,
+    "Page_WebhookRead_": client.Page[client.Webhook], "AttemptRead": client.DeliveryAttempt,
+    "DeliveryRead": client.Delivery, "Page_DeliveryRead_": client.Page[client.Delivery],
 }
 CLIENT_ONLY = {"Session": {"etag"}}  # read from a header, not the body
 

@@ -1,6 +1,6 @@
 """What `pip install` puts on a machine: the server's wheel holds exactly api, worker, shared and cli
 (with the migrations inside shared), and the client's wheel holds engram_client and needs only
-httpx and pydantic.
+httpx, pydantic and standardwebhooks (for `engram_client.verify`; it has no dependencies).
 
 The wheels are built from a copy of the sources, with the virtualenv's setuptools (no network)."""
 
@@ -66,11 +66,11 @@ def _requirement_name(requirement: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
-def test_client_wheel_is_engram_client_and_needs_only_httpx_and_pydantic(client_wheel: Path) -> None:
+def test_client_wheel_is_engram_client_and_needs_only_httpx_pydantic_standardwebhooks(client_wheel: Path) -> None:
     top, requires, name = _metadata(client_wheel)
     assert name == "engram-client"
     assert top == {"engram_client"}
-    assert {_requirement_name(r) for r in requires} == {"httpx", "pydantic"}
+    assert {_requirement_name(r) for r in requires} == {"httpx", "pydantic", "standardwebhooks"}
     assert all(any(op in r for op in (">=", ">")) for r in requires), f"no lower bound: {requires}"
 
 
