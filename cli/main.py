@@ -1,5 +1,5 @@
 """The `engram` command: run the processes of the system (cli/server.py) and talk to a running API
-(one module per group of client verbs: namespaces, keys, agents, sessions, turns, jobs).
+(one module per group of client verbs: namespaces, keys, agents, sessions, turns, jobs, webhooks).
 
     engram dev | migrate | api | worker | scheduler | flower
     engram ns put|list|show            engram keys create|list|delete NS
@@ -9,6 +9,7 @@
     engram insights NS SESSION AGENT    engram turns append|list NS SESSION
     engram integrate|truncate NS SESSION --wait
     engram jobs list|show|watch|cancel NS JOB
+    engram webhooks put NS NAME URL --event E [--event E]   engram webhooks list|show|delete|deliveries NS NAME
     engram recall NS AGENT QUERY        engram context NS SESSION AGENT [--query]
     engram forget NS AGENT MEMORY_ID    engram redact NS SESSION SEQ
 
@@ -36,7 +37,7 @@ from typing import Any
 
 import typer
 
-from cli import agents, jobs, keys, memories, namespaces, server, sessions, turns
+from cli import agents, jobs, keys, memories, namespaces, server, sessions, turns, webhooks
 from cli.server import run_migrations
 from cli.verbs import PLAIN
 
@@ -45,7 +46,8 @@ __all__ = ["app", "main", "run_migrations"]
 app = typer.Typer(help="Engram: working memory for AI agents.", no_args_is_help=True, add_completion=False, **PLAIN)
 app.add_typer(server.app)
 for _group, _name in ((namespaces.group, "ns"), (keys.group, "keys"), (agents.group, "agents"),
-                      (sessions.group, "sessions"), (turns.group, "turns"), (jobs.group, "jobs")):
+                      (sessions.group, "sessions"), (turns.group, "turns"), (jobs.group, "jobs"),
+                      (webhooks.group, "webhooks")):
     app.add_typer(_group, name=_name)
 app.add_typer(jobs.top)
 app.add_typer(sessions.top)

@@ -224,3 +224,51 @@ def test_recall_context_forget_and_redact(ns: str, settings: Any) -> None:
 
     assert "turn 1 redacted" in run("redact", ns, s, "1")
     assert run_json("turns", "list", ns, s)["items"][0]["content"] == ""
+
+
+def test_webhooks_put_list_show_deliveries_delete(ns: str) -> None:
+    s = newcomer(ns)
+    hook = "https://93.184.215.14/hooks/engram"  # a public address: the API under test refuses private ones
+    created = run_json("webhooks", "put", ns, "ci", hook, "--event", "job.succeeded", "--event", "job.cancelled",
+                       "--description", "build bot")
+    assert created["secret"].startswith("whsec_") and created["events"] == ["job.succeeded", "job.cancelled"]
+    result = runner.invoke(engram, ["webhooks", "put", ns, "pager", hook, "--event", "job.failed"])
+    assert result.exit_code == 0, result.output
+    assert "secret" not in run_json("webhooks", "show", ns, "pager")
+    assert "webhook created" in result.stdout and "signing secret" in result.stdout
+    assert "whsec_" in result.stdout and "shown only once" in " ".join(result.stderr.split())
+
+    updated = runner.invoke(engram, ["webhooks", "put", ns, "pager", hook + "/v2", "--event", "job.failed"])
+    assert updated.exit_code == 0 and "webhook updated" in updated.stdout and "whsec_" not in updated.stdout
+    again = run_json("webhooks", "put", ns, "ci", hook, "--event", "job.cancelled", "--description", "build bot")
+    assert "secret" not in again and again["events"] == ["job.cancelled"]  # an update does not show it again
+
+    assert [w["name"] for w in run_json("webhooks", "list", ns)["items"]] == ["ci", "pager"]
+    listed = run("webhooks", "list", ns)
+    assert "pager" in listed and "whsec_" not in listed
+    assert run_json("webhooks", "show", ns, "pager")["url"] == hook + "/v2"
+    assert "build bot" in run("webhooks", "show", ns, "ci")
+    run("webhooks", "show", ns, "nope", code=3)
+
+    # The API checks what the command sends: unknown events and private addresses are 422 (exit 5).
+    result = runner.invoke(engram, ["webhooks", "put", ns, "bad", hook, "--event", "job.started"])
+    assert result.exit_code == 5 and "body.events" in result.stderr
+    result = runner.invoke(engram, ["webhooks", "put", ns, "local", "http://127.0.0.1:9/x", "--event", "job.failed"])
+    assert result.exit_code == 5 and "private, loopback or link-local" in result.stderr
+    run("webhooks", "put", ns, "nothing", hook, code=2)  # --event is required
+
+    # A finished job writes a delivery for each endpoint subscribed to its status (no worker sends it here).
+    run("turns", "append", ns, s, input='{"speaker": "alice", "content": "hello"}')
+    job = run_json("integrate", ns, s)["id"]
+    run("jobs", "cancel", ns, job)
+    deliveries = run_json("webhooks", "deliveries", ns, "ci")["items"]
+    assert [(d["event"], d["job_id"], d["status"], d["attempts"]) for d in deliveries] == [
+        ("job.cancelled", job, "pending", [])]
+    assert deliveries[0]["id"] in run("webhooks", "deliveries", ns, "ci")
+    assert run_json("webhooks", "deliveries", ns, "pager", "--all") == {"items": [], "next_cursor": None}
+
+    run("webhooks", "delete", ns, "pager")
+    assert run("webhooks", "delete", ns, "ci", "--json") == ""  # 204: nothing to print
+    run("webhooks", "delete", ns, "ci", code=3)
+    run("webhooks", "deliveries", ns, "ci", code=3)
+    assert run_json("webhooks", "list", ns)["items"] == []
