@@ -75,11 +75,13 @@ def chromium(profile: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def _wait(driver, what: str, check, shot: str):
     """Waits (bounded) until check(driver) is truthy; on a time-out keeps the screenshot and says what was shown."""
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        return WebDriverWait(driver, WAIT, poll_frequency=0.25).until(check)
+        # Flower redraws its tables while they are read: an element gone stale means "look again".
+        return WebDriverWait(driver, WAIT, poll_frequency=0.25,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(check)
     except TimeoutException:
         driver.save_screenshot(str(ARTIFACTS / shot))
         body = driver.find_element("tag name", "body").text
