@@ -102,8 +102,10 @@ def victim(http: TestClient, ns: str) -> dict[str, str]:
     w.say(session, "user", "secret plans")
     job = w.post(f"/sessions/{session}/integrate").json()["id"]
     key = key_for(http, ns)["id"]
+    hook = w.http.put(f"{w.base}/webhooks/alerts", json={"url": "https://93.184.215.14/hooks", "events": ["job.failed"]})
+    assert hook.status_code == 201, hook.text
     return {"namespace": ns, "session": session, "agent": "ada", "participant": "ada", "job": job, "key_id": key,
-            "seq": "1", "memory": "1"}
+            "seq": "1", "memory": "1", "webhook": "alerts"}
 
 
 def test_every_route_with_another_namespaces_key_answers_as_if_nothing_existed(app, http, victim) -> None:

@@ -43,6 +43,15 @@ def _no_made_up_cursor(case: Any) -> None:
         case.query.pop("cursor", None)
 
 
+def _public_webhook_url(case: Any) -> None:
+    # Whether a URL's host resolves to a public address is for DNS to say, not a schema: a
+    # generated host ("0", "localhost", an unknown name) is rightly refused (422). Invalid URLs are
+    # still sent in the negative phase.
+    if case.path.endswith("/webhooks/{webhook}") and case.method == "PUT" and isinstance(case.body, dict) \
+            and isinstance(case.body.get("url"), str):
+        case.body["url"] = "https://93.184.215.14/hooks"
+
+
 @pytest.fixture(scope="module")
 def api_schema(app):
     return schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -62,6 +71,7 @@ def test_api_conforms_to_its_openapi_document(api_schema, method: str, path: str
         _no_long_poll(case)
         if mode is GenerationMode.POSITIVE:
             _no_made_up_cursor(case)
+            _public_webhook_url(case)
         case.call_and_validate(headers=AUTH)
 
     run()
@@ -72,6 +82,7 @@ def test_api_conforms_to_its_openapi_document_across_calls(api_schema) -> None:
         def before_call(self, case) -> None:
             _no_long_poll(case)
             _no_made_up_cursor(case)
+            _public_webhook_url(case)
 
         def get_call_kwargs(self, case) -> dict[str, Any]:
             return {"headers": AUTH}
