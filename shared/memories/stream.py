@@ -4,13 +4,12 @@ kind reinforces that memory instead of repeating it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from rapidfuzz import fuzz, process, utils
-from sqlalchemy.orm import Session
 
 from shared.embedders import Embedder, EmbedderError
 from shared.integrators import ChatTurn, InsightDraft, IntegratorError
@@ -64,10 +63,10 @@ def embed(embedder: Embedder, batch: Sequence[Entry]) -> None:
         entry.vector = vector
 
 
-def write(db: Session, *, agent_id: int, session_id: int, session_name: str, generation: int, job_id: str,
-          batch: Sequence[Entry], threshold: float, window: int) -> int:
-    """Write the entries into the agent's stream (locking the agent); returns memories created."""
-    known = repo.lock_recent(db, agent_id, window)
+def sift(known: Sequence[repo.Known], batch: Sequence[Entry], threshold: float) -> tuple[list[Entry], list[int]]:
+    """What a write of the entries does to the agent's stream, given its ``known`` latest memories
+    (read under the agent's lock): the entries to insert, in order, and the ids of the memories to
+    reinforce (once per time seen again)."""
     texts = {kind: [k.text for k in known if k.kind == kind] for kind in MemoryKind}
     ids: dict[MemoryKind, list[int | None]] = {kind: [k.id for k in known if k.kind == kind] for kind in MemoryKind}
     new: list[Entry] = []
@@ -86,13 +85,19 @@ def write(db: Session, *, agent_id: int, session_id: int, session_name: str, gen
                 reinforced.append(known_id)  # seen again: reinforce, do not repeat
             continue
         pool.append(entry.said)
-        ids[entry.kind].append(None)  # a memory of this very transaction: nothing to reinforce yet
+        ids[entry.kind].append(None)  # a memory of this very write: nothing to reinforce yet
         new.append(entry)
-    rows: list[dict[str, Any]] = [
-        {"agent_id": agent_id, "session_id": session_id, "session_name": session_name, "generation": generation,
-         "kind": e.kind.value, "speaker": e.speaker, "content": e.content, "importance": e.importance,
-         "evidence": e.evidence, "occurred_at": e.occurred_at, "job_id": job_id} for e in new]
-    created = repo.insert_many(db, rows)
-    vectors.insert(db, agent_id, [(m, e.vector) for m, e in zip(created, new, strict=True) if e.vector is not None])
-    repo.reinforce(db, reinforced)
-    return len(new)
+    return new, reinforced
+
+
+def rows_json(new: Sequence[Entry]) -> str:
+    """The entries as the JSON list INSERT_MEMORIES reads."""
+    return json.dumps([{"kind": e.kind.value, "speaker": e.speaker, "content": e.content, "importance": e.importance,
+                        "evidence": e.evidence, "occurred_at": e.occurred_at.isoformat()} for e in new])
+
+
+def vectors_json(new: Sequence[Entry]) -> str | None:
+    """The vectors of the entries that have one, as the JSON list INSERT_VECTORS reads; None if none."""
+    found = [{"kind": e.kind.value, "speaker": e.speaker, "content": e.content, "dimensions": len(e.vector),
+              "embedding": vectors.literal(e.vector)} for e in new if e.vector is not None]
+    return json.dumps(found) if found else None
