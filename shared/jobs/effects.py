@@ -216,15 +216,21 @@ def _commit_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
     counts: dict[int, tuple[int, int]] = {}  # participant id -> (insights, memories) it would write
     with pipeline.transaction(settings) as tx:
         if writer is not None:
-            agent = {"agent_id": writer.agent_id, "window": settings.memory_dedup_window}
+            key, window = stream.window_of(settings.libpq_url, writer.agent_id, settings.memory_dedup_window)
+            agent = {"agent_id": writer.agent_id, "window": window.size, "after": window.high}
             seqs = {"session_id": run.session_id, "seqs": [t.seq for t in writer.turns]}
-            locked, _, known, redacted = tx.send([fence, (memories_repo.LOCK_AGENT, agent),
-                                                  (memories_repo.RECENT, agent),
-                                                  (sessions_repo.REDACTED_AMONG, seqs)])
+            locked, _, newer, ((count,),), redacted = tx.send([
+                fence, (memories_repo.LOCK_AGENT, agent), (memories_repo.RECENT, agent),
+                (memories_repo.COUNT_BETWEEN, {"agent_id": writer.agent_id, "low": window.low, "high": window.high}),
+                (sessions_repo.REDACTED_AMONG, seqs)])
             _fence(run, locked[0] if locked else None)
+            if count != len(window.order):  # memories of the window were deleted: read it all again
+                window = stream.Window(window.size)
+                (newer,) = tx.send([(memories_repo.RECENT, {**agent, "after": 0})])
+            window.advance(newer)
             _drop_redacted(writer, {r[0] for r in redacted})
-            new, reinforced = stream.sift([memories_repo.Known(*k) for k in known], writer.entries,
-                                          settings.memory_similarity_threshold)
+            new, reinforced = stream.sift(window, writer.entries, settings.memory_similarity_threshold)
+            stream.keep(key, window)
             params.update(writer=writer.participant_id, agent_id=writer.agent_id, reinforce=reinforced,
                           memories=stream.rows_json(new),
                           insights=json.dumps([{"content": d.content, "importance": d.importance,
@@ -234,7 +240,7 @@ def _commit_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
             if vectors is not None:
                 after.insert(0, (memories_repo.INSERT_VECTORS, {
                     "vectors": vectors, "agent_id": writer.agent_id, "id": run.id,
-                    "after": max((k[0] for k in known), default=0)}))
+                    "after": window.high}))
         others, entries, results = _step_result(run, members, counts)
         params.update(participants=[p.participant_id for p in members], watermarks=[p.watermark for p in members],
                       others=json.dumps(others), entries=json.dumps(entries))

@@ -30,15 +30,21 @@ class Known(NamedTuple):
 LOCK_AGENT = "SELECT id FROM agents WHERE id = %(agent_id)s FOR UPDATE"
 RECENT = """
     SELECT id, kind, coalesce(speaker || ': ', '') || content FROM memories WHERE agent_id = %(agent_id)s
-    ORDER BY id DESC LIMIT %(window)s
+    AND id > %(after)s ORDER BY id DESC LIMIT %(window)s
 """
-"""The agent's ``window`` latest memories (params: agent_id, window), rows of ``Known``, newest first."""
+"""The agent's ``window`` latest memories after the id ``after`` (params: agent_id, after, window),
+rows of ``Known``, newest first. An agent's memories are written under its lock, so those written
+since a reader held it have greater ids than any it read."""
+
+COUNT_BETWEEN = "SELECT count(*) FROM memories WHERE agent_id = %(agent_id)s AND id BETWEEN %(low)s AND %(high)s"
+"""How many of the agent's memories have ids in [low, high]: fewer than were read there means some
+were deleted (forgotten, or their evidence redacted) since."""
 
 
 def lock_recent(db: Session, agent_id: int, window: int) -> list[Known]:
     """Lock the agent for a write of memories; its ``window`` latest memories."""
     conn = db.connection()
-    params = {"agent_id": agent_id, "window": window}
+    params = {"agent_id": agent_id, "window": window, "after": 0}
     conn.exec_driver_sql(LOCK_AGENT, params)
     return [Known(*r) for r in conn.exec_driver_sql(RECENT, params)]
 
