@@ -102,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         services.migrate()
         procs = Processes(services, BENCH / "logs")
         print(f"  postgres: {services.kind['postgres']}; redis: {services.kind['redis']}\n"
-              "  starting api, 2 workers, scheduler, hello-world server, 2 raw Celery workers …", flush=True)
-        procs.start("api", "w1", "w2", "scheduler", "hello", "r1", "r2")
+              "  starting api, 2 workers, scheduler, hello-world server, tutorial-shape peer, 2 raw Celery workers …",
+              flush=True)
+        procs.start("api", "w1", "w2", "scheduler", "hello", "tutorial", "r1", "r2")
         procs.wait_ready()
         print(f"  ready after {time.perf_counter() - started:.0f}s (logs in {procs.log_dir})", flush=True)
         ctx = Ctx(cfg, procs, services, Profiler(out if args.profile else None, args.profile_mode))

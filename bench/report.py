@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from bench.phases import PHASES
 from bench.phases.common import Figure
 
 
@@ -115,7 +116,8 @@ def markdown(run: dict[str, Any], figures: list[Figure], plot_name: str | None) 
         f"Run `{run['mode']}` on {run['finished_at']} — {m['nproc']} cores ({m['cpu']}), {m['memory_gb']} GB, "
         f"Python {m['python']}, commit `{m['commit']}`. PostgreSQL {run['services']['postgres_version']} "
         f"({run['services']['postgres']}), Redis {run['services']['redis']}. Took {run['duration_s']:.0f} s. "
-        "How to read it: `BENCHMARKS.md`." + (f" Phases run: {', '.join(run['phases'])}." if len(run["phases"]) < 6 else "")
+        "How to read it: `BENCHMARKS.md`." + (f" Phases run: {', '.join(run['phases'])}." if len(run["phases"]) < len(PHASES)
+                                              else "")
         + (f" The machine was busy before the start ({run['background_cpu_pct_of_core_at_start']:.0f}% of a core): "
            "figures are noisy." if run.get("background_cpu_pct_of_core_at_start", 0) > 25 else ""),
         "",
@@ -123,10 +125,10 @@ def markdown(run: dict[str, Any], figures: list[Figure], plot_name: str | None) 
         "|---|---:|---:|---:|---|---|",
     ]
     for f in figures:
-        ref = f"{_fmt(f.reference)} {f.unit}" if f.reference is not None else "-"
-        lines.append(f"| {f.title} | {_fmt(f.value)} {f.unit} | {ref} ({f.reference_label}) | {_fmt(f.ratio)} | "
+        ref = f"{_fmt(f.reference)} {f.unit} ({f.reference_label})" if f.reference is not None else "-"
+        lines.append(f"| {f.title} | {_fmt(f.value)} {f.unit} | {ref} | {_fmt(f.ratio)} | "
                      f"{f.target or '-'} | **{verdict(f)}** |" if f.passed is not None else
-                     f"| {f.title} | {_fmt(f.value)} {f.unit} | {ref} ({f.reference_label}) | {_fmt(f.ratio)} | - | info |")
+                     f"| {f.title} | {_fmt(f.value)} {f.unit} | {ref} | {_fmt(f.ratio)} | - | info |")
     lines += ["", "Notes:", ""]
     for f in figures:
         parts = [f.note] if f.note else []

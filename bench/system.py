@@ -9,7 +9,12 @@ Processes (each in its own process group, logs under bench/logs/):
   w1, w2     python -m cli worker --concurrency 1 --hostname wN@%h
   scheduler  python -m cli scheduler
   hello      python -m bench.hello --port H                      (reference for submit)
+  tutorial   python -m bench.tutorial --port T                   (tutorial-shape peer for submit)
   r1, r2     python -m bench.raw_celery --concurrency 1 --hostname rN@%h  (reference Celery workers)
+
+Started only by the scaleout phase, and stopped at its end (``start_extra`` / ``stop_extra``):
+  api-1p     python -m cli api --port A1 --workers 1
+  api-2p     python -m cli api --port A2 --workers 2
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_REDIS_DB = 9
 ENGRAM_WORKERS = {"w1": "w1@%h", "w2": "w2@%h"}
 RAW_WORKERS = ("r1", "r2")
+SCALE_APIS = {"api-1p": 1, "api-2p": 2}  # name → uvicorn processes; started by the scaleout phase only
 
 
 class Services(stack.Servers):
@@ -81,11 +89,15 @@ def _python(module: str, *args: str) -> list[str]:
 
 class Processes(stack.Processes):
     def __init__(self, services: Services, log_dir: Path) -> None:
-        self.api_port, self.hello_port = free_port(), free_port()
+        self.api_port, self.hello_port, self.tutorial_port = free_port(), free_port(), free_port()
+        self.extra_ports = {name: free_port() for name in SCALE_APIS}
         self.admin_key = "bench-" + secrets.token_urlsafe(24)
         commands = stack.engram_commands(ENGRAM_WORKERS, api_port=self.api_port, flower=False,
                                          metrics_ports={w: free_port() for w in ENGRAM_WORKERS})
         commands["hello"] = _python("bench.hello", "--port", str(self.hello_port))
+        commands["tutorial"] = _python("bench.tutorial", "--port", str(self.tutorial_port))
+        for name, processes in SCALE_APIS.items():
+            commands[name] = stack.engram("api", "--port", str(self.extra_ports[name]), "--workers", str(processes))
         for name in RAW_WORKERS:
             commands[name] = _python("bench.raw_celery", "--concurrency", "1", "--hostname", f"{name}@%h")
         env = stack.process_env(services.database_url, services.redis_url, admin_key=self.admin_key,
@@ -100,6 +112,33 @@ class Processes(stack.Processes):
         self.ready = {
             "api /readyz": stack.http_ok(f"http://127.0.0.1:{self.api_port}/readyz"),
             "hello": stack.http_ok(f"http://127.0.0.1:{self.hello_port}/hello", method="POST"),
+            "tutorial": stack.http_ok(f"http://127.0.0.1:{self.tutorial_port}/openapi.json"),
             "workers w1, w2, r1, r2": stack.celery_answers(raw_celery.app, {*ENGRAM_WORKERS, *RAW_WORKERS}),
         }
         super().wait_ready(timeout)
+
+    def start_extra(self, timeout: float = 90) -> None:
+        """Start the extra API stacks (SCALE_APIS) and wait until each answers /readyz."""
+        self.start(*SCALE_APIS)
+        saved, self.ready = self.ready, {
+            f"{name} /readyz": stack.http_ok(f"http://127.0.0.1:{self.extra_ports[name]}/readyz") for name in SCALE_APIS}
+        try:
+            stack.Processes.wait_ready(self, timeout)
+        finally:
+            self.ready = saved
+
+    def stop_extra(self) -> None:
+        """Stop the extra API stacks (SIGTERM, then SIGKILL after 20 s) and forget them, so that
+        check_alive does not take their exit for a crash."""
+        for name in SCALE_APIS:
+            if name in self.procs:
+                self._signal(self.procs[name], signal.SIGTERM)
+        for name in SCALE_APIS:
+            proc = self.procs.pop(name, None)
+            if proc is None:
+                continue
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self._signal(proc, signal.SIGKILL)
+                proc.wait(5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bench.phases import e2e, ingest, memory, recall, scaling, submit, throughput
+from bench.phases import e2e, ingest, memory, recall, scaleout, scaling, submit, throughput
 from bench.phases.common import FULL, QUICK, Config, Ctx, Figure, Profiler
 
 __all__ = ["FULL", "PHASES", "QUICK", "Config", "Ctx", "Figure", "Profiler"]
@@ -17,6 +17,7 @@ PHASES: dict[str, Callable[[Ctx], Awaitable[list[Figure]]]] = {
     "ingest": ingest.run,
     "scaling": scaling.run,
     "throughput": throughput.run,
+    "scaleout": scaleout.run,
     "memory": memory.run,
     "recall": recall.run,
 }

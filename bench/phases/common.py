@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from bench.system import Processes, libpq
+from bench.system import SCALE_APIS, Processes, libpq
 from bench.workload import Api, Text
 
 CONCURRENCY = 32  # clients at once, in every phase that runs clients side by side
@@ -46,6 +46,9 @@ class Config:
     memory_jobs: int
     recall_memories: int = 100_000  # the agent whose recall latency is measured
     recall_rounds: int = 300
+    scale_requests: int = 300  # scaleout: integrate requests per round and API set-up
+    scale_jobs: int = 150  # scaleout: trivial jobs per round and worker set-up
+    scale_rounds: int = 2
 
 
 FULL = Config(name="full", hello_warmup=2000, hello_per_round=6000, submit_warmup=200, submit_per_round=600, rounds=3,
@@ -55,7 +58,8 @@ FULL = Config(name="full", hello_warmup=2000, hello_per_round=6000, submit_warmu
 QUICK = Config(name="quick", hello_warmup=500, hello_per_round=2000, submit_warmup=64, submit_per_round=200, rounds=2,
                e2e_warmup=5, e2e_jobs=40, ingest_warmup=1, ingest_batches=5, history_turns=10_000,
                sweep=(100, 1000), sweep_reps=1, headline_turns=1000, headline_reps=3,
-               tp_sessions=100, tp_rounds=1, memory_jobs=300, recall_memories=10_000, recall_rounds=100)
+               tp_sessions=100, tp_rounds=1, memory_jobs=300, recall_memories=10_000, recall_rounds=100,
+               scale_requests=200, scale_jobs=100, scale_rounds=1)
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -165,8 +169,9 @@ class CpuMeter:
                     todo += kids.get(p.pid, [])
             return out
 
-        groups = {"api": tree("api"), "workers": tree("w1", "w2"), "scheduler": tree("scheduler"),
-                  "hello": tree("hello"), "raw workers": tree("r1", "r2"), "bench client": [psutil.Process()]}
+        groups = {"api": tree("api", *SCALE_APIS), "workers": tree("w1", "w2"), "scheduler": tree("scheduler"),
+                  "hello": tree("hello"), "tutorial": tree("tutorial"), "raw workers": tree("r1", "r2"),
+                  "bench client": [psutil.Process()]}
         groups.update(self.services.service_processes())
         return groups
 

@@ -9,21 +9,54 @@ import statistics
 import time
 from typing import Any
 
-from bench.loadgen import run_load
+from bench.loadgen import LoadResult, run_load
 from bench.phases.common import CONCURRENCY, POOL_AGENTS, Ctx, Figure
 from bench.workload import limited
 
 
-async def run(ctx: Ctx) -> list[Figure]:
-    cfg, api, ns, text = ctx.cfg, ctx.api, ctx.ns, ctx.text
-    n = cfg.tp_sessions
+async def prepare(ctx: Ctx, sessions: list[str]) -> None:
+    """Trivial sessions: 1 participant (one of the POOL_AGENTS agents), 1 turn; workers idle after."""
+    api, ns, text = ctx.api, ctx.ns, ctx.text
     await limited([api.agent(ns, f"tp-{a}") for a in range(POOL_AGENTS)], CONCURRENCY)
 
-    async def setup(r: int, i: int) -> None:
-        s = f"tp{r}-{i}"
+    async def setup(i: int, s: str) -> None:
         a = f"tp-{i % POOL_AGENTS}"
         await api.session(ns, s, [a])
         await api.append(ns, s, [{"speaker": a, "content": text.sentence()}])
+
+    await limited([setup(i, s) for i, s in enumerate(sessions)], CONCURRENCY)
+    await ctx.drain()
+
+
+async def integrate_all(ctx: Ctx, sessions: list[str]) -> tuple[float, LoadResult]:
+    """Submit an integrate of every session at once (32 clients), wait until all have finished:
+    (seconds from the first submit to the last finished_at, the submit load)."""
+    n = len(sessions)
+    reqs = [ctx.api.client.build("POST", f"/v1/namespaces/{ctx.ns}/sessions/{s}/integrate") for s in sessions]
+    start = time.time()
+    res = await run_load(ctx.api.client, reqs, CONCURRENCY, keep=True)
+    if res.statuses != {202: n}:
+        raise RuntimeError(f"throughput submit statuses {res.statuses}")
+    ids = [resp.json()["id"] for resp in res.responses]  # type: ignore[union-attr]
+    deadline = time.monotonic() + 600
+    while True:
+        done, last, ok = ctx.sql(
+            "SELECT count(*) FILTER (WHERE finished_at IS NOT NULL), max(finished_at), "
+            "count(*) FILTER (WHERE status = 'succeeded') FROM jobs WHERE id = ANY(%s)", (ids,))[0]
+        if done == n:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"throughput: {done}/{n} jobs finished after 600 s")
+        ctx.procs.check_alive()
+        await asyncio.sleep(0.02)
+    if ok != n:
+        raise RuntimeError(f"throughput: only {ok}/{n} jobs succeeded")
+    return last.timestamp() - start, res
+
+
+async def run(ctx: Ctx) -> list[Figure]:
+    cfg = ctx.cfg
+    n = cfg.tp_sessions
 
     from bench import raw_celery
 
@@ -47,32 +80,13 @@ async def run(ctx: Ctx) -> list[Figure]:
     rates, submit_rates, walls, cpus, cpu_ms, pg_conns = [], [], [], [], [], []
     for r in range(cfg.tp_rounds):
         t0 = time.perf_counter()
-        await limited([setup(r, i) for i in range(n)], CONCURRENCY)
+        sessions = [f"tp{r}-{i}" for i in range(n)]
+        await prepare(ctx, sessions)
         ctx.say(f"round {r + 1}: {n} sessions prepared in {time.perf_counter() - t0:.1f}s")
-        await ctx.drain()
-        reqs = [api.client.build("POST", f"/v1/namespaces/{ns}/sessions/tp{r}-{i}/integrate") for i in range(n)]
         if r == 0:
             ctx.profiler.start("throughput", ctx.worker_targets())
         c0, pg0 = ctx.cpu.snapshot(), ctx.pg_sessions()
-        start = time.time()
-        res = await run_load(api.client, reqs, CONCURRENCY, keep=True)
-        if res.statuses != {202: n}:
-            raise RuntimeError(f"throughput submit statuses {res.statuses}")
-        ids = [resp.json()["id"] for resp in res.responses]  # type: ignore[union-attr]
-        deadline = time.monotonic() + 600
-        while True:
-            done, last, ok = ctx.sql(
-                "SELECT count(*) FILTER (WHERE finished_at IS NOT NULL), max(finished_at), "
-                "count(*) FILTER (WHERE status = 'succeeded') FROM jobs WHERE id = ANY(%s)", (ids,))[0]
-            if done == n:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"throughput: {done}/{n} jobs finished after 600 s")
-            ctx.procs.check_alive()
-            await asyncio.sleep(0.02)
-        if ok != n:
-            raise RuntimeError(f"throughput: only {ok}/{n} jobs succeeded")
-        wall = last.timestamp() - start
+        wall, res = await integrate_all(ctx, sessions)
         cpus.append(ctx.cpu_since(c0))
         secs = ctx.cpu.seconds(c0, ctx.cpu.snapshot())
         cpu_ms.append({k: secs[k] * 1000 / n for k in ("workers", "api", "postgres")})
@@ -108,4 +122,4 @@ async def run(ctx: Ctx) -> list[Figure]:
             f"{statistics.median(submit_rates):.0f} req/s")
     return [Figure("throughput", "worker throughput: trivial integrations finished/s, 2 worker processes",
                    round(rate, 1), "jobs/s", round(ref, 1), "raw Celery no-ops/s, 2 worker processes",
-                   round(ratio, 4), "ratio >= 0.25", ratio >= 0.25, details, note)]
+                   round(ratio, 4), "ratio >= 0.5", ratio >= 0.5, details, note)]

@@ -6,7 +6,8 @@ topic becomes one insight that quotes its most salient sentences with their spea
 every turn the topic draws on.
 
 - Sentences: sentencex, Wikimedia's rule-based segmenter (~300 languages, compiled, no model).
-- Salience: YAKE keyphrases of the batch (a statistical keyword extractor, no model, no network).
+- Salience: YAKE keyphrases of the batch (a statistical keyword extractor, no model, no network);
+  a batch of one sentence has nothing to rank it against and skips YAKE (``_lone_salience``).
 - Topics: a sentence joins the topic of the most salient sentence it shares enough distinctive
   words with (weighted by how rare each word is in the batch); rapidfuzz spots sentences that
   repeat one another, so an insight quotes a fact once while citing every turn that stated it.
@@ -55,6 +56,8 @@ morning evening afternoon good cool awesome perfect yes yeah yep no nope right g
 fine wonderful excellent lovely appreciate appreciated
 """
 _COURTESY = frozenset(_COURTESY_WORDS.split())
+# YAKE's default deduplication threshold (KeywordExtractor's dedup_lim).
+_YAKE_DEDUP_LIMIT = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +128,14 @@ class BuiltinIntegrator:
 
     def __init__(self, language: str = "en") -> None:
         self._language = language
-        # One extractor per integrator: it loads the stopword list from disk when constructed.
-        self._extractor = yake.KeywordExtractor(lan=language, n=self.max_phrase_words, top=self.top_phrases)
+        # One extractor per integrator: it loads the stopword list from disk when constructed. It
+        # returns every candidate phrase, ranked, without YAKE's deduplication (dedup_lim 1.0): that
+        # compares each candidate with every phrase kept so far (about a thousand comparisons for a
+        # single 20-word turn, more than the extraction itself), so it is done here instead, with
+        # YAKE's own similarity and threshold but only on the pairs that similarity can find close
+        # (see _keyphrases).
+        self._extractor = yake.KeywordExtractor(lan=language, n=self.max_phrase_words, top=1 << 30, dedup_lim=1.0)
+        self._extracted = 0
         self._stopwords = frozenset(w for w in self._extractor.stopword_set if w) | _COURTESY
         # Participants of one session mostly see the same turns: their keyphrases are computed once.
         self._recent: OrderedDict[str, dict[tuple[str, ...], float]] = OrderedDict()
@@ -142,10 +151,14 @@ class BuiltinIntegrator:
         if not facts:
             return []
 
-        weights = self._phrase_weights([text for _, text, _ in facts])
+        if len(facts) == 1:
+            saliences = [self._lone_salience(facts[0][1])]
+        else:
+            weights = self._phrase_weights([text for _, text, _ in facts])
+            saliences = [self._salience(text, weights) for _, text, _ in facts]
         sentences = [
-            _Sentence(turn.seq, turn.speaker, text, i, terms, self._salience(text, weights))
-            for i, (turn, text, terms) in enumerate(facts)
+            _Sentence(turn.seq, turn.speaker, text, i, terms, salience)
+            for i, ((turn, text, terms), salience) in enumerate(zip(facts, saliences, strict=True))
         ]
         topics = self._topics(sentences)
 
@@ -206,11 +219,11 @@ class BuiltinIntegrator:
                 self._recent.move_to_end(corpus)
                 return self._recent[corpus]
         try:
-            ranked = self._extractor.extract_keywords(corpus)
+            ranked = self._keyphrases(corpus)
         except Exception:  # noqa: BLE001 - salience then falls back to length alone
             ranked = []
         weights: dict[tuple[str, ...], float] = {}
-        for rank, (phrase, _score) in enumerate(ranked):
+        for rank, phrase in enumerate(ranked):
             words = tuple(w.lower() for w in _WORD.findall(phrase))
             if words and words not in weights:
                 weights[words] = (self.top_phrases - rank) / self.top_phrases
@@ -219,6 +232,49 @@ class BuiltinIntegrator:
             while len(self._recent) > 8:
                 self._recent.popitem(last=False)
         return weights
+
+    def _keyphrases(self, corpus: str) -> list[str]:
+        """YAKE's ``top_phrases`` best keyphrases of the corpus, best first, as YAKE itself returns them
+        with its default deduplication: a candidate is left out when its ``seqm`` similarity to a
+        phrase already kept exceeds 0.9. That similarity is 0 unless the two share their first and
+        last characters or are both at most 3 characters long (YAKE's pre-filter), so a candidate is
+        compared only with the kept phrases of its (first, last) character pair and the short ones."""
+        candidates = self._extractor.extract_keywords(corpus)
+        similarity = self._extractor.seqm
+        kept: list[str] = []
+        by_ends: dict[tuple[str, str], list[str]] = {}
+        short: list[str] = []
+        for phrase, _score in candidates:
+            ends = (phrase[0], phrase[-1])
+            near = by_ends.get(ends, [])
+            if len(phrase) <= 3:
+                near = near + short
+            if any(similarity(phrase, other) > _YAKE_DEDUP_LIMIT for other in near):
+                continue
+            kept.append(phrase)
+            by_ends.setdefault(ends, []).append(phrase)
+            if len(phrase) <= 3:
+                short.append(phrase)
+            if len(kept) == self.top_phrases:
+                break
+        # YAKE empties its similarity caches every 50 documents and after a large one; so do we.
+        self._extracted += 1
+        if self._extracted % 50 == 0 or len(corpus) > 10_000:
+            self._extractor.clear_caches()
+        return kept
+
+    def _lone_salience(self, text: str) -> float:
+        """The salience of a batch's only sentence, without YAKE (whose fixed cost is most of the
+        work of a one-turn batch). With nothing to rank it against, every keyphrase YAKE can find
+        is in the sentence, and ``_salience`` counts the best three: their weights are those of
+        ranks 1 to 3, or fewer when the sentence has fewer candidate phrases (n-grams of up to
+        ``max_phrase_words`` words neither starting nor ending with a stopword, as YAKE's)."""
+        words = [w.lower() for w in _WORD.findall(text[: self.match_chars])]
+        stop = self._extractor.stopword_set
+        phrases = {tuple(words[i : i + n]) for n in range(1, self.max_phrase_words + 1)
+                   for i in range(len(words) - n + 1) if words[i] not in stop and words[i + n - 1] not in stop}
+        best = [(self.top_phrases - rank) / self.top_phrases for rank in range(min(3, len(phrases)))]
+        return sum(best) + 0.5 * math.log1p(min(len(words), 60))
 
     def _salience(self, text: str, weights: dict[tuple[str, ...], float]) -> float:
         words = [w.lower() for w in _WORD.findall(text[: self.match_chars])]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -13,9 +15,11 @@ from shared.config import Settings
 from shared.db import unit_of_work
 from shared.embedders import Embedder
 from shared.integrators import ChatTurn, InsightDraft, Integrator, IntegratorError, Reflection
+from shared.jobs import pipeline
 from shared.jobs import repository as repo
 from shared.jobs.repository import Dispatch, Run
 from shared.jobs.schemas import JobStatus
+from shared.memories import repository as memories_repo
 from shared.memories import stream
 from shared.sessions import repository as sessions_repo
 
@@ -24,6 +28,10 @@ log = logging.getLogger("engram.jobs")
 
 class Fenced(Exception):
     """This run no longer owns the job, or the session was truncated since it started."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.to_dispatch: list[Dispatch] = []  # messages its last transaction decided (see _commit_step)
 
 
 class Superseded(Fenced):
@@ -58,8 +66,16 @@ def fence(db: Session, run: Run) -> bool:
 # --- truncate ---------------------------------------------------------------------------------
 
 
+def truncate_run(settings: Settings, run: Run) -> list[Dispatch]:
+    """A claimed truncate, in one fenced transaction (a cancel requested since the claim stops it)."""
+    with unit_of_work(settings) as db:
+        if fence(db, run):
+            raise Cancelled()
+        return truncate(db, run)
+
+
 def truncate(db: Session, run: Run) -> list[Dispatch]:
-    """In the claim's transaction: reset the session, finish the job, dispatch the next one."""
+    """Reset the session, finish the job, dispatch the next one (in a fenced transaction)."""
     sessions_repo.lock(db, run.session_id)
     turns, generation = sessions_repo.truncate(db, run.session_id)
     repo.finish(db, run.id, JobStatus.SUCCEEDED, result={"turns_deleted": turns, "generation": generation},
@@ -85,17 +101,29 @@ class Plan:
 
 def plan_integration(db: Session, run: Run) -> list[Plan]:
     """In the claim's transaction: who to integrate and which turns each one sees, as of the claim."""
-    people = sessions_repo.participants_to_integrate(db, run.session_id)
-    if not people:
-        return []
-    plans = {p.participant_id: Plan(p.participant_id, p.agent_id, p.name, p.description, p.watermark, [])
-             for p in people}
-    for participant_id, seq, speaker, content, occurred_at in sessions_repo.new_turns_seen(
-            db, run.session_id, run.snapshot_seq):
+    return plans_of(sessions_repo.participants_to_integrate(db, run.session_id),
+                    sessions_repo.new_turns_seen(db, run.session_id, run.snapshot_seq))
+
+
+def plans_of(people: Sequence[tuple[Any, ...]], seen: Sequence[tuple[Any, ...]]) -> list[Plan]:
+    """The plans from the rows of the two reads (participants to integrate, new turns seen)."""
+    plans = {p[0]: Plan(p[0], p[1], p[2], p[3], p[4], []) for p in people}
+    for participant_id, seq, speaker, content, occurred_at in seen:
         plan = plans[participant_id]
         plan.turns.append(ChatTurn(seq=seq, speaker=speaker, content=content))
         plan.occurred[seq] = occurred_at
     return list(plans.values())
+
+
+def claim_integration(settings: Settings, job_id: str, owner: str, lease: timedelta) -> tuple[Run | None, list[Plan]]:
+    """Claim the job and read the plan of an integration, in one round trip: the claim, then who
+    to integrate and which turns each one sees, as of the claim. A truncate's claim has no plan."""
+    params = repo.claim_params(job_id, owner, lease)
+    run = repo.CLAIMED_INTEGRATION
+    claim, people, seen = pipeline.run(settings, [
+        (repo.CLAIM, params), (sessions_repo.participants_to_integrate_sql(run), params),
+        (sessions_repo.new_turns_seen_sql(run), params)])
+    return repo.claimed(claim[0] if claim else None), plans_of(people, seen)
 
 
 def _encodable(content: str) -> bool:
@@ -123,8 +151,9 @@ def check_drafts(drafts: list[InsightDraft], turns: list[ChatTurn], integrator: 
 def integrate(run: Run, settings: Settings, integrator: Integrator, safe_point: SafePoint,
               plans: list[Plan], embedder: Embedder | None = None) -> list[Dispatch]:
     """Reflect for every participant and embed what they may remember first (no writes: a failing
-    integrator or embedder writes nothing), then commit each participant in its own transaction;
-    the last one also finishes the job."""
+    integrator or embedder writes nothing), then commit each participant with new turns in its own
+    transaction; the participants with nothing new go with the last one, which also finishes the
+    job (alone, when no participant has anything new)."""
     for plan in plans:
         _checkpoint(safe_point)
         if plan.turns:
@@ -135,15 +164,17 @@ def integrate(run: Run, settings: Settings, integrator: Integrator, safe_point: 
     if embedder is not None:
         _checkpoint(safe_point)
         stream.embed(embedder, [e for plan in plans for e in plan.entries])
-    if not plans:
-        with unit_of_work(settings) as db:
-            fence(db, run)
-            repo.finish(db, run.id, JobStatus.SUCCEEDED, result=_merge_result(run.result, []))
-            return repo.dispatch_next(db, run.session_id)
+    writers: list[Plan | None] = [plan for plan in plans if plan.turns]
+    idle = [plan for plan in plans if not plan.turns]
+    steps = writers or [None]
+    done = 0
     to_dispatch: list[Dispatch] = []
-    for i, plan in enumerate(plans):
+    for i, writer in enumerate(steps):
         _checkpoint(safe_point)
-        to_dispatch = _commit_participant(run, settings, plan, done=i, last=i == len(plans) - 1)
+        last = i == len(steps) - 1
+        with_it = idle if last else []
+        done += (writer is not None) + len(with_it)
+        to_dispatch = _commit_step(run, settings, writer, with_it, done=done, last=last)
     return to_dispatch
 
 
@@ -156,65 +187,127 @@ def _checkpoint(safe_point: SafePoint) -> None:
         raise Cancelled()
 
 
-def _commit_participant(run: Run, settings: Settings, plan: Plan, *, done: int, last: bool) -> list[Dispatch]:
-    """One transaction per participant: its insights and memories, and its watermark."""
-    with unit_of_work(settings) as db:
-        if fence(db, run):
-            raise Cancelled()
-        moved = sessions_repo.move_watermark(db, plan.participant_id, plan.watermark, run.snapshot_seq)
-        insights = memories = 0
-        if moved is not None and plan.turns:
-            _drop_redacted(db, run, plan)
-            insights, memories = _store(db, run, plan, settings.memory_similarity_threshold,
-                                        settings.memory_dedup_window)
-        if moved is None:
-            log.info("participant %s of job %s was unbound or rebound meanwhile; skipped", plan.name, run.id)
-        entry = {"name": plan.name, "turns_integrated": len(plan.turns) if moved is not None else 0,
-                 "insights_created": insights, "memories_created": memories,
-                 "watermark": moved if moved is not None else plan.watermark}
-        result = _merge_result(run.result, [entry])
-        to_dispatch: list[Dispatch] = []
-        if not last:
-            repo.record_progress(db, run.id, result, done + 1)
+def _fence(run: Run, row: tuple[Any, ...] | None) -> None:
+    """Raise unless the fence (repo.LOCK_RUN's row) lets the run write."""
+    locked = repo.fenced(row)
+    if locked is None:
+        raise Fenced("the job is no longer this run's (lease expired and re-queued, finished, or purged)")
+    if locked.generation != run.generation:
+        raise Superseded(f"the session was truncated (generation {run.generation} -> {locked.generation})")
+    if locked.cancel_requested:
+        raise Cancelled()
+
+
+def _commit_step(run: Run, settings: Settings, writer: Plan | None, idle: list[Plan], *, done: int,
+                 last: bool) -> list[Dispatch]:
+    """One transaction: the writer's insights and memories (if any) and the watermarks of the
+    writer and of the idle participants; the job's progress, or its finish and the dispatch of
+    the session's next job. A writer costs two round trips (the fence, the agent's lock and its
+    recent memories; then the writes and the commit), a step without one a single round trip."""
+    fence = (repo.LOCK_RUN, {"id": run.id, "token": run.token})
+    params: dict[str, Any] = {
+        "id": run.id, "token": run.token, "generation": run.generation, "session_id": run.session_id,
+        "session_name": run.session_name, "snapshot": run.snapshot_seq, "completed": done, "last": last,
+        "writer": None, "agent_id": None, "insights": "[]", "memories": "[]", "reinforce": []}
+    after: list[tuple[str, dict[str, Any] | None]] = []
+    if last:
+        after.append((repo.DISPATCH_NEXT, {"session_id": run.session_id}))
+    members = ([writer] if writer is not None else []) + idle
+    counts: dict[int, tuple[int, int]] = {}  # participant id -> (insights, memories) it would write
+    with pipeline.transaction(settings) as tx:
+        if writer is not None:
+            key, window = stream.window_of(settings.libpq_url, writer.agent_id, settings.memory_dedup_window)
+            agent = {"agent_id": writer.agent_id, "window": window.size, "after": window.high}
+            seqs = {"session_id": run.session_id, "seqs": [t.seq for t in writer.turns]}
+            locked, _, newer, ((count,),), redacted = tx.send([
+                fence, (memories_repo.LOCK_AGENT, agent), (memories_repo.RECENT, agent),
+                (memories_repo.COUNT_BETWEEN, {"agent_id": writer.agent_id, "low": window.low, "high": window.high}),
+                (sessions_repo.REDACTED_AMONG, seqs)])
+            _fence(run, locked[0] if locked else None)
+            if count != len(window.order):  # memories of the window were deleted: read it all again
+                window = stream.Window(window.size)
+                (newer,) = tx.send([(memories_repo.RECENT, {**agent, "after": 0})])
+            window.advance(newer)
+            _drop_redacted(writer, {r[0] for r in redacted})
+            new, reinforced = stream.sift(window, writer.entries, settings.memory_similarity_threshold)
+            stream.keep(key, window)
+            params.update(writer=writer.participant_id, agent_id=writer.agent_id, reinforce=reinforced,
+                          memories=stream.rows_json(new),
+                          insights=json.dumps([{"content": d.content, "importance": d.importance,
+                                                "evidence": sorted(set(d.evidence))} for d in writer.drafts]))
+            counts[writer.participant_id] = (len(writer.drafts), len(new))
+            vectors = stream.vectors_json(new)
+            if vectors is not None:
+                after.insert(0, (memories_repo.INSERT_VECTORS, {
+                    "vectors": vectors, "agent_id": writer.agent_id, "id": run.id,
+                    "after": window.high}))
+        others, entries, results = _step_result(run, members, counts)
+        params.update(participants=[p.participant_id for p in members], watermarks=[p.watermark for p in members],
+                      others=json.dumps(others), entries=json.dumps(entries))
+        step = (repo.COMMIT_STEP, params)
+        if writer is not None:
+            rows = tx.send([step, *after], commit=True)
         else:
-            repo.finish(db, run.id, JobStatus.SUCCEEDED, result=result, completed=done + 1)
-            to_dispatch = repo.dispatch_next(db, run.session_id)
-    run.result = result  # committed: later participants build on it
-    return to_dispatch
+            locked, *rows = tx.send([fence, step, *after], commit=True)
+            try:
+                _fence(run, locked[0] if locked else None)
+            except Fenced as exc:
+                # The job is no longer the run's: if it was re-queued as its session's head, the
+                # dispatch above marked it and its message is the runner's to send.
+                exc.to_dispatch = [Dispatch(r[0], r[1]) for r in rows[-1]] if last else []
+                raise
+    applied, moved, _ = rows[0][0]
+    if not applied:  # cannot be while the fence holds; say so rather than report what did not happen
+        raise Fenced("the job's step did not apply")
+    moved_ids = set(moved)
+    for p in members:
+        if p.participant_id not in moved_ids:
+            log.info("participant %s of job %s was unbound or rebound meanwhile; skipped", p.name, run.id)
+    run.result = results(moved_ids)  # committed: later steps build on it
+    return [Dispatch(r[0], r[1]) for r in rows[-1]] if last else []
 
 
-def _drop_redacted(db: Session, run: Run, plan: Plan) -> None:
+def _step_result(run: Run, members: list[Plan], counts: dict[int, tuple[int, int]]) -> tuple[
+        list[dict[str, Any]], list[dict[str, Any]], Callable[[set[int]], dict[str, Any]]]:
+    """The result after a step, both ways for each of its participants (its watermark moved, or it
+    was unbound or rebound meanwhile): the entries of the others, the step's entries (as
+    COMMIT_STEP reads them) and the result once the moved participants are known."""
+    by_name = {e["name"]: dict(e) for e in (run.result or {}).get("participants", [])}
+    names = {p.name for p in members}
+    others = [by_name[n] for n in sorted(by_name) if n not in names]
+    variants: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for p in members:
+        insights, memories = counts.get(p.participant_id, (0, 0))
+        old = by_name.get(p.name)
+        variants[p.participant_id] = (
+            _merge_entry(old, {"name": p.name, "turns_integrated": len(p.turns), "insights_created": insights,
+                               "memories_created": memories, "watermark": max(p.watermark, run.snapshot_seq)}),
+            _merge_entry(old, {"name": p.name, "turns_integrated": 0, "insights_created": 0, "memories_created": 0,
+                               "watermark": p.watermark}))
+    entries = [{"participant": pid, "moved": m, "stayed": s} for pid, (m, s) in variants.items()]
+
+    def result(moved: set[int]) -> dict[str, Any]:
+        chosen = others + [m if pid in moved else s for pid, (m, s) in variants.items()]
+        return {"participants": sorted(chosen, key=lambda e: str(e["name"]))}
+
+    return others, entries, result
+
+
+def _merge_entry(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """A participant's entry of the result; one committed by an earlier attempt adds up."""
+    if old is None:
+        return new
+    merged = dict(old)
+    for k in ("turns_integrated", "insights_created", "memories_created"):
+        merged[k] += new[k]
+    merged["watermark"] = new["watermark"]
+    return merged
+
+
+def _drop_redacted(plan: Plan, gone: set[int]) -> None:
     """Turns redacted since the plan was read (the fence orders this transaction after the
     redaction's): neither they nor what cites them is written."""
-    gone = sessions_repo.redacted_among(db, run.session_id, [t.seq for t in plan.turns])
     if gone:
         plan.turns = [t for t in plan.turns if t.seq not in gone]
         plan.drafts = [d for d in plan.drafts if not gone & set(d.evidence)]
         plan.entries = [e for e in plan.entries if not gone & set(e.evidence)]
-
-
-def _store(db: Session, run: Run, plan: Plan, threshold: float, window: int) -> tuple[int, int]:
-    """The participant's insights, then its memory stream. Returns (insights, memories) created."""
-    sessions_repo.insert_insights(db, [
-        {"session_id": run.session_id, "agent_id": plan.agent_id, "content": d.content, "importance": d.importance,
-         "evidence": sorted(set(d.evidence)), "job_id": run.id}
-        for d in plan.drafts
-    ])
-    created = stream.write(db, agent_id=plan.agent_id, session_id=run.session_id, session_name=run.session_name,
-                           generation=run.generation, job_id=run.id, batch=plan.entries, threshold=threshold,
-                           window=window)
-    return len(plan.drafts), created
-
-
-def _merge_result(result: dict[str, Any] | None, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add entries to the result; a participant committed by an earlier attempt adds up."""
-    by_name = {e["name"]: dict(e) for e in (result or {}).get("participants", [])}
-    for e in entries:
-        old = by_name.get(e["name"])
-        if old is None:
-            by_name[e["name"]] = e
-        else:
-            for k in ("turns_integrated", "insights_created", "memories_created"):
-                old[k] += e[k]
-            old["watermark"] = e["watermark"]
-    return {"participants": [by_name[n] for n in sorted(by_name)]}

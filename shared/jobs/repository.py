@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session
 
 from shared.db import rowcount
 from shared.jobs.schemas import OPEN, OPEN_SQL, JobKind, JobStatus
+from shared.memories import repository as memories_repo
 from shared.models import Job
 from shared.namespaces.repository import CALLER, known, reaches
+from shared.sessions import repository as sessions_repo
 from shared.webhooks import repository as webhooks
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
@@ -217,24 +219,37 @@ class Run:
     result: dict[str, Any] | None
 
 
-_CLAIM = text(f"""
+CLAIM = f"""
     UPDATE jobs j
-    SET status = '{RUNNING}', attempts = j.attempts + 1, lease_owner = :owner,
-        lease_expires_at = now() + make_interval(secs => :lease), started_at = coalesce(j.started_at, now()),
+    SET status = '{RUNNING}', attempts = j.attempts + 1, lease_owner = %(owner)s,
+        lease_expires_at = now() + make_interval(secs => %(lease)s), started_at = coalesce(j.started_at, now()),
         run_generation = s.generation, snapshot_seq = s.turn_count, progress_completed = 0,
         progress_total = CASE WHEN j.kind = '{JobKind.TRUNCATE.value}' THEN 1
                               ELSE (SELECT count(*) FROM participants p WHERE p.session_id = j.session_id) END
     FROM sessions s
-    WHERE j.id = :id AND s.id = j.session_id AND j.status = '{QUEUED}' AND {is_head("j")}
+    WHERE j.id = %(id)s AND s.id = j.session_id AND j.status = '{QUEUED}' AND {is_head("j")}
     RETURNING j.id, j.session_id, j.session_name, j.kind, j.attempts, j.run_generation, j.snapshot_seq, j.result
-""")
+"""
+"""Start a run (params: id, owner, lease in seconds): the row of a ``Run``, or none."""
+
+# An integration's claim is one round trip (shared.jobs.pipeline): CLAIM, then the reads of its plan
+# over this relation, the job's session and snapshot once the claim above made it this run's.
+CLAIMED_INTEGRATION = f"""(SELECT session_id, snapshot_seq FROM jobs WHERE id = %(id)s AND status = '{RUNNING}'
+                            AND lease_owner = %(owner)s AND kind = '{JobKind.INTEGRATE.value}')"""
+
+
+def claim_params(job_id: str, owner: str, lease: timedelta) -> dict[str, Any]:
+    return {"id": job_id, "owner": owner, "lease": lease.total_seconds()}
+
+
+def claimed(row: tuple[Any, ...] | None) -> Run | None:
+    return None if row is None else Run(*row)
 
 
 def claim(db: Session, job_id: str, owner: str, lease: timedelta) -> Run | None:
     """Start a run: queued -> running, attempts + 1 (the run's token), and take the session's
     generation and last seq. None when the job is not queued or is not its session's head."""
-    row = db.execute(_CLAIM, {"id": job_id, "owner": owner, "lease": lease.total_seconds()}).first()
-    return None if row is None else Run(*row)
+    return claimed(db.connection().exec_driver_sql(CLAIM, claim_params(job_id, owner, lease)).first())
 
 
 class Fence(NamedTuple):
@@ -242,20 +257,24 @@ class Fence(NamedTuple):
     cancel_requested: bool
 
 
-_LOCK_RUN = text(f"""
+LOCK_RUN = f"""
     SELECT s.generation, j.cancel_requested
     FROM jobs j JOIN sessions s ON s.id = j.session_id
-    WHERE j.id = :id AND j.attempts = :token AND j.status = '{RUNNING}'
+    WHERE j.id = %(id)s AND j.attempts = %(token)s AND j.status = '{RUNNING}'
     FOR UPDATE OF j FOR SHARE OF s
-""")
+"""
+"""The fence (params: id, token): one row (session generation, cancel requested), or none."""
+
+
+def fenced(row: tuple[Any, ...] | None) -> Fence | None:
+    return None if row is None else Fence(row[0], bool(row[1]))
 
 
 def lock_run(db: Session, job_id: str, token: int) -> Fence | None:
     """The fence, taken before any write of a run, in one round trip: lock the job row if this run
     still owns it, and share-lock its session so no truncate commits in between. None when the
     job is no longer the run's (re-queued after a lost lease, finished, cancelled, or purged)."""
-    row = db.execute(_LOCK_RUN, {"id": job_id, "token": token}).first()
-    return None if row is None else Fence(row[0], bool(row[1]))
+    return fenced(db.connection().exec_driver_sql(LOCK_RUN, {"id": job_id, "token": token}).first())
 
 
 # The channel a job's finish is notified on; the API's long-polls listen to it.
@@ -291,10 +310,50 @@ def finish(db: Session, job_id: str, status: JobStatus, *, result: dict[str, Any
                          "error": None if error is None else json.dumps(error)})
 
 
-def record_progress(db: Session, job_id: str, result: dict[str, Any], completed: int) -> None:
-    """A participant committed: the job's partial result and progress, in the same transaction."""
-    db.execute(text("UPDATE jobs SET result = CAST(:result AS jsonb), progress_completed = :completed WHERE id = :id"),
-               {"id": job_id, "result": json.dumps(result), "completed": completed})
+# One step of an integration, in one statement: the participants it commits (at most one with new
+# turns, the writer, and any with nothing to write) move their watermarks; the writer's insights
+# and memories go in, conditional on its watermark moving (a participant unbound or rebound since
+# the claim gets nothing); the job records its result and progress, or, on the last step, finishes
+# and wakes its long-polls. Nothing applies unless the run still owns the job, no cancel was
+# requested and the session's generation is the run's: the fence (LOCK_RUN), sent before this
+# statement in the same transaction, holds the locks that keep it so.
+# The result is computed here from what moved: ``others`` are the result's entries of participants
+# not in this step, ``entries`` give each participant of the step its entry if it moved or if not.
+COMMIT_STEP = f"""
+    WITH ok AS MATERIALIZED (
+        SELECT j.id FROM jobs j JOIN sessions s ON s.id = j.session_id
+        WHERE j.id = %(id)s AND j.attempts = %(token)s AND j.status = '{RUNNING}' AND NOT j.cancel_requested
+          AND s.generation = %(generation)s),
+    moved AS MATERIALIZED ({sessions_repo.MOVE_WATERMARKS.format(when="EXISTS (SELECT FROM ok)")}),
+    writer AS MATERIALIZED (SELECT FROM moved WHERE moved.id = CAST(%(writer)s AS bigint)),
+    new_insights AS ({sessions_repo.INSERT_INSIGHTS.format(when="EXISTS (SELECT FROM writer)")}),
+    new_memories AS ({memories_repo.INSERT_MEMORIES.format(when="EXISTS (SELECT FROM writer)")}),
+    reinforced AS ({memories_repo.REINFORCE.format(when="EXISTS (SELECT FROM writer)")}),
+    result AS (
+        SELECT jsonb_build_object('participants', coalesce(jsonb_agg(r.e ORDER BY r.e ->> 'name' COLLATE "C"),
+                                                           '[]'::jsonb)) AS value
+        FROM (SELECT e FROM jsonb_array_elements(CAST(%(others)s AS jsonb)) AS e
+              UNION ALL
+              SELECT CASE WHEN EXISTS (SELECT FROM moved WHERE moved.id = x.participant) THEN x.moved ELSE x.stayed END
+              FROM jsonb_to_recordset(CAST(%(entries)s AS jsonb)) AS x(participant bigint, moved jsonb, stayed jsonb)) r),
+    step AS (
+        UPDATE jobs SET result = (SELECT value FROM result), progress_completed = %(completed)s,
+                        status = CASE WHEN %(last)s THEN '{JobStatus.SUCCEEDED.value}' ELSE status END,
+                        finished_at = CASE WHEN %(last)s THEN now() ELSE finished_at END,
+                        lease_expires_at = CASE WHEN %(last)s THEN NULL ELSE lease_expires_at END
+        WHERE id = (SELECT id FROM ok)
+        RETURNING id, namespace_id, status),
+    done AS (SELECT id, namespace_id, status FROM step WHERE %(last)s),
+    outbox AS ({webhooks.outbox_sql("done")})
+    SELECT EXISTS (SELECT FROM step), ARRAY(SELECT id FROM moved),
+           (SELECT count(*) FROM (SELECT pg_notify('{JOBS_CHANNEL}', id) FROM done) n)
+           + (SELECT count(*) FROM (SELECT pg_notify('{webhooks.DELIVERIES_CHANNEL}', id) FROM done
+                                    WHERE EXISTS (SELECT FROM outbox)) d)
+"""
+"""Params: id, token, generation, session_id, session_name, snapshot, participants and watermarks
+(as read), writer (a participant id or None), agent_id, insights, memories, reinforce, others,
+entries, completed, last. One row: (the step applied, ids of the participants whose watermark moved,
+notifications sent). The last step also writes the job's webhook deliveries (the outbox)."""
 
 
 def requeue(db: Session, job_id: str, error: dict[str, Any]) -> None:
@@ -306,29 +365,32 @@ def requeue(db: Session, job_id: str, error: dict[str, Any]) -> None:
     """), {"id": job_id, "error": json.dumps(error)})
 
 
-_DISPATCH_NEXT = text(f"""
+DISPATCH_NEXT = f"""
     UPDATE jobs j SET dispatched_at = now()
-    WHERE j.session_id = :session_id AND j.status = '{QUEUED}' AND j.dispatched_at IS NULL AND {is_head("j")}
+    WHERE j.session_id = %(session_id)s AND j.status = '{QUEUED}' AND j.dispatched_at IS NULL AND {is_head("j")}
     RETURNING j.id, j.kind
-""")
+"""
+"""``dispatch_next`` as a statement (param: session_id); rows (id, kind) of ``Dispatch``."""
 
 
 def dispatch_next(db: Session, session_id: int) -> list[Dispatch]:
     """Mark the session's head as dispatched when it is queued and has no message yet; returns
     the message to send after commit. Run in every transaction that finishes or re-queues a job."""
-    return [Dispatch(r[0], r[1]) for r in db.execute(_DISPATCH_NEXT, {"session_id": session_id})]
+    return [Dispatch(r[0], r[1]) for r in db.connection().exec_driver_sql(DISPATCH_NEXT, {"session_id": session_id})]
 
 
-_HEARTBEAT = text(f"""
-    UPDATE jobs SET lease_expires_at = now() + make_interval(secs => :lease)
-    WHERE id = :id AND attempts = :token AND status = '{RUNNING}'
+HEARTBEAT = f"""
+    UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+    WHERE id = %(id)s AND attempts = %(token)s AND status = '{RUNNING}'
     RETURNING cancel_requested
-""")
+"""
+"""Extend the lease (params: id, token, lease in seconds): one row (cancel requested) while the run's."""
 
 
 def heartbeat(db: Session, job_id: str, token: int, lease: timedelta) -> tuple[bool, bool]:
     """Extend the lease. Returns (still the run's, cancel requested)."""
-    row = db.execute(_HEARTBEAT, {"id": job_id, "token": token, "lease": lease.total_seconds()}).first()
+    row = db.connection().exec_driver_sql(
+        HEARTBEAT, {"id": job_id, "token": token, "lease": lease.total_seconds()}).first()
     return row is not None, bool(row and row[0])
 
 

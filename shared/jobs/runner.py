@@ -11,8 +11,10 @@ Rules (DESIGN.md section 3) and where they hold (docs/jobs.md has the whole tabl
 - accepted means done: a lost run leaves a running row whose lease expires; the reconciler
   re-queues it (bounded attempts).
 
-A trivial integration costs two transactions (claim + plan, then write + finish + dispatch); a
-truncate costs one.
+A trivial integration costs three round trips to PostgreSQL (shared.jobs.pipeline): the claim with
+the reads of its plan; the fence with the agent's lock and recent memories; the writes with the
+finish, the notify and the dispatch of the next head, committed. With nothing new to integrate it
+costs two (the claim; the fence with the finish). A truncate costs two transactions.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from shared.config import Settings
 from shared.db import unit_of_work
 from shared.errors import problem_body
 from shared.integrators import Integrator, IntegratorError, load_integrator
-from shared.jobs import effects
+from shared.jobs import effects, pipeline
 from shared.jobs import repository as repo
 from shared.jobs.metrics import TimedIntegrator
 from shared.jobs.repository import Dispatch, Run
@@ -55,7 +57,8 @@ def integrator_for(settings: Settings) -> Integrator:
 
 class Heartbeat:
     """Renews the lease every third of it while the run works (long LLM calls included), and at
-    safe points learns whether the job was cancelled or taken away."""
+    safe points learns whether the job was cancelled or taken away. The renewing is done by one
+    thread per process (``_Beater``), so a run starts no thread of its own."""
 
     # A safe point renews at most this often: fast jobs pay no extra round trip, and a cancel is
     # seen within this time at the latest.
@@ -66,36 +69,67 @@ class Heartbeat:
         self.lease = timedelta(seconds=settings.job_lease_seconds)
         self.cancel_requested = False
         self.lost = False
-        self._last = time.monotonic()  # the claim just set the lease
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+        self.last = time.monotonic()  # the claim just set the lease
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        _beater().watch(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        _beater().watch(None)
 
     def beat(self) -> None:
         """Renew the lease now and learn whether the job was cancelled or taken away."""
-        self._last = time.monotonic()
+        self.last = time.monotonic()
         try:
-            with unit_of_work(self.settings) as db:
-                ours, cancel = repo.heartbeat(db, self.job_id, self.token, self.lease)
-            self.lost = not ours
-            self.cancel_requested = cancel
+            (rows,) = pipeline.run(self.settings, [(repo.HEARTBEAT, {
+                "id": self.job_id, "token": self.token, "lease": self.lease.total_seconds()})])
+            self.lost = not rows
+            self.cancel_requested = bool(rows and rows[0][0])
         except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
             log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
 
     def checkpoint(self) -> None:
-        if time.monotonic() - self._last >= self.CHECK_INTERVAL:
+        if time.monotonic() - self.last >= self.CHECK_INTERVAL:
             self.beat()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.job_lease_seconds / 3):
-            self.beat()
+
+class _Beater:
+    """The process's heartbeat thread: beats for the run under way every third of its lease."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._current: Heartbeat | None = None
+        threading.Thread(target=self._loop, name="heartbeat", daemon=True).start()
+
+    def watch(self, hb: Heartbeat | None) -> None:
+        with self._cond:
+            self._current = hb
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._current is None:
+                    self._cond.wait()
+                hb = self._current
+                due = hb.last + hb.settings.job_lease_seconds / 3
+                if time.monotonic() < due:
+                    self._cond.wait(due - time.monotonic())
+                    continue  # woken (another run, or none) or due: look again
+            # Outside the lock: a beat racing the run's end is harmless (it only renews a lease
+            # that is still the run's).
+            hb.beat()
+
+
+_beaters: dict[int, _Beater] = {}
+
+
+def _beater() -> _Beater:
+    found = _beaters.get(os.getpid())  # threads do not survive a fork: one per process
+    if found is None:
+        found = _beaters[os.getpid()] = _Beater()
+    return found
 
 
 def run_job(job_id: str, settings: Settings, owner: str) -> str:
@@ -104,35 +138,33 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
     clear_log_context()
     bind_log_context(job_id=job_id)
     to_dispatch: list[Dispatch] = []
-    plans: list[effects.Plan] = []
-    with unit_of_work(settings) as db:
-        run = repo.claim(db, job_id, owner, lease)
-        if run is None:
-            state = repo.status_of(db, job_id) or "gone"
-        elif run.kind == JobKind.TRUNCATE:
-            # Claim, effects, finish and dispatch in one transaction.
-            to_dispatch = effects.truncate(db, run)
-        else:
-            plans = effects.plan_integration(db, run)
+    run, plans = effects.claim_integration(settings, job_id, owner, lease)
     if run is None:
         # A duplicate or early message: the job is running elsewhere, finished, or waits behind
         # an earlier job of its session (whose run will dispatch this one).
-        log.info("job %s not claimed (%s)", job_id, state)
+        if log.isEnabledFor(logging.INFO):
+            with unit_of_work(settings) as db:
+                state = repo.status_of(db, job_id) or "gone"
+            log.info("job %s not claimed (%s)", job_id, state)
         return "skipped"
     bind_log_context(session=run.session_name)
     log.info("job %s claimed: %s of session %s, attempt %d", job_id, run.kind, run.session_name, run.token)
     outcome = JobStatus.SUCCEEDED.value
     try:
-        if run.kind == JobKind.INTEGRATE:
+        if run.kind == JobKind.TRUNCATE:
+            to_dispatch = effects.truncate_run(settings, run)
+        else:
             with Heartbeat(job_id, run.token, settings) as hb:
                 to_dispatch = effects.integrate(run, settings, integrator_for(settings), hb, plans,
                                                 active_embedder(settings))
     except effects.Superseded as exc:
         outcome, to_dispatch = _fail_or_retry(run, settings, False, problem_body(
             409, "The session was truncated during the run", str(exc), type_slug="session-truncated"))
+        if outcome == JobStatus.FAILED.value:
+            outcome = "superseded"  # the job failed, because a truncate came between (metrics and logs tell it apart)
     except effects.Fenced as exc:
         log.warning("job %s attempt %d stopped: %s", job_id, run.token, exc)
-        return "fenced"
+        outcome, to_dispatch = "fenced", exc.to_dispatch
     except effects.Cancelled:
         outcome = JobStatus.CANCELLED.value
         with unit_of_work(settings) as db:
@@ -148,7 +180,8 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
             500, "Internal error while running the job", f"{type(exc).__name__}: {exc}", type_slug="internal"))
     for d in to_dispatch:
         queue.dispatch(d, settings)
-    log.info("job %s %s", job_id, outcome)
+    if outcome != "fenced":
+        log.info("job %s %s", job_id, outcome)
     return outcome
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import any_, bindparam, delete, literal, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.types import String
 
@@ -22,41 +22,63 @@ class Known(NamedTuple):
     text: str  # what near-duplicates are compared on: speaker and content
 
 
-# Lock the agent (two sessions integrating it cannot both add one memory) and read its most recent
-# memories, the window near-duplicates are looked for in, in one round trip. The window bounds the
-# cost of an integration however much the agent remembers.
-_LOCK_RECENT = text("""
-    WITH locked AS (SELECT id FROM agents WHERE id = :agent_id FOR UPDATE)
-    SELECT m.id, m.kind, coalesce(m.speaker || ': ', '') || m.content FROM locked
-    JOIN LATERAL (SELECT id, kind, speaker, content FROM memories WHERE agent_id = locked.id
-                  ORDER BY id DESC LIMIT :window) m ON true
-""")
+# Lock the agent (two sessions integrating it cannot both add one memory), then read its most
+# recent memories, the window near-duplicates are looked for in. Two statements: under READ
+# COMMITTED a statement reads from the snapshot it started with, so the read must come after the
+# lock has been granted to see what the previous holder committed. The window bounds the cost of
+# an integration however much the agent remembers.
+LOCK_AGENT = "SELECT id FROM agents WHERE id = %(agent_id)s FOR UPDATE"
+RECENT = """
+    SELECT id, kind, coalesce(speaker || ': ', '') || content FROM memories WHERE agent_id = %(agent_id)s
+    AND id > %(after)s ORDER BY id DESC LIMIT %(window)s
+"""
+"""The agent's ``window`` latest memories after the id ``after`` (params: agent_id, after, window),
+rows of ``Known``, newest first. An agent's memories are written under its lock, so those written
+since a reader held it have greater ids than any it read."""
+
+COUNT_BETWEEN = "SELECT count(*) FROM memories WHERE agent_id = %(agent_id)s AND id BETWEEN %(low)s AND %(high)s"
+"""How many of the agent's memories have ids in [low, high]: fewer than were read there means some
+were deleted (forgotten, or their evidence redacted) since."""
 
 
 def lock_recent(db: Session, agent_id: int, window: int) -> list[Known]:
     """Lock the agent for a write of memories; its ``window`` latest memories."""
-    return [Known(*r) for r in db.execute(_LOCK_RECENT, {"agent_id": agent_id, "window": window})]
+    conn = db.connection()
+    params = {"agent_id": agent_id, "window": window, "after": 0}
+    conn.exec_driver_sql(LOCK_AGENT, params)
+    return [Known(*r) for r in conn.exec_driver_sql(RECENT, params)]
 
 
-def insert_many(db: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert memories (agent_id, session_id, session_name, generation, kind, speaker, content,
-    importance, evidence, occurred_at, job_id) in one statement; their ids, in order."""
-    if not rows:
-        return []
-    return list(db.scalars(insert(Memory).returning(Memory.id, sort_by_parameter_order=True), rows))
+# The writes of an integration step into an agent's stream, as parts of one statement
+# (shared.jobs.repository.COMMIT_STEP); ``{when}`` is the condition under which they apply.
+INSERT_MEMORIES = """
+    INSERT INTO memories (agent_id, session_id, session_name, generation, kind, speaker, content, importance,
+                          evidence, occurred_at, job_id)
+    SELECT %(agent_id)s, %(session_id)s, %(session_name)s, %(generation)s, m.kind, m.speaker, m.content,
+           m.importance, m.evidence, m.occurred_at, %(id)s
+    FROM jsonb_to_recordset(CAST(%(memories)s AS jsonb))
+         AS m(kind text, speaker text, content text, importance smallint, evidence bigint[], occurred_at timestamptz)
+    WHERE {when}"""
+"""Insert memories in the order of the JSON list (params: agent_id, session_id, session_name,
+generation, id (the job), memories)."""
 
-
-_REINFORCE = text("""
+REINFORCE = """
     UPDATE memories m SET reinforcements = m.reinforcements + r.times, last_seen_at = now()
-    FROM (SELECT id, count(*) AS times FROM unnest(CAST(:ids AS bigint[])) AS id GROUP BY id) r
-    WHERE m.id = r.id
-""")
+    FROM (SELECT id, count(*) AS times FROM unnest(CAST(%(reinforce)s AS bigint[])) AS id GROUP BY id) r
+    WHERE m.id = r.id AND {when}"""
+"""A near-duplicate was seen again: count it on the memory, and note when (param: reinforce, ids)."""
 
-
-def reinforce(db: Session, memory_ids: list[int]) -> None:
-    """A near-duplicate was seen again: count it on the memory, and note when."""
-    if memory_ids:
-        db.execute(_REINFORCE, {"ids": memory_ids})
+INSERT_VECTORS = """
+    INSERT INTO memory_embeddings (memory_id, agent_id, dimensions, embedding)
+    SELECT m.id, m.agent_id, v.dimensions, CAST(v.embedding AS vector)
+    FROM jsonb_to_recordset(CAST(%(vectors)s AS jsonb)) AS v(kind text, speaker text, content text, dimensions int,
+                                                           embedding text)
+    JOIN memories m ON m.agent_id = %(agent_id)s AND m.id > %(after)s AND m.job_id = %(id)s AND m.kind = v.kind
+                   AND m.speaker IS NOT DISTINCT FROM v.speaker AND m.content = v.content
+"""
+"""The vectors of memories just inserted by INSERT_MEMORIES, found by what they say (unique in one
+write: a repeat is a near-duplicate) among the agent's memories after ``after``, the newest id read
+under the agent's lock (params: vectors, agent_id, after, id (the job)). Needs pgvector."""
 
 
 def list_before(db: Session, agent_id: int, before: int | None, limit: int) -> list[Memory]:

@@ -4,17 +4,17 @@ kind reinforces that memory instead of repeating it."""
 
 from __future__ import annotations
 
+import json
+import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from rapidfuzz import fuzz, process, utils
-from sqlalchemy.orm import Session
 
 from shared.embedders import Embedder, EmbedderError
 from shared.integrators import ChatTurn, InsightDraft, IntegratorError
-from shared.memories import repository as repo
 from shared.memories import vectors
 from shared.memories.schemas import MemoryKind
 
@@ -64,35 +64,125 @@ def embed(embedder: Embedder, batch: Sequence[Entry]) -> None:
         entry.vector = vector
 
 
-def write(db: Session, *, agent_id: int, session_id: int, session_name: str, generation: int, job_id: str,
-          batch: Sequence[Entry], threshold: float, window: int) -> int:
-    """Write the entries into the agent's stream (locking the agent); returns memories created."""
-    known = repo.lock_recent(db, agent_id, window)
-    texts = {kind: [k.text for k in known if k.kind == kind] for kind in MemoryKind}
-    ids: dict[MemoryKind, list[int | None]] = {kind: [k.id for k in known if k.kind == kind] for kind in MemoryKind}
+def _compared(said: str) -> str:
+    """What near-duplicates are compared on: the words of rapidfuzz's default processor, sorted.
+    rapidfuzz's token_sort_ratio of two texts is the plain ratio of these."""
+    return " ".join(sorted(utils.default_process(said).split()))
+
+
+class Window:
+    """An agent's ``size`` latest memories as read under its lock, newest first, ready to be
+    compared with: for reflections what they say (``_compared``) and their ids; for observations,
+    which are seen again only in the same words (a ratio of 100), the newest id by what they say.
+
+    A worker keeps the windows of the agents it wrote last (``window_of``), so that a write reads
+    only the memories added since (repository.RECENT after ``high``) and checks that none in the
+    window was deleted since (repository.COUNT_BETWEEN ``low``..``high`` equals ``len(order)``),
+    instead of reading the whole window again."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.order: list[tuple[int, str, str]] = []  # (id, kind, compared), newest first
+        self.reflections: list[str] = []  # newest first
+        self.reflection_ids: list[int] = []
+        self.observations: dict[str, int] = {}
+        self.chars = 0
+
+    @property
+    def high(self) -> int:
+        return self.order[0][0] if self.order else 0
+
+    @property
+    def low(self) -> int:
+        return self.order[-1][0] if self.order else 1
+
+    def advance(self, newer: Sequence[tuple[int, str, str]]) -> None:
+        """Add memories read after ``high`` (newest first); the oldest fall out of the window."""
+        if not newer:
+            return
+        order = [(memory_id, kind, _compared(said)) for memory_id, kind, said in newer]
+        reflections = [(memory_id, said) for memory_id, kind, said in order if kind == MemoryKind.REFLECTION]
+        self.reflections[:0] = [said for _, said in reflections]
+        self.reflection_ids[:0] = [memory_id for memory_id, _ in reflections]
+        for memory_id, kind, said in reversed(order):  # oldest first: the newest of equals stays
+            if kind == MemoryKind.OBSERVATION:
+                self.observations[said] = memory_id
+        self.chars += sum(len(said) for _, _, said in order)
+        self.order[:0] = order
+        while len(self.order) > self.size:
+            memory_id, kind, said = self.order.pop()
+            self.chars -= len(said)
+            if kind == MemoryKind.REFLECTION:
+                self.reflections.pop()
+                self.reflection_ids.pop()
+            elif self.observations.get(said) == memory_id:
+                del self.observations[said]
+
+
+# The windows a worker process keeps: at most this many agents and characters in all.
+WINDOWS_KEPT = 32
+WINDOW_CHARS_KEPT = 4_000_000
+_windows: OrderedDict[tuple[int, str, int, int], Window] = OrderedDict()
+
+
+def window_of(database: str, agent_id: int, size: int) -> tuple[tuple[int, str, int, int], Window]:
+    """The window this process kept for the agent (taken out of the cache: give it back with
+    ``keep`` once it is up to date), or an empty one."""
+    key = (os.getpid(), database, agent_id, size)
+    return key, _windows.pop(key, None) or Window(size)
+
+
+def keep(key: tuple[int, str, int, int], window: Window) -> None:
+    _windows[key] = window
+    total = sum(w.chars for w in _windows.values())
+    while _windows and (len(_windows) > WINDOWS_KEPT or total > WINDOW_CHARS_KEPT):
+        total -= _windows.popitem(last=False)[1].chars
+
+
+def sift(window: Window, batch: Sequence[Entry], threshold: float) -> tuple[list[Entry], list[int]]:
+    """What a write of the entries does to the agent's stream, given its ``window`` of latest
+    memories (read under the agent's lock): the entries to insert, in order, and the ids of the
+    memories to reinforce (once per time seen again).
+
+    An observation is seen again only in the same words from the same speaker (case and
+    punctuation aside: rapidfuzz's token_sort_ratio of 100): "the deploy moved to Thursday" must
+    not reinforce "... to Tuesday". Reflections, written by the integrator, are near-duplicates
+    from ``threshold``. A match among the window's memories (the newest, or the best) is reinforced;
+    one among the entries of this very write has nothing to reinforce yet."""
+    observations: set[str] = set()  # of this very write
+    reflections: list[str] = []
     new: list[Entry] = []
     reinforced: list[int] = []
     for entry in batch:
-        # An observation is seen again only in the same words from the same speaker (case and
-        # punctuation aside): "the deploy moved to Thursday" must not reinforce "... to Tuesday".
-        # Reflections, written by the integrator, are near-duplicates above the threshold.
-        cutoff = 100.0 if entry.kind == MemoryKind.OBSERVATION else threshold
-        pool = texts[entry.kind]
-        match = process.extractOne(entry.said, pool, scorer=fuzz.token_sort_ratio, processor=utils.default_process,
-                                   score_cutoff=cutoff) if pool else None
-        if match is not None:
-            known_id = ids[entry.kind][match[2]]
+        said = _compared(entry.said)
+        if entry.kind == MemoryKind.OBSERVATION:
+            known_id = window.observations.get(said)
             if known_id is not None:
-                reinforced.append(known_id)  # seen again: reinforce, do not repeat
+                reinforced.append(known_id)
+            elif said not in observations:
+                observations.add(said)
+                new.append(entry)
             continue
-        pool.append(entry.said)
-        ids[entry.kind].append(None)  # a memory of this very transaction: nothing to reinforce yet
-        new.append(entry)
-    rows: list[dict[str, Any]] = [
-        {"agent_id": agent_id, "session_id": session_id, "session_name": session_name, "generation": generation,
-         "kind": e.kind.value, "speaker": e.speaker, "content": e.content, "importance": e.importance,
-         "evidence": e.evidence, "occurred_at": e.occurred_at, "job_id": job_id} for e in new]
-    created = repo.insert_many(db, rows)
-    vectors.insert(db, agent_id, [(m, e.vector) for m, e in zip(created, new, strict=True) if e.vector is not None])
-    repo.reinforce(db, reinforced)
-    return len(new)
+        known = process.extractOne(said, window.reflections, scorer=fuzz.ratio, processor=None,
+                                   score_cutoff=threshold) if window.reflections else None
+        mine = process.extractOne(said, reflections, scorer=fuzz.ratio, processor=None,
+                                  score_cutoff=threshold) if reflections else None
+        if known is not None and (mine is None or known[1] >= mine[1]):
+            reinforced.append(window.reflection_ids[known[2]])
+        elif mine is None:
+            reflections.append(said)
+            new.append(entry)
+    return new, reinforced
+
+
+def rows_json(new: Sequence[Entry]) -> str:
+    """The entries as the JSON list INSERT_MEMORIES reads."""
+    return json.dumps([{"kind": e.kind.value, "speaker": e.speaker, "content": e.content, "importance": e.importance,
+                        "evidence": e.evidence, "occurred_at": e.occurred_at.isoformat()} for e in new])
+
+
+def vectors_json(new: Sequence[Entry]) -> str | None:
+    """The vectors of the entries that have one, as the JSON list INSERT_VECTORS reads; None if none."""
+    found = [{"kind": e.kind.value, "speaker": e.speaker, "content": e.content, "dimensions": len(e.vector),
+              "embedding": vectors.literal(e.vector)} for e in new if e.vector is not None]
+    return json.dumps(found) if found else None

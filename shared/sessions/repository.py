@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -183,3 +184,57 @@ def insert_insights(db: Session, rows: list[dict[str, Any]]) -> None:
     """Insert insights (session_id, agent_id, content, importance, evidence, job_id) in one statement."""
     if rows:
         db.execute(insert(Insight), rows)
+
+
+# The reads of an integration's plan as psycopg statements (shared.jobs.pipeline), over the run's
+# job: ``run`` is an SQL relation of one row (session_id, snapshot_seq), empty when the job is not
+# the run's. Run in the claim's round trip, they see what the claim saw or later.
+def _compiled(condition: ColumnElement[bool]) -> str:
+    from sqlalchemy.dialects.postgresql.psycopg import dialect
+
+    return str(condition.compile(dialect=dialect(), compile_kwargs={"literal_binds": True}))  # type: ignore[no-untyped-call]
+
+
+@functools.cache
+def participants_to_integrate_sql(run: str) -> str:
+    """Rows of ToIntegrate, by name."""
+    return f"""
+        SELECT participants.id, agents.id, agents.name, agents.description, participants.last_integration_turn
+        FROM {run} AS run JOIN participants ON participants.session_id = run.session_id
+        JOIN agents ON agents.id = participants.agent_id
+        ORDER BY agents.name"""
+
+
+@functools.cache
+def new_turns_seen_sql(run: str) -> str:
+    """The rows of ``new_turns_seen`` up to the run's snapshot."""
+    return f"""
+        SELECT participants.id, turns.seq, turns.speaker, turns.content, turns.occurred_at
+        FROM {run} AS run JOIN participants ON participants.session_id = run.session_id
+        JOIN agents ON agents.id = participants.agent_id
+        JOIN turns ON turns.session_id = participants.session_id
+        WHERE {_compiled(not_yet_integrated())} AND turns.seq <= run.snapshot_seq
+          AND ({_compiled(sees(Agent.name))}) AND turns.redacted_at IS NULL
+        ORDER BY participants.id, turns.seq"""
+
+
+REDACTED_AMONG = """
+    SELECT seq FROM turns WHERE session_id = %(session_id)s AND seq = ANY(%(seqs)s) AND redacted_at IS NOT NULL
+"""
+"""``redacted_among`` as a psycopg statement (params: session_id, seqs)."""
+
+# The writes of an integration step, as parts of one statement (shared.jobs.repository.COMMIT_STEP);
+# ``{when}`` is the condition, on the rest of that statement, under which they apply.
+MOVE_WATERMARKS = """
+    UPDATE participants p SET last_integration_turn = greatest(p.last_integration_turn, %(snapshot)s)
+    FROM unnest(CAST(%(participants)s AS bigint[]), CAST(%(watermarks)s AS int[])) AS w(id, watermark)
+    WHERE p.id = w.id AND p.last_integration_turn = w.watermark AND {when}
+    RETURNING p.id"""
+"""``move_watermark`` for several participants (params: snapshot, participants, watermarks as read)."""
+
+INSERT_INSIGHTS = """
+    INSERT INTO insights (session_id, agent_id, content, importance, evidence, job_id)
+    SELECT %(session_id)s, %(agent_id)s, d.content, d.importance, d.evidence, %(id)s
+    FROM jsonb_to_recordset(CAST(%(insights)s AS jsonb)) AS d(content text, importance smallint, evidence bigint[])
+    WHERE {when}"""
+"""``insert_insights`` (params: session_id, agent_id, id (the job), insights as a JSON list)."""
