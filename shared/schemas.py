@@ -24,7 +24,8 @@ def _no_nul(value: str) -> str:
     return value
 
 
-SafeStr = Annotated[str, AfterValidator(_no_nul)]
+NO_NUL = "^[^\u0000]*$"  # the rule of _no_nul, as the OpenAPI document states it
+SafeStr = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": NO_NUL})]
 
 
 def _check_json(value: Any, depth: int = 0) -> None:
@@ -52,7 +53,12 @@ def check_json_object(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
+# The OpenAPI document states the rules that a schema can: no NUL in keys or strings, at any depth.
+_JSON_VALUE: dict[str, Any] = {"anyOf": [
+    {"type": "string", "pattern": NO_NUL}, {"type": "number"}, {"type": "boolean"}, {"type": "null"},
+    {"type": "array", "items": {}}, {"type": "object", "propertyNames": {"pattern": NO_NUL}}]}
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object), Field(json_schema_extra={
+    "propertyNames": {"pattern": NO_NUL}, "additionalProperties": _JSON_VALUE})]
 
 
 class Schema(BaseModel):
