@@ -47,7 +47,7 @@ class Config:
     recall_memories: int = 100_000  # the agent whose recall latency is measured
     recall_rounds: int = 300
     scale_requests: int = 300  # scaleout: integrate requests per round and API set-up
-    scale_jobs: int = 150  # scaleout: trivial jobs per round and worker set-up
+    scale_jobs: int = 300  # scaleout: trivial jobs per round and worker set-up
     scale_rounds: int = 2
 
 

@@ -16,7 +16,7 @@ the same processes, no restart. Which worker ran each job is read from the jobs'
 one-worker round that w2 touched is reported. Rounds alternate (2, 1, then 1, 2, …). Figure:
 jobs/s with 2 workers ÷ with 1.
 
-About a minute in a full run (2 rounds of each), 30 s with --quick (1 round), on 2 cores.
+About 45 s in a full run (2 rounds of each), 30 s with --quick (1 round), on 2 cores.
 """
 
 from __future__ import annotations

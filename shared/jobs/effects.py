@@ -115,15 +115,25 @@ def plans_of(people: Sequence[tuple[Any, ...]], seen: Sequence[tuple[Any, ...]])
     return list(plans.values())
 
 
-def claim_integration(settings: Settings, job_id: str, owner: str, lease: timedelta) -> tuple[Run | None, list[Plan]]:
-    """Claim the job and read the plan of an integration, in one round trip: the claim, then who
-    to integrate and which turns each one sees, as of the claim. A truncate's claim has no plan."""
+@dataclass
+class Claim:
+    run: Run | None  # None: not claimed (a duplicate or early message)
+    plans: list[Plan]
+    finished: bool  # nothing was new: the claim's transaction finished the job
+    to_dispatch: list[Dispatch]  # the session's next head, when the claim's transaction decided it
+
+
+def claim_integration(settings: Settings, job_id: str, owner: str, lease: timedelta) -> Claim:
+    """Claim the job and, in the same round trip, finish it if no participant has anything new
+    (repo.FINISH_IF_IDLE), else read the plan of its integration: who to integrate and which turns
+    each one sees, as of the claim. A truncate's claim has no plan."""
     params = repo.claim_params(job_id, owner, lease)
     run = repo.CLAIMED_INTEGRATION
-    claim, people, seen = pipeline.run(settings, [
-        (repo.CLAIM, params), (sessions_repo.participants_to_integrate_sql(run), params),
-        (sessions_repo.new_turns_seen_sql(run), params)])
-    return repo.claimed(claim[0] if claim else None), plans_of(people, seen)
+    claim, ((finished,),), dispatched, people, seen = pipeline.run(settings, [
+        (repo.CLAIM, params), (repo.FINISH_IF_IDLE, params), (repo.DISPATCH_AFTER, params),
+        (sessions_repo.participants_to_integrate_sql(run), params), (sessions_repo.new_turns_seen_sql(run), params)])
+    return Claim(repo.claimed(claim[0] if claim else None), plans_of(people, seen), bool(finished),
+                 [Dispatch(r[0], r[1]) for r in dispatched])
 
 
 def _encodable(content: str) -> bool:

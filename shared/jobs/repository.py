@@ -286,6 +286,36 @@ def listen_to_finished_jobs(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"LISTEN {JOBS_CHANNEL}")
 
 
+# With nothing new for any participant, an integration is done in its claim's round trip: this
+# statement, run right after CLAIM in the same transaction (the job row is the run's, locked by it;
+# no truncate can come between, the job being its session's head), moves the watermarks, finishes
+# the job with its result and wakes its long-polls. A job with the result of an earlier attempt
+# goes the usual way (its result adds up, see shared.jobs.effects).
+_IDLE_JOB = f"""(SELECT id, session_id, snapshot_seq FROM jobs WHERE id = %(id)s AND status = '{RUNNING}'
+                 AND lease_owner = %(owner)s AND kind = '{JobKind.INTEGRATE.value}' AND result IS NULL)"""
+FINISH_IF_IDLE = f"""
+    WITH job AS MATERIALIZED {_IDLE_JOB},
+    people(id, agent_id, name, description, watermark) AS MATERIALIZED (
+        {sessions_repo.participants_to_integrate_sql("job")}),
+    idle AS MATERIALIZED (
+        SELECT job.id, job.snapshot_seq FROM job WHERE NOT EXISTS ({sessions_repo.new_turns_seen_sql("job")})),
+    moved AS MATERIALIZED ({sessions_repo.MOVE_WATERMARKS.format(
+        snapshot="(SELECT snapshot_seq FROM idle)", read="people AS w", when="EXISTS (SELECT FROM idle)")}),
+    done AS (
+        UPDATE jobs SET status = '{JobStatus.SUCCEEDED.value}', finished_at = now(), lease_expires_at = NULL,
+                        progress_completed = (SELECT count(*) FROM people),
+                        result = jsonb_build_object('participants', coalesce((
+                            SELECT jsonb_agg(jsonb_build_object(
+                                       'name', p.name, 'turns_integrated', 0, 'insights_created', 0,
+                                       'memories_created', 0, 'watermark', coalesce(m.last_integration_turn, p.watermark))
+                                   ORDER BY p.name COLLATE "C")
+                            FROM people p LEFT JOIN moved m ON m.id = p.id), '[]'::jsonb))
+        WHERE id = (SELECT id FROM idle)
+        RETURNING id)
+    SELECT (SELECT count(*) FROM (SELECT pg_notify('{JOBS_CHANNEL}', id) FROM done) n)
+"""
+"""Params: id, owner. One row: 1 when the job was finished, else 0."""
+
 _FINISH = text(f"""
     WITH done AS (
         UPDATE jobs SET status = :status, result = coalesce(CAST(:result AS jsonb), result),
@@ -324,7 +354,8 @@ COMMIT_STEP = f"""
         SELECT j.id FROM jobs j JOIN sessions s ON s.id = j.session_id
         WHERE j.id = %(id)s AND j.attempts = %(token)s AND j.status = '{RUNNING}' AND NOT j.cancel_requested
           AND s.generation = %(generation)s),
-    moved AS MATERIALIZED ({sessions_repo.MOVE_WATERMARKS.format(when="EXISTS (SELECT FROM ok)")}),
+    moved AS MATERIALIZED ({sessions_repo.MOVE_WATERMARKS.format(
+        snapshot="%(snapshot)s", read=sessions_repo.AS_READ, when="EXISTS (SELECT FROM ok)")}),
     writer AS MATERIALIZED (SELECT FROM moved WHERE moved.id = CAST(%(writer)s AS bigint)),
     new_insights AS ({sessions_repo.INSERT_INSIGHTS.format(when="EXISTS (SELECT FROM writer)")}),
     new_memories AS ({memories_repo.INSERT_MEMORIES.format(when="EXISTS (SELECT FROM writer)")}),
@@ -365,12 +396,18 @@ def requeue(db: Session, job_id: str, error: dict[str, Any]) -> None:
     """), {"id": job_id, "error": json.dumps(error)})
 
 
-DISPATCH_NEXT = f"""
+def _dispatch_next_sql(session: str) -> str:
+    return f"""
     UPDATE jobs j SET dispatched_at = now()
-    WHERE j.session_id = %(session_id)s AND j.status = '{QUEUED}' AND j.dispatched_at IS NULL AND {is_head("j")}
+    WHERE j.session_id = {session} AND j.status = '{QUEUED}' AND j.dispatched_at IS NULL AND {is_head("j")}
     RETURNING j.id, j.kind
 """
+
+
+DISPATCH_NEXT = _dispatch_next_sql("%(session_id)s")
 """``dispatch_next`` as a statement (param: session_id); rows (id, kind) of ``Dispatch``."""
+DISPATCH_AFTER = _dispatch_next_sql("(SELECT session_id FROM jobs WHERE id = %(id)s)")
+"""DISPATCH_NEXT of the job's session (param: id)."""
 
 
 def dispatch_next(db: Session, session_id: int) -> list[Dispatch]:

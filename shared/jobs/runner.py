@@ -14,7 +14,7 @@ Rules (DESIGN.md section 3) and where they hold (docs/jobs.md has the whole tabl
 A trivial integration costs three round trips to PostgreSQL (shared.jobs.pipeline): the claim with
 the reads of its plan; the fence with the agent's lock and recent memories; the writes with the
 finish, the notify and the dispatch of the next head, committed. With nothing new to integrate it
-costs two (the claim; the fence with the finish). A truncate costs two transactions.
+costs one: the claim finishes the job. A truncate costs two transactions.
 """
 
 from __future__ import annotations
@@ -95,31 +95,28 @@ class Heartbeat:
 
 
 class _Beater:
-    """The process's heartbeat thread: beats for the run under way every third of its lease."""
+    """The process's heartbeat thread: beats for the run under way every third of its lease. It
+    looks every sixth of the lease (half a second without a run), so that a run starting or ending
+    never wakes it: a beat comes at most half a lease after the last one."""
+
+    IDLE_LOOK = 0.5
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._current: Heartbeat | None = None
+        self.current: Heartbeat | None = None
         threading.Thread(target=self._loop, name="heartbeat", daemon=True).start()
 
     def watch(self, hb: Heartbeat | None) -> None:
-        with self._cond:
-            self._current = hb
-            self._cond.notify()
+        self.current = hb
 
     def _loop(self) -> None:
         while True:
-            with self._cond:
-                while self._current is None:
-                    self._cond.wait()
-                hb = self._current
-                due = hb.last + hb.settings.job_lease_seconds / 3
-                if time.monotonic() < due:
-                    self._cond.wait(due - time.monotonic())
-                    continue  # woken (another run, or none) or due: look again
-            # Outside the lock: a beat racing the run's end is harmless (it only renews a lease
-            # that is still the run's).
-            hb.beat()
+            hb = self.current
+            period = self.IDLE_LOOK if hb is None else hb.settings.job_lease_seconds / 6
+            time.sleep(period)
+            hb = self.current
+            # A beat racing the run's end is harmless: it only renews a lease still the run's.
+            if hb is not None and time.monotonic() - hb.last >= hb.settings.job_lease_seconds / 3:
+                hb.beat()
 
 
 _beaters: dict[int, _Beater] = {}
@@ -137,11 +134,13 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
     lease = timedelta(seconds=settings.job_lease_seconds)
     clear_log_context()
     bind_log_context(job_id=job_id)
-    to_dispatch: list[Dispatch] = []
-    run, plans = effects.claim_integration(settings, job_id, owner, lease)
+    claim = effects.claim_integration(settings, job_id, owner, lease)
+    run, to_dispatch = claim.run, claim.to_dispatch
     if run is None:
         # A duplicate or early message: the job is running elsewhere, finished, or waits behind
         # an earlier job of its session (whose run will dispatch this one).
+        for d in to_dispatch:
+            queue.dispatch(d, settings)
         if log.isEnabledFor(logging.INFO):
             with unit_of_work(settings) as db:
                 state = repo.status_of(db, job_id) or "gone"
@@ -149,13 +148,18 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
         return "skipped"
     bind_log_context(session=run.session_name)
     log.info("job %s claimed: %s of session %s, attempt %d", job_id, run.kind, run.session_name, run.token)
+    if claim.finished:
+        for d in to_dispatch:
+            queue.dispatch(d, settings)
+        log.info("job %s %s: nothing new to integrate", job_id, JobStatus.SUCCEEDED.value)
+        return JobStatus.SUCCEEDED.value
     outcome = JobStatus.SUCCEEDED.value
     try:
         if run.kind == JobKind.TRUNCATE:
             to_dispatch = effects.truncate_run(settings, run)
         else:
             with Heartbeat(job_id, run.token, settings) as hb:
-                to_dispatch = effects.integrate(run, settings, integrator_for(settings), hb, plans,
+                to_dispatch = effects.integrate(run, settings, integrator_for(settings), hb, claim.plans,
                                                 active_embedder(settings))
     except effects.Superseded as exc:
         outcome, to_dispatch = _fail_or_retry(run, settings, False, problem_body(

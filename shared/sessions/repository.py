@@ -226,11 +226,13 @@ REDACTED_AMONG = """
 # The writes of an integration step, as parts of one statement (shared.jobs.repository.COMMIT_STEP);
 # ``{when}`` is the condition, on the rest of that statement, under which they apply.
 MOVE_WATERMARKS = """
-    UPDATE participants p SET last_integration_turn = greatest(p.last_integration_turn, %(snapshot)s)
-    FROM unnest(CAST(%(participants)s AS bigint[]), CAST(%(watermarks)s AS int[])) AS w(id, watermark)
-    WHERE p.id = w.id AND p.last_integration_turn = w.watermark AND {when}
-    RETURNING p.id"""
-"""``move_watermark`` for several participants (params: snapshot, participants, watermarks as read)."""
+    UPDATE participants p SET last_integration_turn = greatest(p.last_integration_turn, {snapshot})
+    FROM {read} WHERE p.id = w.id AND p.last_integration_turn = w.watermark AND {when}
+    RETURNING p.id, p.last_integration_turn"""
+"""``move_watermark`` for several participants: ``{read}`` is a relation ``w(id, watermark)``, the
+participants and their watermarks as read; ``{snapshot}`` the run's snapshot."""
+AS_READ = "unnest(CAST(%(participants)s AS bigint[]), CAST(%(watermarks)s AS int[])) AS w(id, watermark)"
+"""MOVE_WATERMARKS's ``{read}`` from parameters (participants, watermarks)."""
 
 INSERT_INSIGHTS = """
     INSERT INTO insights (session_id, agent_id, content, importance, evidence, job_id)

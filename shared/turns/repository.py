@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy import ColumnElement, DateTime, Table, any_, bindparam, func, insert, literal, or_, select, update
+from pydantic import TypeAdapter
+from sqlalchemy import ColumnElement, any_, func, literal, or_, select, update
 from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from shared.models import Turn
+from shared.models import ActivitySession, Turn
+from shared.turns.schemas import TurnCreate
 
 
 def sees(agent_name: str | ColumnElement[str] | QueryableAttribute[str]) -> ColumnElement[bool]:
@@ -18,15 +20,42 @@ def sees(agent_name: str | ColumnElement[str] | QueryableAttribute[str]) -> Colu
     return or_(Turn.visible_to.is_(None), name == any_(Turn.visible_to), Turn.speaker == name)
 
 
-def insert_many(db: Session, rows: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:
-    """Insert the turns; returns their (created_at, occurred_at), in order. One multi-row INSERT … RETURNING
-    (SQLAlchemy's insertmanyvalues) on the table, without building ORM objects."""
-    table = cast(Table, Turn.__table__)  # a mapped class's table is a Table
-    # A turn without a time of its own happened when it was appended.
-    occurred = func.coalesce(bindparam("occurred_at", type_=DateTime(timezone=True)), func.now())
-    stmt = insert(table).values(occurred_at=occurred).returning(
-        table.c.created_at, table.c.occurred_at, sort_by_parameter_order=True)
-    return [(r[0], r[1]) for r in db.execute(stmt, rows)]
+# One statement, one round trip: the turns travel as one JSON array (one parameter, so the statement
+# text is the same for every batch and psycopg converts its placeholders once), numbered in the order
+# sent (WITH ORDINALITY); the session's counter moves in the same statement. A turn without a time of
+# its own happened when it was appended.
+APPEND = """
+WITH appended AS (
+    INSERT INTO turns (session_id, seq, speaker, content, visible_to, metadata, occurred_at)
+    SELECT %(session_id)s, %(first)s + t.i - 1, t.speaker, t.content, t.visible_to, t.metadata,
+           coalesce(t.occurred_at, now())
+    FROM ROWS FROM (jsonb_to_recordset(CAST(%(turns)s AS jsonb)) AS (
+             speaker text, content text, visible_to varchar(63)[], metadata jsonb, occurred_at timestamptz))
+         WITH ORDINALITY AS t(speaker, content, visible_to, metadata, occurred_at, i)
+    ORDER BY t.i
+    RETURNING seq, created_at, occurred_at
+), counted AS (
+    UPDATE sessions SET turn_count = %(last)s, updated_at = now() WHERE id = %(session_id)s
+)
+SELECT array_agg(created_at ORDER BY seq), array_agg(occurred_at ORDER BY seq) FROM appended
+"""
+
+_TURN_LIST = TypeAdapter(list[TurnCreate])
+
+
+def append(db: Session, s: ActivitySession, turns: list[TurnCreate]) -> list[tuple[datetime, datetime]]:
+    """Insert the turns after the session's last (seq = turn_count + 1, …) and advance its
+    ``turn_count`` and ``updated_at``; returns the turns' (created_at, occurred_at), in order.
+    The caller holds the session's row lock. ``s`` is kept in step without a flush of its own."""
+    if not turns:
+        return []
+    first, last = s.turn_count + 1, s.turn_count + len(turns)
+    doc = _TURN_LIST.dump_json(turns).decode()
+    created, occurred = db.connection().exec_driver_sql(
+        APPEND, {"session_id": s.id, "first": first, "last": last, "turns": doc}).one()
+    set_committed_value(s, "turn_count", last)
+    db.expire(s, ["updated_at"])  # now(), as the database has it
+    return list(zip(created, occurred, strict=True))
 
 
 def list_after(db: Session, session_id: int, after: int, limit: int, *, viewer: str | None, after_seq: int) -> list[Turn]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from shared.agents import repository as agents_repo
@@ -42,18 +41,11 @@ def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns
                 raise Unprocessable(f"names agents that are not participants of the session: {', '.join(unknown)}",
                                     loc=["body", "turns", i, "visible_to"])
     first = s.turn_count + 1
-    rows = [
-        {"session_id": s.id, "seq": first + i, "speaker": t.speaker, "content": t.content,
-         "visible_to": t.visible_to, "metadata": t.metadata, "occurred_at": t.occurred_at}
-        for i, t in enumerate(batch.turns)
-    ]
-    created = repo.insert_many(db, rows)
-    s.turn_count = first + len(rows) - 1
-    s.updated_at = func.now()
+    stored = repo.append(db, s, batch.turns)
     return AppendResult(first_seq=first, last_seq=s.turn_count, turns=[
-        TurnRead(seq=r["seq"], speaker=r["speaker"], content=r["content"], visible_to=r["visible_to"],
-                 metadata=r["metadata"], occurred_at=occurred_at, created_at=created_at)
-        for r, (created_at, occurred_at) in zip(rows, created, strict=True)])
+        TurnRead(seq=seq, speaker=t.speaker, content=t.content, visible_to=t.visible_to, metadata=t.metadata,
+                 occurred_at=occurred_at, created_at=created_at)
+        for seq, t, (created_at, occurred_at) in zip(range(first, s.turn_count + 1), batch.turns, stored, strict=True)])
 
 
 def list_(db: Session, ns: Namespace, name: str, *, participant: str | None, after_seq: int, cursor: str | None,
