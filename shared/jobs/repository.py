@@ -286,6 +286,21 @@ def listen_to_finished_jobs(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"LISTEN {JOBS_CHANNEL}")
 
 
+def announced(done: str) -> tuple[str, str]:
+    """What every statement that finishes jobs ends with, given its CTE ``done`` of the finished
+    job rows (id, namespace_id, status): a CTE writing their webhook deliveries (the outbox, in the
+    same transaction as the finish), and a select expression that notifies at commit the API's
+    long-polls and, when deliveries were written, the scheduler that sends them."""
+    cte = f"outbox AS ({webhooks.outbox_sql(done)})"
+    notify = (f"(SELECT count(*) FROM (SELECT pg_notify('{JOBS_CHANNEL}', id) FROM {done}) n)"
+              f" + (SELECT count(*) FROM (SELECT pg_notify('{webhooks.DELIVERIES_CHANNEL}', id) FROM {done}"
+              " WHERE EXISTS (SELECT FROM outbox)) d)")
+    return cte, notify
+
+
+_OUTBOX, _NOTIFY = announced("done")
+
+
 # With nothing new for any participant, an integration is done in its claim's round trip: this
 # statement, run right after CLAIM in the same transaction (the job row is the run's, locked by it;
 # no truncate can come between, the job being its session's head), moves the watermarks, finishes
@@ -311,8 +326,9 @@ FINISH_IF_IDLE = f"""
                                    ORDER BY p.name COLLATE "C")
                             FROM people p LEFT JOIN moved m ON m.id = p.id), '[]'::jsonb))
         WHERE id = (SELECT id FROM idle)
-        RETURNING id)
-    SELECT (SELECT count(*) FROM (SELECT pg_notify('{JOBS_CHANNEL}', id) FROM done) n)
+        RETURNING id, namespace_id, status),
+    {_OUTBOX}
+    SELECT least(1, {_NOTIFY})
 """
 """Params: id, owner. One row: 1 when the job was finished, else 0."""
 
@@ -323,10 +339,8 @@ _FINISH = text(f"""
                finished_at = now(), lease_expires_at = NULL
         WHERE id = :id RETURNING id, namespace_id, status
     ),
-    outbox AS ({webhooks.outbox_sql("done")})
-    SELECT pg_notify('{JOBS_CHANNEL}', id),
-           CASE WHEN EXISTS (SELECT FROM outbox) THEN pg_notify('{webhooks.DELIVERIES_CHANNEL}', id) END
-    FROM done
+    {_OUTBOX}
+    SELECT {_NOTIFY}
 """)
 
 
@@ -375,11 +389,8 @@ COMMIT_STEP = f"""
         WHERE id = (SELECT id FROM ok)
         RETURNING id, namespace_id, status),
     done AS (SELECT id, namespace_id, status FROM step WHERE %(last)s),
-    outbox AS ({webhooks.outbox_sql("done")})
-    SELECT EXISTS (SELECT FROM step), ARRAY(SELECT id FROM moved),
-           (SELECT count(*) FROM (SELECT pg_notify('{JOBS_CHANNEL}', id) FROM done) n)
-           + (SELECT count(*) FROM (SELECT pg_notify('{webhooks.DELIVERIES_CHANNEL}', id) FROM done
-                                    WHERE EXISTS (SELECT FROM outbox)) d)
+    {_OUTBOX}
+    SELECT EXISTS (SELECT FROM step), ARRAY(SELECT id FROM moved), {_NOTIFY}
 """
 """Params: id, token, generation, session_id, session_name, snapshot, participants and watermarks
 (as read), writer (a participant id or None), agent_id, insights, memories, reinforce, others,

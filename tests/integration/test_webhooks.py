@@ -242,3 +242,27 @@ def test_another_namespace_sees_none_of_them(app: Any, world: World, allowing: S
         assert r.status_code == 404
     assert world.get("/webhooks/mine").json()["url"] == "https://93.184.215.14/x"
     assert json.dumps(world.get("/webhooks").json()).count("mine") == 1
+
+
+@pytest.mark.parametrize("how", ["nothing new", "truncate", "cancelled"])
+def test_every_way_a_job_finishes_writes_its_deliveries(world: World, settings: Settings, allowing: Settings,
+                                                        how: str) -> None:
+    register(world, allowing, "all", "https://93.184.215.14/x", ["job.succeeded", "job.failed", "job.cancelled"])
+    world.agent("ada")
+    session = world.session()
+    world.bind(session, "ada")
+    if how == "nothing new":  # finished in its claim's round trip
+        job_id = world.post(f"/sessions/{session}/integrate").json()["id"]
+        assert run_job(job_id, settings, WORKER) == "succeeded"
+        event = "job.succeeded"
+    elif how == "truncate":
+        world.say(session, "user", "to be forgotten")
+        job_id = world.post(f"/sessions/{session}/truncate").json()["id"]
+        assert run_job(job_id, settings, WORKER) == "succeeded"
+        event = "job.succeeded"
+    else:
+        job_id = world.post(f"/sessions/{session}/integrate").json()["id"]
+        assert world.post(f"/jobs/{job_id}/cancel").status_code == 200
+        event = "job.cancelled"
+    [delivery] = deliveries(world, "all")
+    assert (delivery["job_id"], delivery["event"], delivery["status"]) == (job_id, event, "pending")
