@@ -97,6 +97,8 @@ class Plan:
     occurred: dict[int, datetime] = field(default_factory=dict)  # seq -> when the turn happened
     drafts: list[InsightDraft] = field(default_factory=list)
     entries: list[stream.Entry] = field(default_factory=list)  # what its memory stream may gain
+    # The agent's latest memories as read by the claim (without the agent's lock); None: unknown.
+    window: stream.Window | None = None
 
 
 def plan_integration(db: Session, run: Run) -> list[Plan]:
@@ -126,13 +128,29 @@ class Claim:
 def claim_integration(settings: Settings, job_id: str, owner: str, lease: timedelta) -> Claim:
     """Claim the job and, in the same round trip, finish it if no participant has anything new
     (repo.FINISH_IF_IDLE), else read the plan of its integration: who to integrate and which turns
-    each one sees, as of the claim. A truncate's claim has no plan."""
-    params = repo.claim_params(job_id, owner, lease)
+    each one sees, as of the claim, and the memories their agents gained since this process last
+    wrote them (``Plan.window``; checked again under the agent's lock when writing). A truncate's
+    claim has no plan."""
+    size = settings.memory_dedup_window
+    kept = stream.kept(settings.libpq_url, size)
+    params = {**repo.claim_params(job_id, owner, lease), "window": size, "agents": list(kept),
+              "highs": [w.high for w in kept.values()]}
     run = repo.CLAIMED_INTEGRATION
-    claim, ((finished,),), dispatched, people, seen = pipeline.run(settings, [
+    claim, ((finished,),), dispatched, people, seen, deltas = pipeline.run(settings, [
         (repo.CLAIM, params), (repo.FINISH_IF_IDLE, params), (repo.DISPATCH_AFTER, params),
-        (sessions_repo.participants_to_integrate_sql(run), params), (sessions_repo.new_turns_seen_sql(run), params)])
-    return Claim(repo.claimed(claim[0] if claim else None), plans_of(people, seen), bool(finished),
+        (sessions_repo.participants_to_integrate_sql(run), params), (sessions_repo.new_turns_seen_sql(run), params),
+        (memories_repo.window_deltas_sql(sessions_repo.participant_agents_sql(run)), params)])
+    plans = plans_of(people, seen)
+    newer: dict[int, list[tuple[int, str, str]]] = {}
+    for agent_id, memory_id, kind, said in deltas:
+        newer.setdefault(agent_id, []).append((memory_id, kind, said))
+    for plan in plans:
+        # A memory of the kept window deleted since is not seen here: the write's check
+        # (WINDOW_UNCHANGED) catches it, and the write then reads the window again under the lock.
+        if plan.turns:
+            _, plan.window = stream.window_of(settings.libpq_url, plan.agent_id, size)
+            plan.window.advance(newer.get(plan.agent_id, []))
+    return Claim(repo.claimed(claim[0] if claim else None), plans, bool(finished),
                  [Dispatch(r[0], r[1]) for r in dispatched])
 
 
@@ -212,64 +230,116 @@ def _commit_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
                  last: bool) -> list[Dispatch]:
     """One transaction: the writer's insights and memories (if any) and the watermarks of the
     writer and of the idle participants; the job's progress, or its finish and the dispatch of
-    the session's next job. A writer costs two round trips (the fence, the agent's lock and its
-    recent memories; then the writes and the commit), a step without one a single round trip."""
-    fence = (repo.LOCK_RUN, {"id": run.id, "token": run.token})
+    the session's next job. One round trip: the fence, the agent's lock and COMMIT_STEP, whose
+    writes apply only if the agent's memories are still those the claim read (``Plan.window``).
+    When they are not (another process wrote or deleted some meanwhile), or the claim could not
+    tell, two: the fence, the agent's lock and its latest memories; then the writes, committed."""
+    if writer is not None and writer.window is not None:
+        rows = _try_step(run, settings, writer, idle, writer.window, done=done, last=last)
+        if rows is not None:
+            return rows
+    return _locked_step(run, settings, writer, idle, done=done, last=last)
+
+
+Statement = tuple[str, dict[str, Any] | None]
+
+
+def _step(run: Run, settings: Settings, writer: Plan | None, idle: list[Plan], window: stream.Window | None, *,
+          done: int, last: bool) -> tuple[Statement, list[Statement], Callable[[set[int]], dict[str, Any]]]:
+    """COMMIT_STEP for the writer sifted against ``window``, the statements to send after it in
+    the same transaction, and the result once the moved participants are known."""
     params: dict[str, Any] = {
         "id": run.id, "token": run.token, "generation": run.generation, "session_id": run.session_id,
         "session_name": run.session_name, "snapshot": run.snapshot_seq, "completed": done, "last": last,
-        "writer": None, "agent_id": None, "insights": "[]", "memories": "[]", "reinforce": []}
-    after: list[tuple[str, dict[str, Any] | None]] = []
-    if last:
-        after.append((repo.DISPATCH_NEXT, {"session_id": run.session_id}))
+        "writer": None, "agent_id": None, "insights": "[]", "memories": "[]", "reinforce": [],
+        "low": 1, "high": 0, "kept": 0, "seqs": []}
+    after: list[Statement] = []
     members = ([writer] if writer is not None else []) + idle
     counts: dict[int, tuple[int, int]] = {}  # participant id -> (insights, memories) it would write
+    if writer is not None and window is not None:
+        new, reinforced = stream.sift(window, writer.entries, settings.memory_similarity_threshold)
+        params.update(writer=writer.participant_id, agent_id=writer.agent_id, reinforce=reinforced,
+                      memories=stream.rows_json(new), low=window.low, high=window.high, kept=len(window.order),
+                      seqs=[t.seq for t in writer.turns],
+                      insights=json.dumps([{"content": d.content, "importance": d.importance,
+                                            "evidence": sorted(set(d.evidence))} for d in writer.drafts]))
+        counts[writer.participant_id] = (len(writer.drafts), len(new))
+        vectors = stream.vectors_json(new)
+        if vectors is not None:
+            after.append((memories_repo.INSERT_VECTORS, {
+                "vectors": vectors, "agent_id": writer.agent_id, "id": run.id, "after": window.high}))
+    if last:
+        after.append((repo.DISPATCH_NEXT, {"session_id": run.session_id}))
+    others, entries, results = _step_result(run, members, counts)
+    params.update(participants=[p.participant_id for p in members], watermarks=[p.watermark for p in members],
+                  others=json.dumps(others), entries=json.dumps(entries))
+    return (repo.COMMIT_STEP, params), after, results
+
+
+def _try_step(run: Run, settings: Settings, writer: Plan, idle: list[Plan], window: stream.Window, *,
+              done: int, last: bool) -> list[Dispatch] | None:
+    """The step in one round trip, with the window the claim read; None when it did not apply
+    because the agent's memories or the writer's turns changed since (nothing was written)."""
+    step, after, results = _step(run, settings, writer, idle, window, done=done, last=last)
+    locked, _, *rows = pipeline.run(settings, [
+        (repo.LOCK_RUN, {"id": run.id, "token": run.token}), (memories_repo.LOCK_AGENT, {"agent_id": writer.agent_id}),
+        step, *after])
+    _fence_or_raise(run, locked, rows, last)
+    if not rows[0][0][0]:
+        return None
+    stream.keep(stream.window_of(settings.libpq_url, writer.agent_id, window.size)[0], window)
+    return _applied(run, [writer, *idle], rows, results, last)
+
+
+def _locked_step(run: Run, settings: Settings, writer: Plan | None, idle: list[Plan], *, done: int,
+                 last: bool) -> list[Dispatch]:
+    """The step with the agent's latest memories read under its lock first (two round trips;
+    one without a writer)."""
+    fence = (repo.LOCK_RUN, {"id": run.id, "token": run.token})
     with pipeline.transaction(settings) as tx:
-        if writer is not None:
-            key, window = stream.window_of(settings.libpq_url, writer.agent_id, settings.memory_dedup_window)
-            agent = {"agent_id": writer.agent_id, "window": window.size, "after": window.high}
-            seqs = {"session_id": run.session_id, "seqs": [t.seq for t in writer.turns]}
-            locked, _, newer, ((count,),), redacted = tx.send([
-                fence, (memories_repo.LOCK_AGENT, agent), (memories_repo.RECENT, agent),
-                (memories_repo.COUNT_BETWEEN, {"agent_id": writer.agent_id, "low": window.low, "high": window.high}),
-                (sessions_repo.REDACTED_AMONG, seqs)])
-            _fence(run, locked[0] if locked else None)
-            if count != len(window.order):  # memories of the window were deleted: read it all again
-                window = stream.Window(window.size)
-                (newer,) = tx.send([(memories_repo.RECENT, {**agent, "after": 0})])
-            window.advance(newer)
-            _drop_redacted(writer, {r[0] for r in redacted})
-            new, reinforced = stream.sift(window, writer.entries, settings.memory_similarity_threshold)
-            stream.keep(key, window)
-            params.update(writer=writer.participant_id, agent_id=writer.agent_id, reinforce=reinforced,
-                          memories=stream.rows_json(new),
-                          insights=json.dumps([{"content": d.content, "importance": d.importance,
-                                                "evidence": sorted(set(d.evidence))} for d in writer.drafts]))
-            counts[writer.participant_id] = (len(writer.drafts), len(new))
-            vectors = stream.vectors_json(new)
-            if vectors is not None:
-                after.insert(0, (memories_repo.INSERT_VECTORS, {
-                    "vectors": vectors, "agent_id": writer.agent_id, "id": run.id,
-                    "after": window.high}))
-        others, entries, results = _step_result(run, members, counts)
-        params.update(participants=[p.participant_id for p in members], watermarks=[p.watermark for p in members],
-                      others=json.dumps(others), entries=json.dumps(entries))
-        step = (repo.COMMIT_STEP, params)
-        if writer is not None:
-            rows = tx.send([step, *after], commit=True)
-        else:
+        if writer is None:
+            step, after, results = _step(run, settings, None, idle, None, done=done, last=last)
             locked, *rows = tx.send([fence, step, *after], commit=True)
-            try:
-                _fence(run, locked[0] if locked else None)
-            except Fenced as exc:
-                # The job is no longer the run's: if it was re-queued as its session's head, the
-                # dispatch above marked it and its message is the runner's to send.
-                exc.to_dispatch = [Dispatch(r[0], r[1]) for r in rows[-1]] if last else []
-                raise
-    applied, moved, _ = rows[0][0]
-    if not applied:  # cannot be while the fence holds; say so rather than report what did not happen
+            _fence_or_raise(run, locked, rows, last)
+            return _applied(run, idle, rows, results, last)
+        key, window = stream.window_of(settings.libpq_url, writer.agent_id, settings.memory_dedup_window)
+        if writer.window is not None:
+            window = writer.window
+        agent = {"agent_id": writer.agent_id, "window": window.size, "after": window.high}
+        seqs = {"session_id": run.session_id, "seqs": [t.seq for t in writer.turns]}
+        locked, _, newer, ((count,),), redacted = tx.send([
+            fence, (memories_repo.LOCK_AGENT, agent), (memories_repo.RECENT, agent),
+            (memories_repo.COUNT_BETWEEN, {"agent_id": writer.agent_id, "low": window.low, "high": window.high}),
+            (sessions_repo.REDACTED_AMONG, seqs)])
+        _fence(run, locked[0] if locked else None)
+        if count != len(window.order):  # memories of the window were deleted: read it all again
+            window = stream.Window(window.size)
+            (newer,) = tx.send([(memories_repo.RECENT, {**agent, "after": 0})])
+        window.advance(newer)
+        _drop_redacted(writer, {r[0] for r in redacted})
+        step, after, results = _step(run, settings, writer, idle, window, done=done, last=last)
+        rows = tx.send([step, *after], commit=True)
+    if not rows[0][0][0]:  # cannot be while the locks hold; say so rather than report what did not happen
         raise Fenced("the job's step did not apply")
-    moved_ids = set(moved)
+    stream.keep(key, window)
+    return _applied(run, [writer, *idle], rows, results, last)
+
+
+def _fence_or_raise(run: Run, locked: list[tuple[Any, ...]], rows: list[list[tuple[Any, ...]]], last: bool) -> None:
+    """Raise unless the fence sent in the step's round trip let it write."""
+    try:
+        _fence(run, locked[0] if locked else None)
+    except Fenced as exc:
+        # The job is no longer the run's: if it was re-queued as its session's head, the
+        # step's dispatch marked it and its message is the runner's to send.
+        exc.to_dispatch = [Dispatch(r[0], r[1]) for r in rows[-1]] if last else []
+        raise
+
+
+def _applied(run: Run, members: list[Plan], rows: list[list[tuple[Any, ...]]],
+             results: Callable[[set[int]], dict[str, Any]], last: bool) -> list[Dispatch]:
+    """After a step committed: the run's result as committed, and the messages to send."""
+    moved_ids = set(rows[0][0][1])
     for p in members:
         if p.participant_id not in moved_ids:
             log.info("participant %s of job %s was unbound or rebound meanwhile; skipped", p.name, run.id)

@@ -360,14 +360,18 @@ def finish(db: Session, job_id: str, status: JobStatus, *, result: dict[str, Any
 # the claim gets nothing); the job records its result and progress, or, on the last step, finishes
 # and wakes its long-polls. Nothing applies unless the run still owns the job, no cancel was
 # requested and the session's generation is the run's: the fence (LOCK_RUN), sent before this
-# statement in the same transaction, holds the locks that keep it so.
+# statement in the same transaction, holds the locks that keep it so. Nor unless the writer's
+# memories were sifted against the agent's latest ones and none of its turns was redacted since
+# (the agent's lock, LOCK_AGENT, is taken before this statement too): a write prepared from what
+# was read without the lock applies only if that is still so.
 # The result is computed here from what moved: ``others`` are the result's entries of participants
 # not in this step, ``entries`` give each participant of the step its entry if it moved or if not.
 COMMIT_STEP = f"""
     WITH ok AS MATERIALIZED (
         SELECT j.id FROM jobs j JOIN sessions s ON s.id = j.session_id
         WHERE j.id = %(id)s AND j.attempts = %(token)s AND j.status = '{RUNNING}' AND NOT j.cancel_requested
-          AND s.generation = %(generation)s),
+          AND s.generation = %(generation)s
+          AND {memories_repo.WINDOW_UNCHANGED} AND {sessions_repo.NONE_REDACTED}),
     moved AS MATERIALIZED ({sessions_repo.MOVE_WATERMARKS.format(
         snapshot="%(snapshot)s", read=sessions_repo.AS_READ, when="EXISTS (SELECT FROM ok)")}),
     writer AS MATERIALIZED (SELECT FROM moved WHERE moved.id = CAST(%(writer)s AS bigint)),
@@ -393,9 +397,10 @@ COMMIT_STEP = f"""
     SELECT EXISTS (SELECT FROM step), ARRAY(SELECT id FROM moved), {_NOTIFY}
 """
 """Params: id, token, generation, session_id, session_name, snapshot, participants and watermarks
-(as read), writer (a participant id or None), agent_id, insights, memories, reinforce, others,
-entries, completed, last. One row: (the step applied, ids of the participants whose watermark moved,
-notifications sent). The last step also writes the job's webhook deliveries (the outbox)."""
+(as read), writer (a participant id or None), agent_id, insights, memories, reinforce, the window
+sifted against (low, high, kept), seqs (the writer's turns), others, entries, completed, last.
+One row: (the step applied, ids of the participants whose watermark moved, notifications sent).
+The last step also writes the job's webhook deliveries (the outbox)."""
 
 
 def requeue(db: Session, job_id: str, error: dict[str, Any]) -> None:

@@ -41,6 +41,27 @@ COUNT_BETWEEN = "SELECT count(*) FROM memories WHERE agent_id = %(agent_id)s AND
 were deleted (forgotten, or their evidence redacted) since."""
 
 
+WINDOW_UNCHANGED = """(NOT EXISTS (SELECT FROM memories WHERE agent_id = %(agent_id)s AND id > %(high)s)
+    AND (SELECT count(*) FROM memories WHERE agent_id = %(agent_id)s AND id BETWEEN %(low)s AND %(high)s) = %(kept)s)"""
+"""A condition: the agent's latest memories are still the window a write was sifted against: none
+after its newest (``high``), and ``kept`` of them from its oldest (``low``) to ``high``, none deleted
+(params: agent_id, low, high, kept). True for a NULL agent_id and kept 0."""
+
+
+def window_deltas_sql(people: str) -> str:
+    """For the agents of ``people`` (a relation with an ``agent_id`` column), as read without their
+    lock: the memories after the newest one the process kept of each (params: agents and highs, the
+    kept windows' agent ids and newest ids; window), rows (agent_id, id, kind, text) newest first."""
+    return f"""
+        SELECT people.agent_id, m.id, m.kind, m.text
+        FROM (SELECT DISTINCT agent_id FROM {people}) people
+        LEFT JOIN unnest(CAST(%(agents)s AS bigint[]), CAST(%(highs)s AS bigint[])) AS kept(agent_id, high)
+             ON kept.agent_id = people.agent_id
+        CROSS JOIN LATERAL (
+            SELECT id, kind, coalesce(speaker || ': ', '') || content AS text FROM memories
+            WHERE agent_id = people.agent_id AND id > coalesce(kept.high, 0) ORDER BY id DESC LIMIT %(window)s) m"""
+
+
 def lock_recent(db: Session, agent_id: int, window: int) -> list[Known]:
     """Lock the agent for a write of memories; its ``window`` latest memories."""
     conn = db.connection()

@@ -132,6 +132,12 @@ def window_of(database: str, agent_id: int, size: int) -> tuple[tuple[int, str, 
     return key, _windows.pop(key, None) or Window(size)
 
 
+def kept(database: str, size: int) -> dict[int, Window]:
+    """The windows this process keeps, by agent id (left in the cache)."""
+    pid = os.getpid()
+    return {key[2]: w for key, w in _windows.items() if key[0] == pid and key[1] == database and key[3] == size}
+
+
 def keep(key: tuple[int, str, int, int], window: Window) -> None:
     _windows[key] = window
     total = sum(w.chars for w in _windows.values())

@@ -206,6 +206,13 @@ def participants_to_integrate_sql(run: str) -> str:
 
 
 @functools.cache
+def participant_agents_sql(run: str) -> str:
+    """A relation (agent_id) of the agents of the session's participants."""
+    return f"""(SELECT participants.agent_id FROM {run} AS run
+               JOIN participants ON participants.session_id = run.session_id)"""
+
+
+@functools.cache
 def new_turns_seen_sql(run: str) -> str:
     """The rows of ``new_turns_seen`` up to the run's snapshot."""
     return f"""
@@ -217,6 +224,10 @@ def new_turns_seen_sql(run: str) -> str:
           AND ({_compiled(sees(Agent.name))}) AND turns.redacted_at IS NULL
         ORDER BY participants.id, turns.seq"""
 
+
+NONE_REDACTED = """NOT EXISTS (SELECT FROM turns WHERE session_id = %(session_id)s AND seq = ANY(CAST(%(seqs)s AS int[]))
+    AND redacted_at IS NOT NULL)"""
+"""A condition: none of these turns was redacted (params: session_id, seqs)."""
 
 REDACTED_AMONG = """
     SELECT seq FROM turns WHERE session_id = %(session_id)s AND seq = ANY(%(seqs)s) AND redacted_at IS NOT NULL
