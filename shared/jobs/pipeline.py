@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 
 from shared.config import Settings
 
@@ -40,8 +41,13 @@ def _connect(url: str) -> psycopg.Connection[Any]:
     # are prepared on first use and planned once per connection (generic plans). Planned afresh on
     # every execution (PostgreSQL's default for the first executions, and for as long as a custom
     # plan looks cheaper), their planning was about a third of PostgreSQL's CPU per trivial job.
+    # psycopg types a Python int as smallint, integer or bigint by its value, and prepares a statement
+    # once per combination of parameter types: as ids grow, the same statement would be prepared
+    # and planned again and again. Every int is a bigint here.
     conn = psycopg.connect(url, autocommit=True, connect_timeout=5, application_name=f"engram-{os.getpid()}",
                            options="-c plan_cache_mode=force_generic_plan")
+    conn.adapters.register_dumper(int, Int8Dumper)
+    conn.adapters.register_dumper(int, Int8BinaryDumper)
     conn.prepare_threshold = 0
     return conn
 
