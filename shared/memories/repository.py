@@ -62,14 +62,6 @@ def window_deltas_sql(people: str) -> str:
             WHERE agent_id = people.agent_id AND id > coalesce(kept.high, 0) ORDER BY id DESC LIMIT %(window)s) m"""
 
 
-def lock_recent(db: Session, agent_id: int, window: int) -> list[Known]:
-    """Lock the agent for a write of memories; its ``window`` latest memories."""
-    conn = db.connection()
-    params = {"agent_id": agent_id, "window": window, "after": 0}
-    conn.exec_driver_sql(LOCK_AGENT, params)
-    return [Known(*r) for r in conn.exec_driver_sql(RECENT, params)]
-
-
 # The writes of an integration step into an agent's stream, as parts of one statement
 # (shared.jobs.repository.COMMIT_STEP); ``{when}`` is the condition under which they apply.
 INSERT_MEMORIES = """

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.db import rowcount
@@ -169,23 +169,6 @@ def redacted_among(db: Session, session_id: int, seqs: list[int]) -> set[int]:
         Turn.session_id == session_id, Turn.seq.in_(seqs), Turn.redacted_at.is_not(None))).scalars())
 
 
-def move_watermark(db: Session, participant_id: int, watermark: int, snapshot: int) -> int | None:
-    """Move the participant's watermark to the snapshot if it is still where the run read it;
-    the new watermark, or None when the participant was unbound or rebound meanwhile."""
-    return db.execute(
-        update(Participant)
-        .where(Participant.id == participant_id, Participant.last_integration_turn == watermark)
-        .values(last_integration_turn=func.greatest(Participant.last_integration_turn, snapshot))
-        .returning(Participant.last_integration_turn)
-    ).scalar_one_or_none()
-
-
-def insert_insights(db: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert insights (session_id, agent_id, content, importance, evidence, job_id) in one statement."""
-    if rows:
-        db.execute(insert(Insight), rows)
-
-
 # The reads of an integration's plan as psycopg statements (shared.jobs.pipeline), over the run's
 # job: ``run`` is an SQL relation of one row (session_id, snapshot_seq), empty when the job is not
 # the run's. Run in the claim's round trip, they see what the claim saw or later.
@@ -240,8 +223,9 @@ MOVE_WATERMARKS = """
     UPDATE participants p SET last_integration_turn = greatest(p.last_integration_turn, {snapshot})
     FROM {read} WHERE p.id = w.id AND p.last_integration_turn = w.watermark AND {when}
     RETURNING p.id, p.last_integration_turn"""
-"""``move_watermark`` for several participants: ``{read}`` is a relation ``w(id, watermark)``, the
-participants and their watermarks as read; ``{snapshot}`` the run's snapshot."""
+"""Participants' watermarks moved to the snapshot, each only if it is still as read (a participant
+rebound meanwhile gets nothing): ``{read}`` is a relation ``w(id, watermark)``; ``{snapshot}`` the
+run's snapshot."""
 AS_READ = "unnest(CAST(%(participants)s AS bigint[]), CAST(%(watermarks)s AS int[])) AS w(id, watermark)"
 """MOVE_WATERMARKS's ``{read}`` from parameters (participants, watermarks)."""
 
@@ -250,4 +234,4 @@ INSERT_INSIGHTS = """
     SELECT %(session_id)s, %(agent_id)s, d.content, d.importance, d.evidence, %(id)s
     FROM jsonb_to_recordset(CAST(%(insights)s AS jsonb)) AS d(content text, importance smallint, evidence bigint[])
     WHERE {when}"""
-"""``insert_insights`` (params: session_id, agent_id, id (the job), insights as a JSON list)."""
+"""A participant's new insights (params: session_id, agent_id, id (the job), insights as a JSON list)."""
