@@ -1,6 +1,6 @@
 """`python -m bench` (`make bench`): start the real system, measure it against references, report.
 
-    python -m bench                  full run (about 5 minutes on 2 cores)
+    python -m bench                  full run (about 3 minutes on 2 cores)
     python -m bench --quick          smaller counts, for smoke checks (about 1 minute)
     python -m bench --only submit,e2e
     python -m bench --profile        also py-spy the api and worker w1 during the submit, e2e,
