@@ -54,7 +54,7 @@ def window_deltas_sql(people: str) -> str:
     kept windows' agent ids and newest ids; window), rows (agent_id, id, kind, text) newest first."""
     return f"""
         SELECT people.agent_id, m.id, m.kind, m.text
-        FROM (SELECT DISTINCT agent_id FROM {people}) people
+        FROM (SELECT DISTINCT agent_id FROM {people} AS agents) people
         LEFT JOIN unnest(CAST(%(agents)s AS bigint[]), CAST(%(highs)s AS bigint[])) AS kept(agent_id, high)
              ON kept.agent_id = people.agent_id
         CROSS JOIN LATERAL (
