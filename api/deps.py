@@ -143,11 +143,12 @@ SessionName = Annotated[str, Path(pattern=SLUG_PATTERN, description="Session nam
 AgentName = Annotated[str, Path(pattern=SLUG_PATTERN, description="Agent name (slug).")]
 
 
-def reach_namespace(db: Session, settings: Settings, authorization: str | None, name: str) -> Namespace:
-    """Authenticate the caller and find the namespace it asks for, behind the namespace wall
-    (``shared.namespaces.repository.reaches``), in one round trip: 401 for an unknown key, and
-    for a namespace key asking for another namespace exactly the 404 of one that does not exist."""
-    reached = namespaces_repo.resolve(db, name, credentials(settings, authorization))
+def reached_namespace(db: Session, name: str, key: str | None) -> Namespace:
+    """Authenticate the caller (``key``, from ``credentials``) and find the namespace it asks for,
+    behind the namespace wall (``shared.namespaces.repository.reaches``), in one round trip: 401
+    for an unknown key, and for a namespace key asking for another namespace exactly the 404 of
+    one that does not exist."""
+    reached = namespaces_repo.resolve(db, name, key)
     if not reached.known:
         raise Unauthorized(UNKNOWN_KEY)
     if reached.namespace is None:
@@ -157,7 +158,7 @@ def reach_namespace(db: Session, settings: Settings, authorization: str | None, 
 
 def get_namespace(db: DB, settings: SettingsDep, namespace: NamespaceName,
                   authorization: Authorization = None) -> Namespace:
-    return reach_namespace(db, settings, authorization, namespace)
+    return reached_namespace(db, namespace, credentials(settings, authorization))
 
 
 NamespaceDep = Annotated[Namespace, Depends(get_namespace)]

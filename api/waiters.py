@@ -20,8 +20,8 @@ CHANNEL = JOBS_CHANNEL
 
 
 class JobWaiters:
-    def __init__(self, database_url: str) -> None:
-        self._dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn  # a libpq URL (Settings.libpq_url)
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from shared import stack
+from shared.config import libpq
 from shared.embedded import free_port
-from shared.stack import libpq
 
 __all__ = ["Processes", "Services", "libpq"]
 

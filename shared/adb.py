@@ -10,6 +10,7 @@ first one orders what the next ones read.
 
 The statements themselves live in the repositories, written in psycopg's ``%(name)s`` style so
 that the synchronous paths can run the very same text (``Session.connection().exec_driver_sql``).
+The workers' synchronous twin of this module is shared.jobs.pipeline.
 """
 
 from __future__ import annotations
@@ -17,19 +18,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import psycopg
-from psycopg import pq
 from psycopg_pool import AsyncConnectionPool
 
 from shared.config import Settings
+from shared.jobs.pipeline import Rows, Statement, returns_rows
 
 log = logging.getLogger("engram.adb")
 
-TUPLES_OK = pq.ExecStatus.TUPLES_OK
-Statement = tuple[str, dict[str, Any]]
-Rows = list[tuple[Any, ...]]
 
 
 class AsyncDatabase:
@@ -69,9 +66,7 @@ class AsyncDatabase:
         async with self.pool.connection() as conn:
             async with conn.pipeline():  # on exit: one Sync, so one transaction and one round trip
                 cursors = [await conn.execute(sql.encode(), params) for sql, params in statements]
-            # (pgresult's status, not ``description``, which builds a Column object per column)
-            return [await c.fetchall() if c.pgresult is not None and c.pgresult.status == TUPLES_OK else []
-                    for c in cursors]
+            return [await c.fetchall() if returns_rows(c) else [] for c in cursors]
 
     async def _drop_dead_connections(self) -> None:
         with contextlib.suppress(Exception):

@@ -36,6 +36,11 @@ _HINTS = {
 }
 
 
+def libpq(url: str) -> str:
+    """The SQLAlchemy URL (postgresql+psycopg://) in the form psycopg and psql take."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 class SettingsError(RuntimeError):
     """The settings cannot start this process; the message says what to set."""
 
@@ -270,7 +275,7 @@ class Settings(BaseSettings):
     @property
     def libpq_url(self) -> str:
         """The database URL as libpq takes it (psycopg's own connections, psql)."""
-        return self.db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        return libpq(self.db_url)
 
     @property
     def broker_url(self) -> str:

@@ -59,29 +59,23 @@ def producer(settings: Settings | None = None) -> Celery:
 def dispatch(d: Dispatch, settings: Settings | None = None) -> bool:
     """Send one job's wake-up message. False (logged) when the broker is unreachable: the job
     stays dispatched in PostgreSQL and the reconciler sends it again."""
-    settings = settings or get_settings()
-    try:
-        producer(settings).send_task(
-            task_names.BY_KIND[d.kind],
-            args=[d.job_id],
-            queue=task_names.QUEUE,
-            expires=settings.job_message_expires_seconds,
-        )
-        return True
-    except Exception as exc:  # noqa: BLE001 - any broker failure is handled the same way
-        log.warning("could not send job %s to the broker (%s); the reconciler will send it again", d.job_id, exc)
-        return False
+    return _send(task_names.BY_KIND[d.kind], d.job_id, settings or get_settings(), f"job {d.job_id}")
 
 
 def send_delivery(delivery_id: str, settings: Settings) -> bool:
     """Send a webhook delivery's message. False (logged) when the broker is unreachable: the
     reconciler sends it again once it is due and its message is old."""
+    return _send(task_names.DELIVER, delivery_id, settings, f"webhook delivery {delivery_id}")
+
+
+def _send(task: str, row_id: str, settings: Settings, what: str) -> bool:
+    """Send a task by name carrying only the id of its row; the row in PostgreSQL is the truth."""
     try:
-        producer(settings).send_task(task_names.DELIVER, args=[delivery_id], queue=task_names.QUEUE,
+        producer(settings).send_task(task, args=[row_id], queue=task_names.QUEUE,
                                      expires=settings.job_message_expires_seconds)
         return True
     except Exception as exc:  # noqa: BLE001 - any broker failure is handled the same way
-        log.warning("could not send webhook delivery %s to the broker (%s); it will be sent again", delivery_id, exc)
+        log.warning("could not send %s to the broker (%s); the reconciler will send it again", what, exc)
         return False
 
 

@@ -28,17 +28,12 @@ from urllib.parse import urlsplit, urlunsplit
 from shared.embedded import EmbeddedPostgres, EmbeddedRedis
 
 if TYPE_CHECKING:
-    from shared.config import Settings
+    from shared.config import Settings, libpq
 
 log = logging.getLogger("engram.stack")
 
 Check = Callable[[], bool]  # one readiness test, polled until it answers True
 STOP_GRACE_SECONDS = 20.0  # what a warm worker shutdown or an API drain may take before SIGKILL
-
-
-def libpq(url: str) -> str:
-    """The SQLAlchemy URL (postgresql+psycopg://) in the form psycopg and psql take."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def with_path(url: str, path: str) -> str:
@@ -350,7 +345,7 @@ def run_dev(settings: Settings) -> None:
                "  Auth    Bearer ENGRAM_ADMIN_KEY\n")
             + ("  Webhooks may call private and loopback addresses (dev mode; "
                "ENGRAM_WEBHOOK_ALLOW_PRIVATE_NETWORKS=false to refuse them)\n"
-               if settings.model_copy(update={"dev_mode": True}).webhooks_reach_private_networks else "")
+               if settings.webhook_allow_private_networks is not False else "")  # dev mode's default
             + "Ctrl-C stops everything.\n",
             fg="green", err=True)
         procs.watch(lambda: stopping)

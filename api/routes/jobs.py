@@ -23,7 +23,7 @@ from api.deps import (
     SettingsDep,
     credentials,
     loop_resources,
-    reach_namespace,
+    reached_namespace,
 )
 from shared import queue
 from shared.config import Settings
@@ -62,7 +62,7 @@ async def _accept(request: Request, settings: Settings, namespace: str, session:
         dispatches = [] if enq.dispatch is None else [enq.dispatch]
     else:
         response, dispatches = await run_in_threadpool(
-            _accept_once, request, settings, namespace, session, kind, authorization, idempotency_key)
+            _accept_once, request, settings, namespace, session, kind, key, idempotency_key)
     for d in dispatches:  # committed: wake a worker (never waits for the broker)
         loop_resources(request).dispatcher.send(d)
     _log_accepted(kind, response, session)
@@ -70,13 +70,13 @@ async def _accept(request: Request, settings: Settings, namespace: str, session:
 
 
 def _accept_once(request: Request, settings: Settings, namespace: str, session: str, kind: JobKind,
-                 authorization: str | None, idempotency_key: str) -> tuple[Response, list[Dispatch]]:
+                 key: str | None, idempotency_key: str) -> tuple[Response, list[Dispatch]]:
     dispatches: list[Dispatch] = []
     with unit_of_work(settings) as db:
-        ns = reach_namespace(db, settings, authorization, namespace)
+        ns = reached_namespace(db, namespace, key)
 
         def work() -> idempotency.Outcome:
-            enq = service.enqueue(db, namespace, session, kind, credentials(settings, authorization))
+            enq = service.enqueue(db, namespace, session, kind, key)
             if enq.dispatch is not None:
                 dispatches.append(enq.dispatch)
             read = service.to_read(enq.job, namespace)

@@ -81,12 +81,17 @@ def _give_back(key: tuple[int, str], conn: psycopg.Connection[Any]) -> None:
     conn.close()  # failed, or left in a transaction by an error path: never handed on
 
 
+def returns_rows(cursor: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
+    """Whether the cursor's statement returned rows (by the result status, not ``description``,
+    which builds a Column object per column)."""
+    return cursor.pgresult is not None and cursor.pgresult.status == TUPLES_OK
+
+
 def send(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> list[Rows]:
     """Send the statements as one pipeline (one round trip); the rows of each."""
     with conn.pipeline():
         cursors = [conn.execute(sql.encode(), params) for sql, params in statements]
-    # (the result status, not ``description``, which builds a Column object per column)
-    return [c.fetchall() if c.pgresult is not None and c.pgresult.status == TUPLES_OK else [] for c in cursors]
+    return [c.fetchall() if returns_rows(c) else [] for c in cursors]
 
 
 def run(settings: Settings, statements: Sequence[Statement]) -> list[Rows]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from cryptography.fernet import Fernet
 from standardwebhooks.webhooks import Webhook
 
-from shared.config import Settings
+from shared.config import Settings, SettingsError
 
 _DEV_KEY = "engram-dev-mode-webhook-secrets-key"  # only under `engram dev`, where secrets are lifted
 
@@ -26,9 +26,8 @@ def _fernet(settings: Settings) -> Fernet:
         key = settings.webhook_secrets_key.get_secret_value()
     elif settings.dev_mode:
         key = _DEV_KEY
-    else:
-        settings.check_for("worker")  # raises the SettingsError that names ENGRAM_WEBHOOK_SECRETS_KEY
-        raise AssertionError("unreachable")
+    else:  # the API and the workers check it at start (Settings.check_for); this is for other callers
+        raise SettingsError("ENGRAM_WEBHOOK_SECRETS_KEY is not set: webhook secrets can be neither sealed nor read")
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()))
 
 

@@ -4,10 +4,8 @@ a worker SIGKILLed in the middle of a send, still end with the event delivered."
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
@@ -15,35 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from shared.embedded import free_port
 from tests.e2e.conftest import WORKERS, System
 from tests.e2e.test_system import make_namespace, make_session
-
-
-class Receiver:
-    """An HTTP receiver on 127.0.0.1:``port``; ``hang`` seconds on its first request."""
-
-    def __init__(self, port: int, hang: float = 0.0) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                if hang and len(receiver.requests) == 1:
-                    time.sleep(hang)
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from tests.webhook_receiver import Receiver
 
 
 def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -71,7 +41,7 @@ def the_delivery(system: System, ns: str) -> dict[str, Any] | None:
 
 def test_a_finished_job_is_delivered_signed_to_a_real_receiver(system: System) -> None:
     port = free_port()
-    receiver = Receiver(port)
+    receiver = Receiver(port, status=200)
     try:
         ns, session, secret = setup(system, port)
         job_id = system.call("POST", f"/namespaces/{ns}/sessions/{session}/integrate")["id"]
@@ -94,7 +64,7 @@ def test_a_receiver_down_for_a_while_gets_the_delivery_once_back(system: System)
     assert system.wait_job(ns, job_id)["status"] == "succeeded"
     eventually(lambda: (d := the_delivery(system, ns)) and len(d["attempts"]) >= 2, 30, "two failed tries")
     assert the_delivery(system, ns)["status"] == "pending"  # type: ignore[index]
-    receiver = Receiver(port)
+    receiver = Receiver(port, status=200)
     try:
         delivery = eventually(lambda: (d := the_delivery(system, ns)) and d["status"] == "succeeded" and d, 60,
                               "the delivery once the receiver is back")
@@ -107,7 +77,7 @@ def test_a_receiver_down_for_a_while_gets_the_delivery_once_back(system: System)
 
 def test_a_worker_killed_mid_delivery_loses_no_event(system: System) -> None:
     port = free_port()
-    receiver = Receiver(port, hang=20)  # the first request hangs: its worker is killed meanwhile
+    receiver = Receiver(port, status=200, hang=20)  # the first request hangs: its worker is killed meanwhile
     try:
         ns, session, _ = setup(system, port)
         job_id = system.call("POST", f"/namespaces/{ns}/sessions/{session}/integrate")["id"]

@@ -6,10 +6,8 @@ plain functions (run_job, deliver), the way workers run them."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
@@ -23,37 +21,10 @@ from shared.jobs.runner import run_job
 from shared.webhooks import repository as webhooks_repo
 from shared.webhooks.sender import deliver
 from tests.integration.conftest import World, unique
+from tests.webhook_receiver import Receiver
 from worker.reconciler import send_due_deliveries
 
 WORKER = "tests@host"
-
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that records what it receives and answers ``status``."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.status = 204
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(receiver.status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/engram"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
