@@ -92,6 +92,9 @@ def test_endpoint_lifecycle_and_the_secret_shown_once(world: World, settings: Se
 
 def test_bad_endpoints_are_refused_and_change_nothing(world: World) -> None:
     for body in ({"url": "ftp://example.com/x", "events": ["job.succeeded"]},
+                 {"url": "http://example.com:99999/x", "events": ["job.succeeded"]},
+                 {"url": "http://example.com:port/x", "events": ["job.succeeded"]},
+                 {"url": "http://[::1/x", "events": ["job.succeeded"]},
                  {"url": "https://93.184.215.14/x", "events": []},
                  {"url": "https://93.184.215.14/x", "events": ["job.started"]},
                  {"url": "https://93.184.215.14/x", "events": ["job.failed", "job.failed"]}):
