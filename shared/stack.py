@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from shared.config import libpq
 from shared.embedded import EmbeddedPostgres, EmbeddedRedis
 
 if TYPE_CHECKING:
-    from shared.config import Settings, libpq
+    from shared.config import Settings
 
 log = logging.getLogger("engram.stack")
 
