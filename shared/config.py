@@ -163,7 +163,7 @@ class Settings(BaseSettings):
     recall_weight_importance: float = Field(
         0.1, ge=0, le=10, description="Weight of a memory's importance (1–10 → 0.1..1).")
     recall_weight_reflections: float = Field(
-        0.5, ge=0, le=10, description="Weight of the reflections' ranking in the fusion (observations weigh 1).")
+        1.0, ge=0, le=10, description="Weight of the reflections' ranking in the fusion (observations weigh 1).")
     recall_weight_vectors: float = Field(
         1.0, ge=0, le=10, description="Weight of the vector ranking in the fusion, with an embedder.")
     recall_rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant: weight / (k + rank).")

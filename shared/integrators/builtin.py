@@ -3,7 +3,8 @@
 It writes no words of its own. It splits the participant's turns into sentences, drops filler
 (greetings, thanks, bare questions), scores what is left by salience and groups it by topic. Each
 topic becomes one insight that quotes its most salient sentences with their speakers and cites
-every turn the topic draws on.
+the turns that state them. Each name the batch mentions in several turns gets a profile too
+(``shared.integrators.profiles``): the sentences that name it, whatever their wording.
 
 - Sentences: sentencex, Wikimedia's rule-based segmenter (~300 languages, compiled, no model).
 - Salience: YAKE keyphrases of the batch (a statistical keyword extractor, no model, no network);
@@ -30,6 +31,7 @@ import yake
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
 
+from shared.integrators import profiles
 from shared.integrators.base import ChatTurn, InsightDraft, Reflection
 
 # sentencex ships no type information (pyproject.toml tells mypy so); segment(language, text) is
@@ -108,6 +110,11 @@ class BuiltinIntegrator:
     sentence_chars = 300
     insight_chars = 380
     max_quotes = 4
+    #: Profiles of the names the batch mentions most (see shared.integrators.profiles): at most
+    #: this many per reflection, each quoting at most this many sentences within this many characters.
+    max_profiles = 16
+    profile_quotes = 6
+    profile_chars = 600
     #: Characters of one sentence searched for keyphrases.
     match_chars = 400
     #: Keyphrases YAKE returns; their rank sets their weight.
@@ -167,7 +174,16 @@ class BuiltinIntegrator:
         chosen = sorted(topics, key=lambda t: (-t.score, t.leader.order))[:want]
         # In conversation order: the insights read as a short story of the batch.
         chosen.sort(key=lambda t: min(m.order for m in t.members))
-        return [self._insight(t) for t in chosen]
+        insights = [self._insight(t) for t in chosen]
+        return insights + self._profiles(sentences, [frozenset(i.evidence) for i in insights])
+
+    def _profiles(self, sentences: list[_Sentence], grouped: list[frozenset[int]]) -> list[InsightDraft]:
+        mentions = [profiles.Mention(s.seq, s.speaker, s.text, s.order, s.salience) for s in sentences]
+        found = profiles.profiles(mentions, self._stopwords, most=self.max_profiles, quotes=self.profile_quotes,
+                                  chars=self.profile_chars,
+                                  same=lambda a, b: _same_statement(a, b, self.repeat_ratio), grouped=grouped)
+        return [InsightDraft(content=profiles.render(p), importance=p.importance,
+                             evidence=sorted({m.seq for m in p.quoted})) for p in found]
 
     # --- sentences ---------------------------------------------------------------------------
 
@@ -362,7 +378,11 @@ class BuiltinIntegrator:
         # Absolute (not batch-relative) scale so importance compares across reflections, and
         # saturating so only topics dense with the batch's key phrases get near 10.
         importance = min(10, max(1, 1 + round(9 * (1 - math.exp(-topic.score / 3)))))
-        evidence = sorted({m.seq for m in topic.members})
+        # It rests on the sentences it quotes and on those that repeat one of them; a member left
+        # out for room is not cited, so a recalled insight says all that its evidence says.
+        evidence = sorted({m.seq for m in topic.members
+                           if any(m.terms == q.terms or _same_statement(m.text, q.text, self.repeat_ratio)
+                                  for q in quoted)})
         return InsightDraft(content=content, importance=importance, evidence=evidence)
 
 

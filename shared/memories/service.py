@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -106,14 +107,38 @@ def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings)
             # Recall still answers, by full-text: a slow or failing embedder must not take it down.
             log.warning("recall without vectors: the embedder failed (%s)", exc)
     rows = repo.recall(db, repo.RecallQuery(
-        agent_id=agent_id, text=body.query, strict=bool(_STRICT.search(body.query)), limit=body.limit,
+        agent_id=agent_id, text=body.query, strict=bool(_STRICT.search(body.query)),
+        limit=body.limit * OVERFETCH,
         session=body.session, kinds=[k.value for k in body.kinds] if body.kinds else None,
         w_relevance=settings.recall_weight_relevance, w_importance=settings.recall_weight_importance,
         w_recency=settings.recall_weight_recency, w_reflections=settings.recall_weight_reflections,
         w_vectors=settings.recall_weight_vectors,
         rrf_k=settings.recall_rrf_k, candidates=settings.recall_candidates, scan=settings.recall_scan),
         query_vector)
-    return [_recalled(r) for r in rows]
+    return [_recalled(r) for r in adding_evidence(rows, body.limit)]
+
+
+#: Recall ranks this many times the memories asked for, so that the ones ``adding_evidence`` leaves
+#: out can be replaced by the next best.
+OVERFETCH = 3
+
+
+def adding_evidence(rows: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` of ``rows`` (best first) that each add evidence: a memory is left out
+    when a better one of the same session and generation already cites every turn it cites (the
+    observation of a turn that a recalled reflection quotes, a reflection that repeats a better
+    one). A memory that cites nothing is always kept."""
+    kept: list[dict[str, Any]] = []
+    cited: list[tuple[tuple[str, int], frozenset[int]]] = []
+    for row in rows:
+        where, seqs = (row["session_name"], row["generation"]), frozenset(row["evidence"])
+        if seqs and any(at == where and seqs <= better for at, better in cited):
+            continue
+        kept.append(row)
+        cited.append((where, seqs))
+        if len(kept) == limit:
+            break
+    return kept
 
 
 def recall(db: Session, ns: Namespace, agent_name: str, body: RecallRequest, settings: Settings) -> RecallResult:
