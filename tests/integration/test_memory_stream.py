@@ -160,6 +160,24 @@ def test_recall_prefers_the_latest_of_a_fact_that_changed(world: World, settings
     assert items[0]["content"] == "The billing deploy day is Thursday now."
 
 
+def test_recall_leaves_out_a_memory_whose_turns_a_better_one_cites(world: World, settings: Any) -> None:
+    name = grace_session(world, turns=[
+        {"speaker": "yusuf", "content": "Grace works from the Nairobi office."},
+        {"speaker": "omar", "content": "Remember when we order food that Grace is allergic to peanuts."},
+        {"speaker": "lena", "content": "For anything quick, Grace likes a phone call best."},
+        {"speaker": "omar", "content": "Ines is out sick today, Grace covers the standup."},
+    ])
+    integrate(world, settings, name)
+    remembered = [m for m in memories(world) if "Grace" in m["content"]]
+    assert any(m["kind"] == "reflection" and len(m["evidence"]) > 1 for m in remembered), remembered
+    items = recall(world, "What do we know about Grace?", limit=20)
+    for i, better in enumerate(items):
+        for worse in items[i + 1:]:
+            assert not set(worse["evidence"]) <= set(better["evidence"]), (better, worse)
+    # Nothing is lost: every turn that mentions Grace is still cited by what recall returns.
+    assert {s for m in items for s in m["evidence"]} == {1, 2, 3, 4}
+
+
 def test_recall_strict_query_uses_web_search_syntax(world: World, settings: Any) -> None:
     integrate(world, settings, grace_session(world))
     assert recall(world, '"tax change" -Japan') == []
