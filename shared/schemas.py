@@ -18,9 +18,16 @@ MAX_JSON_BYTES = 64 * 1024
 
 
 def _no_nul(value: str) -> str:
-    # PostgreSQL text and jsonb cannot hold U+0000: refuse it here, as a 422, not a 500 later.
+    # PostgreSQL text and jsonb cannot hold U+0000, and UTF-8 cannot hold a lone surrogate (JSON's
+    # "\ud800" escape decodes to one): refuse both here, as a 422, not a 500 later.
     if "\x00" in value:
         raise ValueError("must not contain NUL (U+0000) characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"must be valid Unicode: lone surrogate U+{ord(value[exc.start]):04X} "
+                             f"at character {exc.start}") from None
     return value
 
 

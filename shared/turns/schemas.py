@@ -1,12 +1,20 @@
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 from shared.schemas import InputSchema, JsonObject, SafeStr, Schema, Slug
 
+
+def _in_utc_range(value: datetime) -> datetime:
+    # "0001-01-01T00:00:00+01:00" is year 0 in UTC, which PostgreSQL stores (as BC) but Python's
+    # datetime, and so every read of the turn, cannot represent.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall within the years 1 to 9999 once converted to UTC") from None
 
 class TurnCreate(InputSchema):
     speaker: SafeStr = Field(min_length=1, max_length=128, description="Who spoke: a participant or anyone else.")
@@ -16,7 +24,7 @@ class TurnCreate(InputSchema):
         description="Participants that see this turn; omit for everyone. The speaker always sees its own turn.",
     )
     metadata: JsonObject = Field(default_factory=dict)
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: Annotated[AwareDatetime, AfterValidator(_in_utc_range)] | None = Field(
         None, description="When it was said (RFC 3339 with a time zone); default: the append time. Lets a client "
         "import a past conversation with its real times; recall weighs recency by it.")
 

@@ -75,6 +75,36 @@ def test_nul_bytes_are_422(world: World, payload: dict) -> None:
     assert_problem(world.post("/sessions", json=payload), 422)
 
 
+@pytest.mark.parametrize(("raw", "field"), [
+    (b'{"turns": [{"speaker": "a", "content": "lone \\ud800 surrogate"}]}', "content"),
+    (b'{"turns": [{"speaker": "\\udfff", "content": "x"}]}', "speaker"),
+    (b'{"turns": [{"speaker": "a", "content": "x", "metadata": {"k": "\\ud83d"}}]}', "metadata"),
+])
+def test_lone_surrogates_are_422_and_change_nothing(world: World, raw: bytes, field: str) -> None:
+    name = world.session()
+    r = world.http.post(f"{world.base}/sessions/{name}/turns", content=raw, headers={"Content-Type": "application/json"})
+    body = assert_problem(r, 422)
+    assert [e["loc"][:5] for e in body["errors"]] == [["body", "turns", 0, field]], body
+    assert world.get(f"/sessions/{name}").json()["turn_count"] == 0
+    # A pair of surrogates is one character (U+1F642), and fine.
+    ok = b'{"turns": [{"speaker": "a", "content": "smile \\ud83d\\ude42"}]}'
+    r = world.http.post(f"{world.base}/sessions/{name}/turns", content=ok, headers={"Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+    assert r.json()["turns"][0]["content"] == "smile \U0001f642"
+
+
+@pytest.mark.parametrize("occurred_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_occurred_at_outside_the_years_1_to_9999_in_utc_is_422_and_changes_nothing(world: World, occurred_at: str) -> None:
+    name = world.session()
+    r = world.turns(name, {"speaker": "a", "content": "x", "occurred_at": occurred_at})
+    body = assert_problem(r, 422)
+    assert any(e["loc"][-1] == "occurred_at" for e in body["errors"]), body
+    assert world.get(f"/sessions/{name}").json()["turn_count"] == 0
+    r = world.turns(name, {"speaker": "a", "content": "x", "occurred_at": "0001-01-01T00:00:00-01:00"})
+    assert r.status_code == 201, r.text
+    assert r.json()["turns"][0]["occurred_at"].startswith("0001-01-01T01:00:00")
+
+
 def test_huge_integers_never_give_a_500(world: World) -> None:
     name = world.session()
     assert_problem(world.get(f"/sessions/{name}/turns", params={"after_seq": 10**40}), 422)
