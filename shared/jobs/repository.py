@@ -226,11 +226,18 @@ CLAIM = f"""
         run_generation = s.generation, snapshot_seq = s.turn_count, progress_completed = 0,
         progress_total = CASE WHEN j.kind = '{JobKind.TRUNCATE.value}' THEN 1
                               ELSE (SELECT count(*) FROM participants p WHERE p.session_id = j.session_id) END
-    FROM sessions s
+    FROM (SELECT s.id, s.generation, s.turn_count FROM sessions s
+          WHERE s.id = (SELECT q.session_id FROM jobs q WHERE q.id = %(id)s) FOR SHARE) s
     WHERE j.id = %(id)s AND s.id = j.session_id AND j.status = '{QUEUED}' AND {is_head("j")}
     RETURNING j.id, j.session_id, j.session_name, j.kind, j.attempts, j.run_generation, j.snapshot_seq, j.result
 """
-"""Start a run (params: id, owner, lease in seconds): the row of a ``Run``, or none."""
+"""Start a run (params: id, owner, lease in seconds): the row of a ``Run``, or none.
+
+The claim share-locks the session row, which an accept (LOCK_SESSION) and an append lock for
+update, and reads the session's generation and last seq from the row it locked, its newest
+version. So an accept that coalesces a request into this job either commits before the claim reads
+the last seq (the snapshot then holds every turn appended before that request) or waits for the
+claim to commit and then sees the job running, and creates a new one."""
 
 # An integration's claim is one round trip (shared.jobs.pipeline): CLAIM, then the reads of its plan
 # over this relation, the job's session and snapshot once the claim above made it this run's.

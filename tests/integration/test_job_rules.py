@@ -260,6 +260,37 @@ def test_rule3_no_coalescing_with_a_running_integration(world: World, settings) 
     assert b.status_code == 202 and b.json()["id"] != a
 
 
+def test_rule3_a_request_coalesced_while_the_job_is_being_claimed_has_its_turns_integrated(
+        world: World, settings) -> None:
+    """The claim takes its snapshot of the session; a request coalesced into the job must not come
+    after that snapshot, or the turns appended before it would wait for another integration. Here
+    the claim's statement has started (its job row is held by another transaction) when a turn
+    is appended and another integrate request comes."""
+    name = conversation(world, "ada")  # 3 turns
+    first = world.post(f"/sessions/{name}/integrate").json()["id"]
+    holder = unit_of_work(settings).__enter__()
+    holder.execute(text("SELECT id FROM jobs WHERE id = :id FOR UPDATE"), {"id": first})
+    outcome: list[str] = []
+    runner = threading.Thread(target=lambda: outcome.append(run_job(first, settings, WORKER)))
+    runner.start()
+    time.sleep(0.5)  # the claim is under way, waiting for the job row
+    release = threading.Timer(1.5, lambda: holder.commit())
+    release.start()
+    try:
+        world.say(name, "user", "Turn 4: the invoices in Japan also need the new stamp.")
+        second = world.post(f"/sessions/{name}/integrate").json()["id"]
+    finally:
+        release.join()
+        runner.join(timeout=60)
+        holder.close()
+    assert outcome == ["succeeded"]
+    if second != first:
+        assert run_job(second, settings, WORKER) == "succeeded"
+    # Whichever job the request got, it integrated turn 4.
+    got = job(world, second)["result"]["participants"][0]
+    assert got["watermark"] == 4, (first, second, got)
+
+
 # --- rule 4: Idempotency-Key ----------------------------------------------------------------------
 
 
