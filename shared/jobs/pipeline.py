@@ -87,10 +87,24 @@ def returns_rows(cursor: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool
     return cursor.pgresult is not None and cursor.pgresult.status == TUPLES_OK
 
 
+def array_literal(values: Sequence[int]) -> str:
+    """A list of ints as PostgreSQL's array literal, for a parameter its statement casts
+    (``CAST(%(ids)s AS bigint[])``). psycopg would look through every element of a list, for every
+    statement it is a parameter of, to choose the array's type: a sixth of a trivial run's CPU."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _plain(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    if params is None or not any(type(v) is list for v in params.values()):
+        return params
+    return {k: array_literal(v) if type(v) is list else v for k, v in params.items()}
+
+
 def send(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> list[Rows]:
-    """Send the statements as one pipeline (one round trip); the rows of each."""
+    """Send the statements as one pipeline (one round trip); the rows of each. A list parameter
+    must be of ints, and cast to an array type by its statement (see ``array_literal``)."""
     with conn.pipeline():
-        cursors = [conn.execute(sql.encode(), params) for sql, params in statements]
+        cursors = [conn.execute(sql.encode(), _plain(params)) for sql, params in statements]
     return [c.fetchall() if returns_rows(c) else [] for c in cursors]
 
 

@@ -147,11 +147,13 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
             log.info("job %s not claimed (%s)", job_id, state)
         return "skipped"
     bind_log_context(session=run.session_name)
-    log.info("job %s claimed: %s of session %s, attempt %d", job_id, run.kind, run.session_name, run.token)
+    # One line per run at INFO, when it ends, says all of it; the claim is a DEBUG line.
+    log.debug("job %s claimed: %s of session %s, attempt %d", job_id, run.kind, run.session_name, run.token)
     if claim.finished:
         for d in to_dispatch:
             queue.dispatch(d, settings)
-        log.info("job %s %s: nothing new to integrate", job_id, JobStatus.SUCCEEDED.value)
+        log.info("job %s %s: %s of session %s, attempt %d, nothing new to integrate", job_id,
+                 JobStatus.SUCCEEDED.value, run.kind, run.session_name, run.token)
         return JobStatus.SUCCEEDED.value
     outcome = JobStatus.SUCCEEDED.value
     try:
@@ -185,7 +187,7 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
     for d in to_dispatch:
         queue.dispatch(d, settings)
     if outcome != "fenced":
-        log.info("job %s %s", job_id, outcome)
+        log.info("job %s %s: %s of session %s, attempt %d", job_id, outcome, run.kind, run.session_name, run.token)
     return outcome
 
 
