@@ -11,7 +11,8 @@ the turns that state them. Each name the batch mentions in several turns gets a 
   a batch of one sentence has nothing to rank it against and skips YAKE (``_lone_salience``).
 - Topics: a sentence joins the topic of the most salient sentence it shares enough distinctive
   words with (weighted by how rare each word is in the batch); rapidfuzz spots sentences that
-  repeat one another, so an insight quotes a fact once while citing every turn that stated it.
+  repeat one another, so an insight quotes a fact once (and cites every turn that stated it in
+  the same words).
 
 Same turns in, same insights out: no randomness, and nothing depends on set or hash order.
 """
@@ -378,11 +379,11 @@ class BuiltinIntegrator:
         # Absolute (not batch-relative) scale so importance compares across reflections, and
         # saturating so only topics dense with the batch's key phrases get near 10.
         importance = min(10, max(1, 1 + round(9 * (1 - math.exp(-topic.score / 3)))))
-        # It rests on the sentences it quotes and on those that repeat one of them; a member left
-        # out for room is not cited, so a recalled insight says all that its evidence says.
-        evidence = sorted({m.seq for m in topic.members
-                           if any(m.terms == q.terms or _same_statement(m.text, q.text, self.repeat_ratio)
-                                  for q in quoted)})
+        # It cites the turns of the sentences it quotes and of the members that say one of them word
+        # for word (case and punctuation aside). A near-repeat ("Grace is not vegetarian", "release
+        # 2" for "release 1") or a member left out for room is not cited: its own observation holds it.
+        said = {default_process(q.text) for q in quoted}
+        evidence = sorted({m.seq for m in topic.members if default_process(m.text) in said})
         return InsightDraft(content=content, importance=importance, evidence=evidence)
 
 

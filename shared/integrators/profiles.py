@@ -19,9 +19,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-# A word that starts with an uppercase letter (any script with case), with its possessive "'s"
-# left out: "Grace's birthday" is about Grace.
-_CAPITALIZED = re.compile(r"(?<![\w'’-])([^\W\d_a-z][^\W_]*)(?:['’]s)?\b")
+# A word (any script), with its possessive "'s" left out: "Grace's birthday" is about Grace. It is
+# a candidate name when its first letter is uppercase (``str.isupper``: false in scripts without case).
+_WORD = re.compile(r"(?<![\w'’-])([^\W\d_][^\W_]*)(?:['’]s)?\b")
 # Months and weekdays are capitalized in English but name no one: a profile of "Friday" would
 # gather whatever happens on Fridays.
 _CALENDAR = frozenset(w.lower() for w in (*calendar.month_name, *calendar.month_abbr, *calendar.day_name,
@@ -49,7 +49,7 @@ class Profile:
 
 def names_in(text: str) -> list[tuple[str, int]]:
     """Capitalized words of ``text`` with their character offsets."""
-    return [(m.group(1), m.start(1)) for m in _CAPITALIZED.finditer(text)]
+    return [(m.group(1), m.start(1)) for m in _WORD.finditer(text) if m.group(1)[0].isupper()]
 
 
 def _opens(text: str, offset: int) -> bool:

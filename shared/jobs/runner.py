@@ -186,8 +186,7 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
             500, "Internal error while running the job", f"{type(exc).__name__}: {exc}", type_slug="internal"))
     for d in to_dispatch:
         queue.dispatch(d, settings)
-    if outcome != "fenced":
-        log.info("job %s %s: %s of session %s, attempt %d", job_id, outcome, run.kind, run.session_name, run.token)
+    log.info("job %s %s: %s of session %s, attempt %d", job_id, outcome, run.kind, run.session_name, run.token)
     return outcome
 
 

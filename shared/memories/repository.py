@@ -186,7 +186,8 @@ _QUERY = """
         SELECT id, sum(weight / (:rrf_k + rank)) AS score
         FROM (SELECT id, rank, weight FROM fts {vector_union}) r GROUP BY id
     )
-    SELECT m.id, m.kind, m.speaker, m.content, m.importance, m.evidence, m.session_name, m.generation, m.occurred_at,
+    SELECT m.id, m.kind, m.speaker, m.content, m.importance, m.evidence, m.session_id, m.session_name, m.generation,
+           m.occurred_at,
            m.created_at, m.reinforcements, m.last_seen_at, f.score
     FROM fused f JOIN memories m ON m.id = f.id
     ORDER BY f.score DESC, m.id DESC

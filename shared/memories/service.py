@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from rapidfuzz.utils import default_process
 from sqlalchemy.orm import Session
 
 from shared.agents import service as agents
@@ -115,30 +116,36 @@ def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings)
         w_vectors=settings.recall_weight_vectors,
         rrf_k=settings.recall_rrf_k, candidates=settings.recall_candidates, scan=settings.recall_scan),
         query_vector)
-    return [_recalled(r) for r in adding_evidence(rows, body.limit)]
+    return [_recalled(r) for r in without_repeats(rows, body.limit)]
 
 
-#: Recall ranks this many times the memories asked for, so that the ones ``adding_evidence`` leaves
+#: Recall ranks this many times the memories asked for, so that the ones ``without_repeats`` leaves
 #: out can be replaced by the next best.
 OVERFETCH = 3
 
 
-def adding_evidence(rows: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """The first ``limit`` of ``rows`` (best first) that each add evidence: a memory is left out
-    when a better one of the same session and generation already cites every turn it cites (the
-    observation of a turn that a recalled reflection quotes, a reflection that repeats a better
-    one). A memory that cites nothing is always kept."""
-    kept: list[dict[str, Any]] = []
-    cited: list[tuple[tuple[str, int], frozenset[int]]] = []
+def _words(content: str) -> str:
+    # Case, punctuation and spacing aside, padded so that containment is of whole words.
+    return f" {' '.join(default_process(content).split())} "
+
+
+def without_repeats(rows: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` of ``rows`` (best first) that each add something: a memory is left out
+    when a better one already says it, that is, cites every turn it cites (same session and
+    generation) and contains its words (the observation of a turn that a recalled reflection
+    quotes whole, a reflection that a profile repeats). A memory that cites nothing, or whose
+    session is gone (purged: its seqs can no longer be told from another session's), is kept."""
+    kept: list[tuple[dict[str, Any], frozenset[int], str]] = []
     for row in rows:
-        where, seqs = (row["session_name"], row["generation"]), frozenset(row["evidence"])
-        if seqs and any(at == where and seqs <= better for at, better in cited):
+        seqs, words = frozenset(row["evidence"]), _words(row["content"])
+        if seqs and row["session_id"] is not None and any(
+                row["session_id"] == better["session_id"] and row["generation"] == better["generation"]
+                and seqs <= cited and words in said for better, cited, said in kept):
             continue
-        kept.append(row)
-        cited.append((where, seqs))
+        kept.append((row, seqs, words))
         if len(kept) == limit:
             break
-    return kept
+    return [row for row, _, _ in kept]
 
 
 def recall(db: Session, ns: Namespace, agent_name: str, body: RecallRequest, settings: Settings) -> RecallResult:

@@ -213,7 +213,7 @@ NONE_REDACTED = """NOT EXISTS (SELECT FROM turns WHERE session_id = %(session_id
 """A condition: none of these turns was redacted (params: session_id, seqs)."""
 
 REDACTED_AMONG = """
-    SELECT seq FROM turns WHERE session_id = %(session_id)s AND seq = ANY(%(seqs)s) AND redacted_at IS NOT NULL
+    SELECT seq FROM turns WHERE session_id = %(session_id)s AND seq = ANY(CAST(%(seqs)s AS int[])) AND redacted_at IS NOT NULL
 """
 """``redacted_among`` as a psycopg statement (params: session_id, seqs)."""
 

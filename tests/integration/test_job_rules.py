@@ -273,7 +273,12 @@ def test_rule3_a_request_coalesced_while_the_job_is_being_claimed_has_its_turns_
     outcome: list[str] = []
     runner = threading.Thread(target=lambda: outcome.append(run_job(first, settings, WORKER)))
     runner.start()
-    time.sleep(0.5)  # the claim is under way, waiting for the job row
+    # The claim's statement has started, and waits for the job row.
+    deadline = time.monotonic() + 20
+    while not sql(settings, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                            "AND query LIKE '%UPDATE jobs j%' AND query LIKE '%snapshot_seq%'")[0][0]:
+        assert time.monotonic() < deadline, "the claim never started"
+        time.sleep(0.02)
     release = threading.Timer(1.5, lambda: holder.commit())
     release.start()
     try:

@@ -169,13 +169,28 @@ def test_recall_leaves_out_a_memory_whose_turns_a_better_one_cites(world: World,
     ])
     integrate(world, settings, name)
     remembered = [m for m in memories(world) if "Grace" in m["content"]]
-    assert any(m["kind"] == "reflection" and len(m["evidence"]) > 1 for m in remembered), remembered
+    (profile,) = [m for m in remembered if m["content"].startswith("Grace — ")]
+    assert profile["kind"] == "reflection" and profile["evidence"] == [1, 2, 3, 4]
     items = recall(world, "What do we know about Grace?", limit=20)
-    for i, better in enumerate(items):
-        for worse in items[i + 1:]:
-            assert not set(worse["evidence"]) <= set(better["evidence"]), (better, worse)
-    # Nothing is lost: every turn that mentions Grace is still cited by what recall returns.
-    assert {s for m in items for s in m["evidence"]} == {1, 2, 3, 4}
+    # The profile says all four turns: their observations, which match too, are left out...
+    assert [m["id"] for m in items if m["kind"] == "observation"] == []
+    assert profile["id"] in [m["id"] for m in items]
+    # ... and nothing is lost: every sentence about Grace is in what recall returns.
+    said = " ".join(m["content"] for m in items)
+    for turn in ("Grace works from the Nairobi office.", "Grace is allergic to peanuts.",
+                 "Grace likes a phone call best.", "Grace covers the standup."):
+        assert turn in said
+
+
+def test_recall_keeps_the_observation_of_a_turn_that_says_more_than_its_reflection(world: World, settings: Any) -> None:
+    name = grace_session(world, turns=[
+        {"speaker": "yusuf", "content": "Hi all! Grace works from the Nairobi office. Also the wifi password is now "
+                                        "swordfish, and the printer on floor two is out of toner."},
+        {"speaker": "omar", "content": "Ines is out sick today, so Grace runs the standup."},
+    ])
+    integrate(world, settings, name)
+    items = recall(world, "Grace wifi password", limit=20)
+    assert any("swordfish" in m["content"] for m in items), items
 
 
 def test_recall_strict_query_uses_web_search_syntax(world: World, settings: Any) -> None:

@@ -65,9 +65,19 @@ def test_a_profile_that_a_topic_insight_holds_already_is_left_out() -> None:
 
 def test_a_profile_quotes_within_its_budget_and_cites_only_what_it_quotes() -> None:
     texts = [f"Yesterday Grace fixed bug number {n} in the billing service." for n in range(10)]
-    (profile,) = profiles.profiles(_mentions(*texts), STOP, most=10, quotes=3, chars=600, same=lambda a, b: a == b)
-    assert len(profile.quoted) == 3
-    assert profile.turns == 10
+    (few,) = profiles.profiles(_mentions(*texts), STOP, most=10, quotes=3, chars=600, same=lambda a, b: a == b)
+    assert [m.seq for m in few.quoted] == [8, 9, 10]  # equal salience: the latest first
+    assert few.turns == 10
+    (short,) = profiles.profiles(_mentions(*texts), STOP, most=10, quotes=6, chars=200, same=lambda a, b: a == b)
+    assert len(short.quoted) == 2 and len(profiles.render(short)) <= 200
+
+
+def test_names_need_a_script_with_case() -> None:
+    found = profiles.find_names(_mentions(
+        "Вчера мы встретились с Иваном в Москве.", "Иван сказал, что тесты снова падают у Ольги.",
+        "東京で会議がありました。", "会議は東京で続きます。"), STOP)
+    # Lowercase Cyrillic words are no names; CJK has no case, so no names at all.
+    assert set(found) == {"Иваном", "Москве", "Ольги"}
 
 
 def test_the_builtin_integrator_writes_a_profile_per_name_with_its_evidence() -> None:
