@@ -46,10 +46,38 @@ def load(http: Http, ns: str, rs: RecallSet, batch: int = 500) -> None:
             _ok(http.post(f"{base}/sessions/{c.session}/turns", json={"turns": turns[start:start + batch]}))
 
 
+def load_integrating_every(http: Http, ns: str, rs: RecallSet, every: int, timeout: float = 600) -> None:
+    """As ``load`` then ``integrate_all``, but each session integrated after every ``every`` turns
+    appended (all sessions' jobs of a round run side by side): how an agent that integrates often
+    builds its memory."""
+    base = f"/v1/namespaces/{ns}"
+    _ok(http.put(f"{base}", json={}))
+    for agent in sorted({p for c in rs.conversations for p in c.participants}):
+        _ok(http.put(f"{base}/agents/{agent}", json={}))
+    for c in rs.conversations:
+        _ok(http.post(f"{base}/sessions", json={"name": c.session}))
+        for p in c.participants:
+            _ok(http.put(f"{base}/sessions/{c.session}/participants/{p}"))
+    longest = max(len(c.turns) for c in rs.conversations)
+    for start in range(0, longest, every):
+        jobs = []
+        for c in rs.conversations:
+            turns = [{"speaker": t.speaker, "content": t.content, "occurred_at": t.occurred_at.isoformat(),
+                      **({"visible_to": list(t.visible_to)} if t.visible_to else {})} for t in c.turns[start:start + every]]
+            if turns:
+                _ok(http.post(f"{base}/sessions/{c.session}/turns", json={"turns": turns}))
+                jobs.append(_ok(http.post(f"{base}/sessions/{c.session}/integrate"))["id"])
+        _wait(http, base, jobs, timeout)
+
+
 def integrate_all(http: Http, ns: str, rs: RecallSet, timeout: float = 600) -> None:
     """One integration per session, run by the workers; waits for all of them."""
     base = f"/v1/namespaces/{ns}"
-    jobs = [_ok(http.post(f"{base}/sessions/{c.session}/integrate"))["id"] for c in rs.conversations]
+    _wait(http, base, [_ok(http.post(f"{base}/sessions/{c.session}/integrate"))["id"] for c in rs.conversations],
+          timeout)
+
+
+def _wait(http: Http, base: str, jobs: list[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     for job in jobs:
         while True:

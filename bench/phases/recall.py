@@ -22,6 +22,8 @@ from bench.recall_set import KINDS, RecallSet, build
 from bench.recall_templates import CITIES, PEOPLE, PROJECTS, SERVICES
 
 RECALL_NS = "recall"
+RECALL_OFTEN_NS = "recall-often"
+OFTEN = 10  # turns appended between two integrations of a session, in the second measure
 AGENT = "recall-big"
 SESSIONS = 50
 # One log line per request would drown the phase's own output.
@@ -37,7 +39,11 @@ def _quality(ctx: Ctx, rs: RecallSet) -> dict[str, Any]:
         recall_quality.integrate_all(http, RECALL_NS, rs)
         t2 = time.perf_counter()
         per_memory, latencies = recall_quality.ask(http, RECALL_NS, rs)
+        # The same set, each session integrated every OFTEN turns, as an agent that integrates often.
+        recall_quality.load_integrating_every(http, RECALL_OFTEN_NS, rs, OFTEN)
+        often, _ = recall_quality.ask(http, RECALL_OFTEN_NS, rs)
     return {"engram": recall_quality.score(rs, per_memory), "bm25": report(rs, bm25_rankings(rs, 10)),
+            "often": recall_quality.score(rs, often),
             "load_s": round(t1 - t0, 1), "integrate_s": round(t2 - t1, 1),
             "ask_p50_ms": ms(statistics.median(latencies))}
 
@@ -133,12 +139,19 @@ async def run(ctx: Ctx) -> list[Figure]:
                 "cpu_pct_of_core": cpu}
     r10 = eng["recall@10"] / ref["recall@10"]
     r5 = eng["recall@5"] / ref["recall@5"]
+    often = q["often"]
+    ctx.say(f"integrated every {OFTEN} turns: recall@10 {often['recall@10']}, @5 {often['recall@5']}")
+    often_kinds = ", ".join(f"{kind} {often['by_kind'][kind]['recall@10']}" for kind in KINDS)
     return [
         Figure("recall_at10", f"recall quality: evidence recall@10 ({eng['questions']} questions)", eng["recall@10"], "",
                ref["recall@10"], "BM25 over the raw turns, same run", round(r10, 3), "ratio >= 1.15", r10 >= 1.15,
                qdetails, f"recall@10 per kind, engram/BM25: {kinds_note}"),
         Figure("recall_at5", "recall quality: evidence recall@5", eng["recall@5"], "", ref["recall@5"],
                "BM25 over the raw turns, same run", round(r5, 3)),
+        Figure("recall_at10_often", f"recall@10, each session integrated every {OFTEN} turns", often["recall@10"], "",
+               ref["recall@10"], "BM25 over the raw turns, same run", round(often["recall@10"] / ref["recall@10"], 3),
+               details={"by_kind": often["by_kind"], "recall@5": often["recall@5"], "every_turns": OFTEN},
+               note=f"recall@10 per kind: {often_kinds}"),
         Figure("recall_p50", f"recall p50, one agent with {count:,} memories, one client", ms(p50), "ms", ms(g50),
                "GET …/sessions/{s} p50, interleaved", round(p50 / g50, 2), "ratio <= 5", p50 / g50 <= 5, ldetails,
                f"{count:,} memories inserted by COPY in {fill_s:.0f} s"),
