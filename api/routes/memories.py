@@ -35,7 +35,9 @@ def recall(ns: NamespaceDep, agent: AgentName, body: RecallRequest, db: DB, sett
     """Recall the agent's memories most useful for a query, best first. Relevance is PostgreSQL full-text
     search (any of the query's words, stemmed; web-search syntax for a strict query), fused by reciprocal
     rank fusion with vector similarity when an embedder is configured, then weighed with importance and
-    recency (ENGRAM_RECALL_* settings). Each item cites its evidence: the seqs of its session's turns."""
+    recency (ENGRAM_RECALL_* settings). A memory that a better one already says (it cites the same turns of
+    the same session and contains its words) is left out, and the next best takes its place. Each item cites
+    its evidence: the seqs of its session's turns."""
     return service.recall(db, ns, agent, body, settings)
 
 
