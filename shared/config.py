@@ -130,6 +130,15 @@ class Settings(BaseSettings):
         "(reinforcements + 1, last_seen_at) instead of being stored again.",
     )
 
+    integration_context_turns: int = Field(
+        60,
+        ge=0,
+        le=10_000,
+        description="Turns of the session a participant integrated before, the latest this many, shown to the "
+        "integrator beside the new ones as context (the built-in integrator's profiles gather a name's earlier "
+        "sentences from them). 0: none.",
+    )
+
     memory_dedup_window: int = Field(
         1000,
         ge=1,

@@ -33,6 +33,9 @@ class Reflection:
     agent: str
     agent_description: str
     turns: Sequence[ChatTurn]
+    #: Turns of the session the participant saw and integrated before these (the latest
+    #: ENGRAM_INTEGRATION_CONTEXT_TURNS, oldest first): context. An insight may cite them too.
+    earlier: Sequence[ChatTurn] = ()
 
 
 class IntegratorError(Exception):
@@ -47,5 +50,5 @@ class Integrator(Protocol):
     name: str
 
     def reflect(self, reflection: Reflection) -> list[InsightDraft]:
-        """Insights for the reflection's turns; evidence only cites seqs of those turns."""
+        """Insights for the reflection's turns; evidence only cites seqs of its turns and earlier turns."""
         ...

@@ -23,7 +23,7 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -152,13 +152,13 @@ class BuiltinIntegrator:
     # --- public ----------------------------------------------------------------------------
 
     def reflect(self, reflection: Reflection) -> list[InsightDraft]:
-        """Insights for the reflection's turns; evidence only cites seqs of those turns."""
-        turns = [(t, _SPACE.sub(" ", _CONTROL.sub("", t.content[: 2 * self.turn_chars])).strip()) for t in reflection.turns]
-        turns = [(t, text) for t, text in turns if text]
-        facts = self._fact_sentences(turns)
+        """Insights for the reflection's turns; evidence only cites seqs of those turns, and of the
+        earlier turns that a profile of a name the new turns mention draws on."""
+        facts = self._fact_sentences(self._cleaned(reflection.turns))
         if not facts:
             return []
 
+        weights: dict[tuple[str, ...], float] | None = None
         if len(facts) == 1:
             saliences = [self._lone_salience(facts[0][1])]
         else:
@@ -176,13 +176,27 @@ class BuiltinIntegrator:
         # In conversation order: the insights read as a short story of the batch.
         chosen.sort(key=lambda t: min(m.order for m in t.members))
         insights = [self._insight(t) for t in chosen]
-        return insights + self._profiles(sentences, [frozenset(i.evidence) for i in insights])
+        # The earlier turns' sentences, before the new ones in order, weighed by the new batch's
+        # keyphrases: the context a profile of a name the new turns mention draws on.
+        earlier = self._fact_sentences(self._cleaned(reflection.earlier))
+        before = [
+            _Sentence(turn.seq, turn.speaker, text, i - len(earlier), terms,
+                      self._salience(text, weights) if weights is not None else self._lone_salience(text))
+            for i, (turn, text, terms) in enumerate(earlier)
+        ]
+        return insights + self._profiles([*before, *sentences], [frozenset(i.evidence) for i in insights])
+
+    def _cleaned(self, turns: Sequence[ChatTurn]) -> list[tuple[ChatTurn, str]]:
+        cleaned = [(t, _SPACE.sub(" ", _CONTROL.sub("", t.content[: 2 * self.turn_chars])).strip()) for t in turns]
+        return [(t, text) for t, text in cleaned if text]
 
     def _profiles(self, sentences: list[_Sentence], grouped: list[frozenset[int]]) -> list[InsightDraft]:
+        """Profiles of the names the new sentences (order 0 and up) mention, drawing on all of them."""
         mentions = [profiles.Mention(s.seq, s.speaker, s.text, s.order, s.salience) for s in sentences]
         found = profiles.profiles(mentions, self._stopwords, most=self.max_profiles, quotes=self.profile_quotes,
                                   chars=self.profile_chars,
-                                  same=lambda a, b: _same_statement(a, b, self.repeat_ratio), grouped=grouped)
+                                  same=lambda a, b: _same_statement(a, b, self.repeat_ratio), grouped=grouped,
+                                  new_from=0)
         return [InsightDraft(content=profiles.render(p), importance=p.importance,
                              evidence=sorted({m.seq for m in p.quoted})) for p in found]
 

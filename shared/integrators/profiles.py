@@ -84,20 +84,26 @@ def profiles(
     chars: int,
     same: Callable[[str, str], bool],
     grouped: Sequence[frozenset[int]] = (),
+    new_from: int | None = None,
 ) -> list[Profile]:
     """Up to ``most`` profiles of the names that at least two turns of the batch mention, the
     most mentioned first; each quotes up to ``quotes`` distinct sentences within ``chars``. A
     profile whose turns one of the ``grouped`` turn sets (the topic insights') holds already would
-    repeat that insight, and is left out."""
+    repeat that insight, and is left out. With ``new_from``, the mentions of a lower order are
+    context (turns integrated before): only a name that a new mention names gets a profile, which
+    quotes its new mentions first."""
     chosen: list[Profile] = []
     for name, said in find_names(mentions, stopwords).items():
         turns = len({m.seq for m in said})
         if turns < 2:
             continue  # one sentence is its observation already
+        if new_from is not None and all(m.order < new_from for m in said):
+            continue  # nothing new about it: an earlier integration wrote its profile
         quoted: list[Mention] = []
         used = len(name) + 2
-        # The most salient first, the latest first among equals: what is said last holds now.
-        for m in sorted(said, key=lambda m: (-m.salience, -m.order)):
+        # New mentions first; then the most salient, the latest first among equals: what is said
+        # last holds now.
+        for m in sorted(said, key=lambda m: (new_from is not None and m.order < new_from, -m.salience, -m.order)):
             if len(quoted) == quotes:
                 break
             cost = len(m.speaker) + len(m.text) + 3

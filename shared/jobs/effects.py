@@ -95,6 +95,7 @@ class Plan:
     watermark: int  # last_integration_turn when the run started
     turns: list[ChatTurn]
     occurred: dict[int, datetime] = field(default_factory=dict)  # seq -> when the turn happened
+    earlier: list[ChatTurn] = field(default_factory=list)  # integrated before: the integrator's context
     drafts: list[InsightDraft] = field(default_factory=list)
     entries: list[stream.Entry] = field(default_factory=list)  # what its memory stream may gain
     # The agent's latest memories as read by the claim (without the agent's lock); None: unknown.
@@ -107,13 +108,16 @@ def plan_integration(db: Session, run: Run) -> list[Plan]:
                     sessions_repo.new_turns_seen(db, run.session_id, run.snapshot_seq))
 
 
-def plans_of(people: Sequence[tuple[Any, ...]], seen: Sequence[tuple[Any, ...]]) -> list[Plan]:
-    """The plans from the rows of the two reads (participants to integrate, new turns seen)."""
+def plans_of(people: Sequence[tuple[Any, ...]], seen: Sequence[tuple[Any, ...]],
+             earlier: Sequence[tuple[Any, ...]] = ()) -> list[Plan]:
+    """The plans from the rows of the reads (participants to integrate, new turns seen, and the
+    turns they integrated before, as context)."""
     plans = {p[0]: Plan(p[0], p[1], p[2], p[3], p[4], []) for p in people}
-    for participant_id, seq, speaker, content, occurred_at in seen:
-        plan = plans[participant_id]
-        plan.turns.append(ChatTurn(seq=seq, speaker=speaker, content=content))
-        plan.occurred[seq] = occurred_at
+    for rows, into in ((seen, "turns"), (earlier, "earlier")):
+        for participant_id, seq, speaker, content, occurred_at in rows:
+            plan = plans[participant_id]
+            getattr(plan, into).append(ChatTurn(seq=seq, speaker=speaker, content=content))
+            plan.occurred[seq] = occurred_at
     return list(plans.values())
 
 
@@ -134,13 +138,14 @@ def claim_integration(settings: Settings, job_id: str, owner: str, lease: timede
     size = settings.memory_dedup_window
     kept = stream.kept(settings.libpq_url, size)
     params = {**repo.claim_params(job_id, owner, lease), "window": size, "agents": list(kept),
-              "highs": [w.high for w in kept.values()]}
+              "highs": [w.high for w in kept.values()], "context": settings.integration_context_turns}
     run = repo.CLAIMED_INTEGRATION
-    claim, ((finished,),), dispatched, people, seen, deltas = pipeline.run(settings, [
+    claim, ((finished,),), dispatched, people, seen, earlier, deltas = pipeline.run(settings, [
         (repo.CLAIM, params), (repo.FINISH_IF_IDLE, params), (repo.DISPATCH_AFTER, params),
         (sessions_repo.participants_to_integrate_sql(run), params), (sessions_repo.new_turns_seen_sql(run), params),
+        (sessions_repo.earlier_turns_seen_sql(run), params),
         (memories_repo.window_deltas_sql(sessions_repo.participant_agents_sql(run)), params)])
-    plans = plans_of(people, seen)
+    plans = plans_of(people, seen, earlier)
     newer: dict[int, list[tuple[int, str, str]]] = {}
     for agent_id, memory_id, kind, said in deltas:
         newer.setdefault(agent_id, []).append((memory_id, kind, said))
@@ -185,9 +190,9 @@ def integrate(run: Run, settings: Settings, integrator: Integrator, safe_point: 
     for plan in plans:
         _checkpoint(safe_point)
         if plan.turns:
-            plan.drafts = integrator.reflect(
-                Reflection(agent=plan.name, agent_description=plan.description, turns=plan.turns))
-            check_drafts(plan.drafts, plan.turns, integrator)
+            plan.drafts = integrator.reflect(Reflection(
+                agent=plan.name, agent_description=plan.description, turns=plan.turns, earlier=plan.earlier))
+            check_drafts(plan.drafts, [*plan.earlier, *plan.turns], integrator)
             plan.entries = stream.entries(plan.turns, plan.drafts, plan.occurred)
     if embedder is not None:
         _checkpoint(safe_point)
@@ -260,7 +265,7 @@ def _step(run: Run, settings: Settings, writer: Plan | None, idle: list[Plan], w
         new, reinforced = stream.sift(window, writer.entries, settings.memory_similarity_threshold)
         params.update(writer=writer.participant_id, agent_id=writer.agent_id, reinforce=reinforced,
                       memories=stream.rows_json(new), low=window.low, high=window.high, kept=len(window.order),
-                      seqs=[t.seq for t in writer.turns],
+                      seqs=_cited(writer),
                       insights=json.dumps([{"content": d.content, "importance": d.importance,
                                             "evidence": sorted(set(d.evidence))} for d in writer.drafts]))
         counts[writer.participant_id] = (len(writer.drafts), len(new))
@@ -306,7 +311,7 @@ def _locked_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
         if writer.window is not None:
             window = writer.window
         agent = {"agent_id": writer.agent_id, "window": window.size, "after": window.high}
-        seqs = {"session_id": run.session_id, "seqs": [t.seq for t in writer.turns]}
+        seqs = {"session_id": run.session_id, "seqs": _cited(writer)}
         locked, _, newer, ((count,),), redacted = tx.send([
             fence, (memories_repo.LOCK_AGENT, agent), (memories_repo.RECENT, agent),
             (memories_repo.COUNT_BETWEEN, {"agent_id": writer.agent_id, "low": window.low, "high": window.high}),
@@ -382,6 +387,11 @@ def _merge_entry(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, A
         merged[k] += new[k]
     merged["watermark"] = new["watermark"]
     return merged
+
+
+def _cited(plan: Plan) -> list[int]:
+    """The seqs a participant's write rests on: its new turns and every turn its insights cite."""
+    return sorted({t.seq for t in plan.turns} | {s for d in plan.drafts for s in d.evidence})
 
 
 def _drop_redacted(plan: Plan, gone: set[int]) -> None:

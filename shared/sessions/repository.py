@@ -208,6 +208,24 @@ def new_turns_seen_sql(run: str) -> str:
         ORDER BY participants.id, turns.seq"""
 
 
+@functools.cache
+def earlier_turns_seen_sql(run: str) -> str:
+    """For each participant with turns to integrate, the latest ``%(context)s`` turns it saw and
+    integrated before (not redacted), oldest first: the context of its integration."""
+    return f"""
+        SELECT participants.id, earlier.seq, earlier.speaker, earlier.content, earlier.occurred_at
+        FROM {run} AS run JOIN participants ON participants.session_id = run.session_id
+        JOIN agents ON agents.id = participants.agent_id
+        CROSS JOIN LATERAL (
+            SELECT turns.seq, turns.speaker, turns.content, turns.occurred_at FROM turns
+            WHERE turns.session_id = participants.session_id
+              AND turns.seq > participants.bound_after_seq AND turns.seq <= participants.last_integration_turn
+              AND participants.last_integration_turn < run.snapshot_seq
+              AND ({_compiled(sees(Agent.name))}) AND turns.redacted_at IS NULL
+            ORDER BY turns.seq DESC LIMIT %(context)s) AS earlier
+        ORDER BY participants.id, earlier.seq"""
+
+
 NONE_REDACTED = """NOT EXISTS (SELECT FROM turns WHERE session_id = %(session_id)s AND seq = ANY(CAST(%(seqs)s AS int[]))
     AND redacted_at IS NOT NULL)"""
 """A condition: none of these turns was redacted (params: session_id, seqs)."""

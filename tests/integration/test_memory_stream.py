@@ -303,6 +303,44 @@ def test_fencing_of_the_new_writes_a_turn_redacted_during_a_run_is_not_remembere
     assert memories(world) and not any(3 in m["evidence"] for m in memories(world))
 
 
+GRACE_BEFORE = [{"speaker": "yusuf", "content": "Grace works from the Nairobi office."},
+                {"speaker": "omar", "content": "The printer on floor two is out of toner again."}]
+GRACE_AFTER = [{"speaker": "lena", "content": "For anything quick, Grace likes a phone call best."},
+               {"speaker": "omar", "content": "Ines is out sick today, so Grace runs the standup."}]
+
+
+def _claimed_second_integration(world: World, settings: Any) -> tuple[str, effects.Claim]:
+    name = grace_session(world, turns=GRACE_BEFORE)
+    integrate(world, settings, name)
+    assert world.turns(name, *GRACE_AFTER).status_code == 201
+    job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
+    claim = effects.claim_integration(settings, job_id, WORKER, timedelta(seconds=30))
+    assert claim.run is not None
+    return name, claim
+
+
+def test_profiles_draw_on_the_turns_integrated_before(world: World, settings: Any) -> None:
+    _, claim = _claimed_second_integration(world, settings)
+    (plan,) = claim.plans
+    assert [t.seq for t in plan.earlier] == [1, 2] and [t.seq for t in plan.turns] == [3, 4]
+    assert claim.run is not None
+    effects.integrate(claim.run, settings, load_integrator(settings), NoBeat(), claim.plans)
+    (profile,) = [m for m in memories(world) if m["content"].startswith("Grace — ")]
+    assert profile["evidence"] == [1, 3, 4]
+    assert "Grace works from the Nairobi office." in profile["content"]
+
+
+def test_fencing_of_the_new_writes_an_earlier_turn_redacted_during_a_run_is_not_cited(
+        world: World, settings: Any) -> None:
+    name, claim = _claimed_second_integration(world, settings)
+    assert world.http.delete(f"{world.base}/sessions/{name}/turns/1").status_code == 200  # while it reflects
+    assert claim.run is not None
+    effects.integrate(claim.run, settings, load_integrator(settings), NoBeat(), claim.plans)
+    remembered = memories(world)
+    assert {s for m in remembered for s in m["evidence"]} >= {3, 4}
+    assert not any(1 in m["evidence"] for m in remembered), remembered
+
+
 def test_fencing_of_the_new_writes_a_stale_run_writes_no_memory(world: World, settings: Any) -> None:
     name = grace_session(world)
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]

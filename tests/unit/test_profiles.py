@@ -92,3 +92,33 @@ def test_the_builtin_integrator_writes_a_profile_per_name_with_its_evidence() ->
     assert grace.evidence == [1, 3, 4]
     for turn in (turns[0], turns[2], turns[3]):
         assert turn.content in grace.content
+
+
+def test_a_profile_draws_on_the_earlier_turns_of_a_name_the_new_turns_mention() -> None:
+    earlier = [
+        ChatTurn(1, "yusuf", "Grace works from the Nairobi office."),
+        ChatTurn(2, "omar", "Remember when we order food that Marcus is allergic to peanuts."),
+        ChatTurn(3, "lena", "Marcus joined as the engineering manager."),
+    ]
+    turns = [
+        ChatTurn(4, "omar", "For anything quick, Grace likes a phone call best."),
+        ChatTurn(5, "lena", "The billing service was rewritten in Rust last year."),
+    ]
+    insights = BuiltinIntegrator().reflect(Reflection(agent="ada", agent_description="", turns=turns, earlier=earlier))
+    profiled = {i.content.split(" — ")[0]: i for i in insights if " — " in i.content}
+    # Grace is named by a new turn: her profile adds what was said of her before, in order.
+    assert set(profiled) == {"Grace"}
+    assert profiled["Grace"].evidence == [1, 4]
+    assert profiled["Grace"].content == ("Grace — yusuf: Grace works from the Nairobi office. "
+                                         "omar: For anything quick, Grace likes a phone call best.")
+    # Marcus is named by earlier turns only: an earlier integration wrote his profile.
+    assert all(i.evidence and max(i.evidence) >= 4 for i in insights)
+
+
+def test_a_profile_short_of_room_quotes_the_new_mentions_first() -> None:
+    mentions = [Mention(1, "a", "Grace is very important and salient here, Grace says.", -2, 9.0),
+                Mention(2, "b", "Ask Grace about it.", -1, 8.0),
+                Mention(3, "c", "Yes, Grace agrees.", 0, 1.0)]
+    (profile,) = profiles.profiles(mentions, STOP, most=10, quotes=2, chars=600, same=lambda a, b: a == b,
+                                   new_from=0)
+    assert [m.seq for m in profile.quoted] == [1, 3]
