@@ -138,12 +138,12 @@ def claim_integration(settings: Settings, job_id: str, owner: str, lease: timede
     size = settings.memory_dedup_window
     kept = stream.kept(settings.libpq_url, size)
     params = {**repo.claim_params(job_id, owner, lease), "window": size, "agents": list(kept),
-              "highs": [w.high for w in kept.values()], "context": settings.integration_context_turns}
+              "highs": [w.high for w in kept.values()]}
     run = repo.CLAIMED_INTEGRATION
     claim, ((finished,),), dispatched, people, seen, earlier, deltas = pipeline.run(settings, [
         (repo.CLAIM, params), (repo.FINISH_IF_IDLE, params), (repo.DISPATCH_AFTER, params),
         (sessions_repo.participants_to_integrate_sql(run), params), (sessions_repo.new_turns_seen_sql(run), params),
-        (sessions_repo.earlier_turns_seen_sql(run), params),
+        (sessions_repo.earlier_turns_seen_sql(run, settings.integration_context_turns), params),
         (memories_repo.window_deltas_sql(sessions_repo.participant_agents_sql(run)), params)])
     plans = plans_of(people, seen, earlier)
     newer: dict[int, list[tuple[int, str, str]]] = {}

@@ -209,9 +209,11 @@ def new_turns_seen_sql(run: str) -> str:
 
 
 @functools.cache
-def earlier_turns_seen_sql(run: str) -> str:
-    """For each participant with turns to integrate, the latest ``%(context)s`` turns it saw and
-    integrated before (not redacted), oldest first: the context of its integration."""
+def earlier_turns_seen_sql(run: str, context: int) -> str:
+    """For each participant with turns to integrate, the latest ``context`` turns it saw and
+    integrated before (not redacted), oldest first: the context of its integration. ``context`` is
+    written into the statement: the workers' statements get generic plans, and a LIMIT the planner
+    cannot see made it sort all of a long session's turns."""
     return f"""
         SELECT participants.id, earlier.seq, earlier.speaker, earlier.content, earlier.occurred_at
         FROM {run} AS run JOIN participants ON participants.session_id = run.session_id
@@ -222,7 +224,7 @@ def earlier_turns_seen_sql(run: str) -> str:
               AND turns.seq > participants.bound_after_seq AND turns.seq <= participants.last_integration_turn
               AND participants.last_integration_turn < run.snapshot_seq
               AND ({_compiled(sees(Agent.name))}) AND turns.redacted_at IS NULL
-            ORDER BY turns.seq DESC LIMIT %(context)s) AS earlier
+            ORDER BY turns.seq DESC LIMIT {int(context)}) AS earlier
         ORDER BY participants.id, earlier.seq"""
 
 
