@@ -78,7 +78,9 @@ def running(services: Services, log_dir: Path) -> Iterator[System]:
         system.stop_all()
 
 
-@pytest.fixture(scope="session")
+# Package scope: the system is stopped once the end-to-end tests are done. Its scheduler works on
+# the database the integration tests share, and would otherwise put back their expired leases too.
+@pytest.fixture(scope="package")
 def system(services: Services) -> Iterator[System]:
     import redis
 
