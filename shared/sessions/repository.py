@@ -198,13 +198,19 @@ def participant_agents_sql(run: str) -> str:
 @functools.cache
 def new_turns_seen_sql(run: str) -> str:
     """The rows of ``new_turns_seen`` up to the run's snapshot."""
+    # A lateral read per participant: its bounds on seq are then bounds of the session's index scan
+    # whatever the statistics say (a join planned while sessions were small read every turn of a
+    # 100,000-turn session, then filtered them).
     return f"""
         SELECT participants.id, turns.seq, turns.speaker, turns.content, turns.occurred_at
         FROM {run} AS run JOIN participants ON participants.session_id = run.session_id
         JOIN agents ON agents.id = participants.agent_id
-        JOIN turns ON turns.session_id = participants.session_id
-        WHERE {_compiled(not_yet_integrated())} AND turns.seq <= run.snapshot_seq
-          AND ({_compiled(sees(Agent.name))}) AND turns.redacted_at IS NULL
+        CROSS JOIN LATERAL (
+            SELECT turns.seq, turns.speaker, turns.content, turns.occurred_at, turns.visible_to, turns.redacted_at
+            FROM turns WHERE turns.session_id = participants.session_id
+              AND {_compiled(not_yet_integrated())} AND turns.seq <= run.snapshot_seq
+            ORDER BY turns.seq) AS turns
+        WHERE ({_compiled(sees(Agent.name))}) AND turns.redacted_at IS NULL
         ORDER BY participants.id, turns.seq"""
 
 
