@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
 from bench.recall_reference import KS, bm25_rankings, evidence_recall, report
-from bench.recall_set import KINDS, RecallSet, build
+from bench.recall_set import KINDS, RecallSet, Turn, build
 
 # An httpx.Client with the API's base URL (FastAPI's TestClient is one too).
 Http = httpx.Client
@@ -29,10 +30,8 @@ def _ok(response: Any) -> Any:
     return response.json() if response.content else None
 
 
-def load(http: Http, ns: str, rs: RecallSet, batch: int = 500) -> None:
-    """Every conversation as a session, its participants bound first, its turns in order (their
-    seqs are then those of the set), with their `occurred_at`."""
-    base = f"/v1/namespaces/{ns}"
+def _sessions(http: Http, base: str, rs: RecallSet) -> None:
+    """The namespace, its agents, and every conversation as a session with its participants bound."""
     _ok(http.put(f"{base}", json={}))
     for agent in sorted({p for c in rs.conversations for p in c.participants}):
         _ok(http.put(f"{base}/agents/{agent}", json={}))
@@ -40,10 +39,21 @@ def load(http: Http, ns: str, rs: RecallSet, batch: int = 500) -> None:
         _ok(http.post(f"{base}/sessions", json={"name": c.session}))
         for p in c.participants:
             _ok(http.put(f"{base}/sessions/{c.session}/participants/{p}"))
-        turns = [{"speaker": t.speaker, "content": t.content, "occurred_at": t.occurred_at.isoformat(),
-                  **({"visible_to": list(t.visible_to)} if t.visible_to else {})} for t in c.turns]
-        for start in range(0, len(turns), batch):
-            _ok(http.post(f"{base}/sessions/{c.session}/turns", json={"turns": turns[start:start + batch]}))
+
+
+def _turns(turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    return [{"speaker": t.speaker, "content": t.content, "occurred_at": t.occurred_at.isoformat(),
+             **({"visible_to": list(t.visible_to)} if t.visible_to else {})} for t in turns]
+
+
+def load(http: Http, ns: str, rs: RecallSet, batch: int = 500) -> None:
+    """Every conversation as a session, its participants bound first, its turns in order (their
+    seqs are then those of the set), with their `occurred_at`."""
+    base = f"/v1/namespaces/{ns}"
+    _sessions(http, base, rs)
+    for c in rs.conversations:
+        for start in range(0, len(c.turns), batch):
+            _ok(http.post(f"{base}/sessions/{c.session}/turns", json={"turns": _turns(c.turns[start:start + batch])}))
 
 
 def load_integrating_every(http: Http, ns: str, rs: RecallSet, every: int, timeout: float = 600) -> None:
@@ -51,20 +61,11 @@ def load_integrating_every(http: Http, ns: str, rs: RecallSet, every: int, timeo
     appended (all sessions' jobs of a round run side by side): how an agent that integrates often
     builds its memory."""
     base = f"/v1/namespaces/{ns}"
-    _ok(http.put(f"{base}", json={}))
-    for agent in sorted({p for c in rs.conversations for p in c.participants}):
-        _ok(http.put(f"{base}/agents/{agent}", json={}))
-    for c in rs.conversations:
-        _ok(http.post(f"{base}/sessions", json={"name": c.session}))
-        for p in c.participants:
-            _ok(http.put(f"{base}/sessions/{c.session}/participants/{p}"))
-    longest = max(len(c.turns) for c in rs.conversations)
-    for start in range(0, longest, every):
+    _sessions(http, base, rs)
+    for start in range(0, max(len(c.turns) for c in rs.conversations), every):
         jobs = []
         for c in rs.conversations:
-            turns = [{"speaker": t.speaker, "content": t.content, "occurred_at": t.occurred_at.isoformat(),
-                      **({"visible_to": list(t.visible_to)} if t.visible_to else {})} for t in c.turns[start:start + every]]
-            if turns:
+            if turns := _turns(c.turns[start:start + every]):
                 _ok(http.post(f"{base}/sessions/{c.session}/turns", json={"turns": turns}))
                 jobs.append(_ok(http.post(f"{base}/sessions/{c.session}/integrate"))["id"])
         _wait(http, base, jobs, timeout)
