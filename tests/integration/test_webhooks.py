@@ -145,6 +145,19 @@ def test_a_finished_job_is_delivered_signed(world: World, settings: Settings, al
     assert deliver(delivery["id"], allowing) == "not_due"  # a duplicate message sends nothing
 
 
+def test_the_first_try_leaves_at_the_finish(world: World, settings: Settings, allowing: Settings) -> None:
+    """A job's finish writes its deliveries with no message sent: the scheduler's wake-up (LISTEN),
+    which sends what is due, sends them at once, not after the lost-message wait."""
+    register(world, allowing, "prompt", "https://93.184.215.14/x", ["job.succeeded"])
+    finished_job(world, settings)
+    [delivery] = deliveries(world, "prompt")
+    with unit_of_work(settings) as db:  # what the wake-up runs, with a lost-message wait far longer than the test
+        due = webhooks_repo.due(db, timedelta(hours=1))
+    assert delivery["id"] in due
+    with unit_of_work(settings) as db:  # sent now: a second wake-up does not send it again
+        assert delivery["id"] not in webhooks_repo.due(db, timedelta(hours=1))
+
+
 def test_a_receiver_down_then_back_gets_the_delivery(world: World, settings: Settings, allowing: Settings,
                                                      receiver: Receiver) -> None:
     register(world, allowing, "flaky", receiver.url, ["job.succeeded"])
