@@ -102,7 +102,8 @@ class Processes(stack.Processes):
             commands[name] = _python("bench.raw_celery", "--concurrency", "1", "--hostname", f"{name}@%h")
         env = stack.process_env(services.database_url, services.redis_url, admin_key=self.admin_key,
                                 webhook_secrets_key=secrets.token_urlsafe(32),
-                                integrator="builtin", api_port=self.api_port)
+                                integrator="builtin", api_port=self.api_port,
+                                webhook_allow_private_networks=True)  # the webhook phase's receiver is on 127.0.0.1
         super().__init__(commands, env, log_dir, cwd=ROOT)
 
     def wait_ready(self, timeout: float = 90) -> None:

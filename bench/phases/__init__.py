@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bench.phases import e2e, ingest, memory, recall, scaleout, scaling, submit, throughput
+from bench.phases import e2e, ingest, memory, recall, scaleout, scaling, submit, throughput, webhooks
 from bench.phases.common import FULL, QUICK, Config, Ctx, Figure, Profiler
 
 __all__ = ["FULL", "PHASES", "QUICK", "Config", "Ctx", "Figure", "Profiler"]
@@ -20,4 +20,5 @@ PHASES: dict[str, Callable[[Ctx], Awaitable[list[Figure]]]] = {
     "scaleout": scaleout.run,
     "memory": memory.run,
     "recall": recall.run,
+    "webhooks": webhooks.run,
 }

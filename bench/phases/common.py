@@ -49,6 +49,7 @@ class Config:
     scale_requests: int = 300  # scaleout: integrate requests per round and API set-up
     scale_jobs: int = 300  # scaleout: trivial jobs per round and worker set-up
     scale_rounds: int = 2
+    webhook_jobs: int = 200  # webhooks: jobs whose first delivery is timed
 
 
 FULL = Config(name="full", hello_warmup=2000, hello_per_round=6000, submit_warmup=200, submit_per_round=600, rounds=3,
@@ -59,7 +60,7 @@ QUICK = Config(name="quick", hello_warmup=500, hello_per_round=2000, submit_warm
                e2e_warmup=5, e2e_jobs=40, ingest_warmup=1, ingest_batches=5, history_turns=10_000,
                sweep=(100, 1000), sweep_reps=1, headline_turns=1000, headline_reps=3,
                tp_sessions=100, tp_rounds=1, memory_jobs=300, recall_memories=10_000, recall_rounds=100,
-               scale_requests=200, scale_jobs=100, scale_rounds=1)
+               scale_requests=200, scale_jobs=100, scale_rounds=1, webhook_jobs=50)
 
 
 # --- figures ---------------------------------------------------------------------------------
