@@ -100,6 +100,16 @@ def test_verify_refuses_an_old_or_future_timestamp() -> None:
     ({"webhook-timestamp": "yesterday"}, "not a Unix time"),
     ({"webhook-signature": "garbage"}, "malformed"),
     ({"webhook-signature": "v1,not base64!"}, "malformed"),
+    # The shapes are checked by verify itself, whatever the standardwebhooks release says of them.
+    ({"webhook-id": ""}, "webhook-id header is missing"),
+    ({"webhook-id": None, "webhook-timestamp": None}, "webhook-id and webhook-timestamp headers are missing"),
+    ({"webhook-timestamp": "1735689600.5"}, "not a Unix time"),
+    ({"webhook-timestamp": "１７３５６８９６００"}, "not a Unix time"),  # digits, but not ASCII ones
+    ({"webhook-signature": "v1," + base64.b64encode(b"x" * 16).decode()}, "16 bytes, not the 32"),
+    ({"webhook-signature": "v2," + base64.b64encode(b"x" * 32).decode()}, "is not `v1,<base64>`"),
+    ({"webhook-signature": "v1," + base64.b64encode(b"x" * 32).decode() + " v1,"}, "signature 2 of 2 is not `v1,<base64>`"),
+    ({"webhook-signature": "v1," + base64.b64encode(b"x" * 32).decode().rstrip("=")}, "not valid base64"),
+    ({"webhook-signature": "v1," + base64.urlsafe_b64encode(b"\xff" * 32).decode()}, "not valid base64"),
 ])
 def test_verify_refuses_missing_or_malformed_headers(change: dict[str, str | None], message: str) -> None:
     key = secret()
@@ -111,6 +121,21 @@ def test_verify_refuses_missing_or_malformed_headers(change: dict[str, str | Non
             headers[name] = value
     with pytest.raises(WebhookVerificationError, match=message):
         verify(headers, BODY.encode(), key)
+
+
+def test_verify_does_not_rely_on_the_library_s_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only standardwebhooks' signing is used: its verify (whose errors changed wording between releases)
+    # is never called, so every outcome above is verify's own.
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("standardwebhooks' Webhook.verify was called")
+
+    monkeypatch.setattr(Signer, "verify", refuse)
+    key = secret()
+    assert verify(signed(key, BODY), BODY.encode(), key)["type"] == "job.succeeded"
+    with pytest.raises(WebhookVerificationError, match="malformed"):
+        verify({**signed(key, BODY), "webhook-signature": "garbage"}, BODY.encode(), key)
+    with pytest.raises(WebhookVerificationError, match="no signature matches"):
+        verify(signed(secret(), BODY), BODY.encode(), key)
 
 
 def test_verify_accepts_any_of_several_signatures() -> None:
