@@ -19,20 +19,23 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-# The packages listed in pyproject's [tool.setuptools.packages.find] include, and the Python client
-# (its own distribution, which the CLI uses). README.md is left out on purpose: setuptools only
+# The lock, the packages listed in pyproject's [tool.setuptools.packages.find] include, and the
+# Python client (its own distribution, which the CLI uses). README.md is left out on purpose: setuptools only
 # warns without it, and the image has no use for it. The migrations ship inside `shared`, so
 # `engram migrate` needs no alembic.ini.
 COPY pyproject.toml ./
+COPY requirements/lock.txt ./requirements/lock.txt
 COPY api ./api
 COPY worker ./worker
 COPY shared ./shared
 COPY cli ./cli
 COPY client ./client
 
-# Regular (non-editable) installs without the dev extras. The client is installed from its path,
-# never by name: "engram-client" on PyPI is an unrelated project.
-RUN pip install ./client . \
+# Regular (non-editable) installs without the dev extras, at the versions of the lock (make lock):
+# requirements/lock.txt pins every dependency of the server, the client and the dev extra, so as
+# constraints it fixes each package installed here and adds none of the test tools. The client is
+# installed from its path, never by name: "engram-client" on PyPI is an unrelated project.
+RUN pip install -c requirements/lock.txt ./client . \
  && pip check
 
 # --- runtime --------------------------------------------------------------------------------
