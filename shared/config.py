@@ -162,25 +162,24 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(64, ge=1, le=2048, description="Texts per `/embeddings` request.")
 
     # --- recall ----------------------------------------------------------------------------------
-    # Full-text matches score relevance + recency + importance, ranked per kind; the rankings
-    # (observations, reflections, vectors) are fused by weighted reciprocal rank fusion.
-    recall_weight_relevance: float = Field(
-        1.0, ge=0, le=10, description="Weight of full-text relevance (cover density, by length, 0..1).")
-    recall_weight_recency: float = Field(
-        0.3, ge=0, le=10, description="Weight of recency among the matches: 1 for the newest, 0 for the oldest "
-        "(what was said last about a thing is what holds now).")
-    recall_weight_importance: float = Field(
-        0.1, ge=0, le=10, description="Weight of a memory's importance (1–10 → 0.1..1).")
-    recall_weight_reflections: float = Field(
-        1.0, ge=0, le=10, description="Weight of the reflections' ranking in the fusion (observations weigh 1).")
-    recall_weight_vectors: float = Field(
-        1.0, ge=0, le=10, description="Weight of the vector ranking in the fusion, with an embedder.")
-    recall_rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant: weight / (k + rank).")
-    recall_scan: int = Field(
-        500, ge=10, le=1_000_000, description="Full-text recall ranks at most this many of the agent's most recent "
-        "matches: it bounds the cost of a query whose words match much of a large memory.")
+    # Full-text recall ranks by BM25 over the agent's memories (statistics kept by triggers, see
+    # shared/memories/repository.py); with an embedder, the vector ranking joins it by weighted
+    # reciprocal rank fusion. Recency only breaks ties; importance is shown, not ranked on.
+    recall_bm25_k1: float = Field(
+        1.2, ge=0, le=10, description="BM25 term-frequency saturation: how much a word said again adds.")
+    recall_bm25_b: float = Field(
+        0.75, ge=0, le=1, description="BM25 length normalization: 0 none, 1 a memory's score scales with its length "
+        "against the agent's average.")
+    recall_max_scored: int = Field(
+        5000, ge=10, le=1_000_000, description="Full-text recall scores at most this many memories per query: those "
+        "holding the query's rarest words, rarest first while their memory counts add up to at most this (commoner "
+        "words only add to their scores); when even the rarest word is in more, its shortest matches. It bounds a "
+        "query's cost however much the agent remembers, and never by age.")
     recall_candidates: int = Field(
         200, ge=10, le=10_000, description="Candidates each ranking (full-text, vector) hands to the fusion.")
+    recall_weight_vectors: float = Field(
+        1.0, ge=0, le=10, description="Weight of the vector ranking in the fusion, with an embedder (full-text weighs 1).")
+    recall_rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant: weight / (k + rank).")
 
     # --- jobs ------------------------------------------------------------------------------------
     job_lease_seconds: float = Field(

@@ -32,12 +32,13 @@ def forget_memory(ns: NamespaceDep, agent: AgentName, memory: MemoryId, db: DB) 
 
 @router.post("/agents/{agent}/recall", response_model=RecallResult)
 def recall(ns: NamespaceDep, agent: AgentName, body: RecallRequest, db: DB, settings: SettingsDep) -> RecallResult:
-    """Recall the agent's memories most useful for a query, best first. Relevance is PostgreSQL full-text
-    search (any of the query's words, stemmed; web-search syntax for a strict query), fused by reciprocal
-    rank fusion with vector similarity when an embedder is configured, then weighed with importance and
-    recency (ENGRAM_RECALL_* settings). A memory that a better one already says (it cites the same turns of
-    the same session and contains its words) is left out, and the next best takes its place. Each item cites
-    its evidence: the seqs of its session's turns."""
+    """Recall the agent's memories most useful for a query, best first. Full-text relevance is BM25 over the
+    agent's memories (any of the query's words, stemmed, weighed by how rare each is among its memories; web-search
+    syntax for a strict query), fused by reciprocal rank fusion with vector similarity when an embedder is
+    configured (ENGRAM_RECALL_* settings). A memory's age never keeps it out: equal scores go to the most recent.
+    A memory that a better one already says (it cites the same turns of the same session and contains its words)
+    is left out, and the next best takes its place. Each item cites its evidence: the seqs of its session's turns.
+    With `explain`, each item also says its rank and score in each ranking fused, and the query's terms it holds."""
     return service.recall(db, ns, agent, body, settings)
 
 

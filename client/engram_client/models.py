@@ -104,8 +104,27 @@ class Memory(Model):
     last_seen_at: datetime
 
 
+class Ranked(Model):
+    """A memory's place in one ranking of a recall."""
+
+    rank: int
+    score: float
+
+
+class FullTextRanked(Ranked):
+    terms: dict[str, float]  # the query's terms the memory holds, with what each adds to its BM25 score
+
+
+class RecallExplanation(Model):
+    """Why a memory came back (``explain=True``): its place in each ranking recall fused."""
+
+    full_text: FullTextRanked | None
+    vector: Ranked | None
+
+
 class RecalledMemory(Memory):
     score: float
+    explain: RecallExplanation | None = None
 
 
 class RecallResult(Model):

@@ -6,10 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import any_, bindparam, delete, literal, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import any_, delete, literal, select
 from sqlalchemy.orm import Session
-from sqlalchemy.types import String
 
 from shared.db import rowcount
 from shared.memories import vectors
@@ -129,97 +127,131 @@ class RecallQuery:
     limit: int
     session: str | None
     kinds: list[str] | None
-    w_relevance: float
-    w_importance: float
-    w_recency: float
-    w_reflections: float
-    w_vectors: float
+    k1: float  # BM25 term-frequency saturation
+    b: float  # BM25 length normalization
+    scored: int  # at most this many matches are scored (the candidates, below)
+    candidates: int  # each ranking hands this many to the fusion
     rrf_k: int
-    candidates: int
-    scan: int
+    w_vectors: float
+    explain: bool = False
 
 
-# Recall ranks in two steps (DESIGN.md section 2, Recall; after Park et al. 2023).
-# 1. Full-text: the query is an OR of its stemmed terms (english configuration), or web-search
-#    syntax when strict. Each match scores relevance + recency + importance: relevance is
-#    ts_rank_cd (cover density: terms near each other count more) normalized by the memory's
-#    length (flag 1) and by the best match of its kind; recency is where the memory's occurred_at
-#    falls between the oldest and the newest match (what is said last about a thing is what holds
-#    now); importance is 1-10 over 10. Only the `scan` most recent matches are ranked: ranking
-#    reads each match's tsvector, and a common word can match much of a large memory.
-#    Observations and reflections are ranked apart, so that long reflections do not crowd out
-#    the turns.
-# 2. The rankings (observations, reflections, and vectors when there is an embedder) are fused by
-#    weighted reciprocal rank fusion: weight / (k + rank), summed. BENCHMARKS.md has the figures
-#    against plain ts_rank and the alternatives that were measured.
-_QUERY = """
-    WITH q AS (
-        SELECT CASE WHEN :strict THEN websearch_to_tsquery('english', :text)
-                    ELSE replace(plainto_tsquery('english', :text)::text, ' & ', ' | ')::tsquery END AS query
-    ),
-    recent AS (
-        SELECT m.id FROM memories m, q
-        WHERE m.agent_id = :agent_id AND m.tsv @@ q.query {filters}
-        ORDER BY m.id DESC
-        LIMIT :scan
-    ),
-    matches AS (
-        SELECT m.id, m.kind, m.importance, extract(epoch FROM m.occurred_at) AS t,
-               ts_rank_cd(m.tsv, q.query, 1) AS r
-        FROM recent JOIN memories m ON m.id = recent.id, q
-        ORDER BY r DESC, m.id DESC
-        LIMIT :candidates
-    ),
+# Recall ranks by BM25 (Lucene's form: idf = ln(1 + (N - df + 0.5) / (df + 0.5))) over the agent's
+# memories, from the statistics that migration 0005's triggers keep: N and the average length from
+# memory_corpus, df from memory_terms, a memory's length from memories.doc_length, a term's frequency
+# from the positions of its lexeme in the memory's tsvector.
+# 1. The query's terms are the lexemes of to_tsvector('english', query): stemmed, stopwords out.
+# 2. Candidates, whatever their age: the memories holding the query's rarest terms, taken rarest
+#    first while their document frequencies add up to at most `scored` (at least the rarest one),
+#    found by the GIN index. Commoner terms score the candidates but do not bring in more: a memory
+#    holding only common words of the query is outranked by one holding a rarer one. When even the
+#    rarest term is in more than `scored` memories, its shortest matches are scored (the best BM25
+#    of a word said once). A strict query (web-search syntax) takes its own matches, shortest first.
+# 3. A candidate scores the sum, over the query's terms it holds, of
+#    idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average length)).
+#    Equal scores go to the most recent (occurred_at, then id): recency breaks ties, it never
+#    outweighs a word.
+# 4. With an embedder, the vector ranking joins by reciprocal rank fusion: 1 / (k + rank) for the
+#    full-text ranking, w_vectors / (k + rank) for the vector one.
+_FULL_TEXT = r"""
+    corpus AS MATERIALIZED (
+        SELECT coalesce(max(docs), 0) AS docs,
+               greatest(coalesce(max(total_length)::float8 / nullif(max(docs), 0), 1), 1) AS avgdl
+        FROM memory_corpus WHERE agent_id = %(agent_id)s),
+    words AS MATERIALIZED (
+        SELECT w.lexeme, coalesce(t.df, 0) AS df,
+               ln(1 + (c.docs - coalesce(t.df, 0) + 0.5) / (coalesce(t.df, 0) + 0.5)) AS idf
+        FROM (SELECT lexeme COLLATE "C" AS lexeme FROM unnest(to_tsvector('english', %(text)s))) w
+        CROSS JOIN corpus c
+        LEFT JOIN memory_terms t ON t.agent_id = %(agent_id)s AND t.lexeme = w.lexeme),
+    generating AS (
+        SELECT lexeme FROM (SELECT lexeme, sum(df) OVER (ORDER BY df, lexeme) AS reach,
+                                   row_number() OVER (ORDER BY df, lexeme) AS n
+                            FROM words WHERE df > 0) w
+        WHERE reach <= %(scored)s OR n = 1),
+    q AS MATERIALIZED (
+        SELECT (SELECT array_agg(lexeme) FROM words) AS lexemes,
+               CASE WHEN %(strict)s THEN websearch_to_tsquery('english', %(text)s)
+                    ELSE (SELECT CAST(string_agg('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''', ' | ')
+                                      AS tsquery) FROM generating) END AS query),
+    candidate AS MATERIALIZED (
+        SELECT m.id, m.tsv, m.doc_length, m.occurred_at FROM memories m
+        WHERE m.agent_id = %(agent_id)s AND m.tsv @@ (SELECT query FROM q) {filters}
+        ORDER BY m.doc_length, m.id DESC
+        LIMIT %(scored)s),
     scored AS (
-        SELECT id, kind,
-               :w_rel * r / nullif(max(r) OVER (PARTITION BY kind), 0)
-               + :w_rec * coalesce((t - min(t) OVER ()) / nullif(max(t) OVER () - min(t) OVER (), 0), 1)
-               + :w_imp * importance / 10.0 AS s
-        FROM matches
-    ),
+        SELECT c.id, c.occurred_at,
+               sum(w.idf * t.tf * (%(k1)s + 1)
+                   / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * c.doc_length / (SELECT avgdl FROM corpus)))) AS score
+        FROM candidate c
+        CROSS JOIN LATERAL {term_frequencies} t
+        JOIN words w ON w.lexeme = t.lexeme
+        GROUP BY c.id, c.occurred_at),
     fts AS (
-        SELECT id, row_number() OVER (PARTITION BY kind ORDER BY s DESC, id DESC) AS rank,
-               CASE kind WHEN 'reflection' THEN :w_refl ELSE 1.0 END AS weight
-        FROM scored
-    ){vector_cte},
-    fused AS (
-        SELECT id, sum(weight / (:rrf_k + rank)) AS score
-        FROM (SELECT id, rank, weight FROM fts {vector_union}) r GROUP BY id
-    )
+        SELECT id, score, row_number() OVER (ORDER BY score DESC, occurred_at DESC, id DESC) AS rank
+        FROM scored ORDER BY rank LIMIT %(candidates)s)"""
+
+
+def _term_frequencies(tsv: str) -> str:
+    """The query's terms in the tsvector ``tsv``, rows (lexeme, tf): the lexemes of q.lexemes are
+    marked (weight A) and kept (ts_filter), so only they are unnested, not the whole memory."""
+    return (f"(SELECT lexeme COLLATE \"C\" AS lexeme, coalesce(array_length(positions, 1), 1) AS tf "
+            f"FROM unnest(ts_filter(setweight({tsv}, 'A', (SELECT lexemes FROM q)), '{{a}}')))")
+
+
+# The ranked memories, with their place in each ranking fused (``{score}``: what they are ordered by).
+_RANKED = """
     SELECT m.id, m.kind, m.speaker, m.content, m.importance, m.evidence, m.session_id, m.session_name, m.generation,
-           m.occurred_at,
-           m.created_at, m.reinforcements, m.last_seen_at, f.score
-    FROM fused f JOIN memories m ON m.id = f.id
-    ORDER BY f.score DESC, m.id DESC
-    LIMIT :limit
-"""
+           m.occurred_at, m.created_at, m.reinforcements, m.last_seen_at, {score} AS score,
+           fts.rank AS full_text_rank, fts.score AS full_text_score, {vector_columns},
+           CASE WHEN %(explain)s AND fts.id IS NOT NULL THEN (
+               SELECT jsonb_object_agg(t.lexeme, w.idf * t.tf * (%(k1)s + 1)
+                      / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * m.doc_length / (SELECT avgdl FROM corpus))))
+               FROM {term_frequencies} t JOIN words w ON w.lexeme = t.lexeme) END AS full_text_terms
+    FROM {ranked} JOIN memories m ON m.id = r.id LEFT JOIN fts ON fts.id = m.id {vector_join}
+    ORDER BY score DESC, m.occurred_at DESC, m.id DESC
+    LIMIT %(limit)s"""
+
+
+def recall_sql(q: RecallQuery, dimensions: int | None) -> str:
+    """The recall statement: full-text (BM25) alone, or fused with the vector ranking of a query vector
+    of ``dimensions`` (params: those of ``recall_params``)."""
+    filters = ""
+    if q.session is not None:
+        filters += " AND m.session_name = %(session)s"
+    if q.kinds:
+        filters += " AND m.kind = ANY(%(kinds)s)"
+    ctes = _FULL_TEXT.format(filters=filters, term_frequencies=_term_frequencies("c.tsv"))
+    if dimensions is None:
+        ranked, score, vector_columns, vector_join = "fts r", "fts.score", \
+            "NULL::bigint AS vector_rank, NULL::float8 AS vector_score", ""
+    else:
+        ctes += "," + vectors.candidates_cte(dimensions).format(filters=filters)
+        ranked = ("(SELECT id, sum(weight / (%(rrf_k)s + rank)) AS fused FROM (SELECT id, rank, 1.0 AS weight FROM fts"
+                  " UNION ALL SELECT id, rank, %(w_vectors)s FROM vec) u GROUP BY id) r")
+        score, vector_columns = "r.fused", "vec.rank AS vector_rank, vec.similarity AS vector_score"
+        vector_join = "LEFT JOIN vec ON vec.id = m.id"
+    return "WITH" + ctes + _RANKED.format(score=score, vector_columns=vector_columns, ranked=ranked,
+                                          vector_join=vector_join, term_frequencies=_term_frequencies("m.tsv"))
+
+
+def recall_params(q: RecallQuery, query_vector: Sequence[float] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "agent_id": q.agent_id, "text": q.text, "strict": q.strict, "k1": q.k1, "b": q.b, "scored": q.scored,
+        "candidates": q.candidates, "rrf_k": q.rrf_k, "w_vectors": q.w_vectors, "limit": q.limit,
+        "explain": q.explain, "session": q.session, "kinds": q.kinds}
+    if query_vector is not None:
+        params["query_vector"] = vectors.literal(query_vector)
+    return params
 
 
 def recall(db: Session, q: RecallQuery, query_vector: Sequence[float] | None = None) -> list[dict[str, Any]]:
-    """The agent's memories for the query, best first, each with its score. With a query vector,
-    the vector ranking joins the full-text one in the fusion."""
-    filters = ""
-    params: dict[str, Any] = {
-        "agent_id": q.agent_id, "text": q.text, "strict": q.strict, "candidates": q.candidates, "scan": q.scan,
-        "rrf_k": q.rrf_k,
-        "w_refl": q.w_reflections, "w_vec": q.w_vectors, "w_rel": q.w_relevance, "w_imp": q.w_importance, "w_rec": q.w_recency,
-        "limit": q.limit}
-    if q.session is not None:
-        filters += " AND m.session_name = :session"
-        params["session"] = q.session
-    if q.kinds:
-        filters += " AND m.kind = ANY(:kinds)"
-        params["kinds"] = q.kinds
-    vector_cte = vector_union = ""
+    """The agent's memories for the query, best first, each with its score and its rank and score in
+    each ranking fused. With a query vector, the vector ranking joins the full-text one."""
     if query_vector is not None:
         vectors.set_search_breadth(db, q.candidates)
-        vector_cte = vectors.candidates_cte(len(query_vector)).format(filters=filters)
-        vector_union = "UNION ALL SELECT id, rank, :w_vec FROM vec"
-        params["query_vector"] = vectors.literal(query_vector)
-    stmt = text(_QUERY.format(filters=filters, vector_cte=vector_cte, vector_union=vector_union))
-    if q.kinds:
-        stmt = stmt.bindparams(bindparam("kinds", type_=ARRAY(String())))
-    return [dict(r._mapping) for r in db.execute(stmt, params)]
+    sql = recall_sql(q, None if query_vector is None else len(query_vector))
+    return [dict(r._mapping) for r in db.connection().exec_driver_sql(sql, recall_params(q, query_vector))]
 
 
 def latest_insights(db: Session, session_id: int, agent_id: int, limit: int) -> list[Insight]:

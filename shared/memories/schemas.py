@@ -41,10 +41,35 @@ class RecallRequest(InputSchema):
     limit: int = Field(10, ge=1, le=100)
     session: Slug | None = Field(None, description="Only memories from this session.")
     kinds: list[MemoryKind] | None = Field(None, min_length=1, description="Only these kinds.")
+    explain: bool = Field(False, description="Add to each item `explain`: its rank and score in each ranking fused.")
+
+
+class Ranked(Schema):
+    """A memory's place in one ranking of a recall."""
+
+    rank: int = Field(description="1 for the best of that ranking.")
+    score: float = Field(description="What that ranking orders by.")
+
+
+class FullTextRanked(Ranked):
+    terms: dict[str, float] = Field(description=(
+        "The query's terms (stemmed lexemes) the memory holds, each with what it adds to the BM25 score."))
+
+
+class RecallExplanation(Schema):
+    """Why a memory came back: its place in each ranking that recall fused."""
+
+    full_text: FullTextRanked | None = Field(description=(
+        "The full-text ranking: BM25 over the agent's memories; null when the memory was not among its candidates."))
+    vector: Ranked | None = Field(description=(
+        "The vector ranking (score: cosine similarity), with an embedder; null when absent from it."))
 
 
 class RecalledMemory(MemoryRead):
-    score: float = Field(description="Relevance, importance and recency, weighed by the ENGRAM_RECALL_* settings.")
+    score: float = Field(description=(
+        "What recall orders by: the BM25 score in full-text mode; with an embedder, the reciprocal rank fusion of "
+        "the BM25 and vector ranks. Equal scores go to the most recent memory."))
+    explain: RecallExplanation | None = Field(None, description="With `explain: true` in the request.")
 
 
 class RecallResult(Schema):

@@ -20,7 +20,17 @@ from shared.jobs.metrics import TimedEmbedder
 from shared.memories import repository as repo
 from shared.memories import vectors
 from shared.memories.context import render
-from shared.memories.schemas import ContextRead, MemoryKind, MemoryRead, RecalledMemory, RecallRequest, RecallResult
+from shared.memories.schemas import (
+    ContextRead,
+    FullTextRanked,
+    MemoryKind,
+    MemoryRead,
+    Ranked,
+    RecalledMemory,
+    RecallExplanation,
+    RecallRequest,
+    RecallResult,
+)
 from shared.models import Memory, Namespace
 from shared.schemas import Page, page_of
 from shared.sessions import repository as sessions_repo
@@ -90,12 +100,24 @@ def forget(db: Session, ns: Namespace, agent_name: str, memory_id: int) -> None:
         raise NotFound(f"agent '{agent_name}' has no memory {memory_id}")
 
 
-def _recalled(row: dict[str, Any]) -> RecalledMemory:
+def _explained(row: dict[str, Any]) -> RecallExplanation:
+    full_text = vector = None
+    if row["full_text_rank"] is not None:
+        full_text = FullTextRanked(rank=row["full_text_rank"], score=round(float(row["full_text_score"]), 6),
+                                   terms={t: round(float(s), 6) for t, s in sorted(
+                                       (row["full_text_terms"] or {}).items(), key=lambda ts: -float(ts[1]))})
+    if row["vector_rank"] is not None:
+        vector = Ranked(rank=row["vector_rank"], score=round(float(row["vector_score"]), 6))
+    return RecallExplanation(full_text=full_text, vector=vector)
+
+
+def _recalled(row: dict[str, Any], explain: bool) -> RecalledMemory:
     return RecalledMemory(
         id=row["id"], kind=MemoryKind(row["kind"]), speaker=row["speaker"], content=row["content"],
         importance=row["importance"], evidence=row["evidence"], session=row["session_name"],
         generation=row["generation"], occurred_at=row["occurred_at"], created_at=row["created_at"],
-        reinforcements=row["reinforcements"], last_seen_at=row["last_seen_at"], score=round(float(row["score"]), 6))
+        reinforcements=row["reinforcements"], last_seen_at=row["last_seen_at"], score=round(float(row["score"]), 6),
+        explain=_explained(row) if explain else None)
 
 
 def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings) -> list[RecalledMemory]:
@@ -111,12 +133,11 @@ def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings)
         agent_id=agent_id, text=body.query, strict=bool(_STRICT.search(body.query)),
         limit=body.limit * OVERFETCH,
         session=body.session, kinds=[k.value for k in body.kinds] if body.kinds else None,
-        w_relevance=settings.recall_weight_relevance, w_importance=settings.recall_weight_importance,
-        w_recency=settings.recall_weight_recency, w_reflections=settings.recall_weight_reflections,
-        w_vectors=settings.recall_weight_vectors,
-        rrf_k=settings.recall_rrf_k, candidates=settings.recall_candidates, scan=settings.recall_scan),
+        k1=settings.recall_bm25_k1, b=settings.recall_bm25_b, scored=settings.recall_max_scored,
+        candidates=settings.recall_candidates, rrf_k=settings.recall_rrf_k, w_vectors=settings.recall_weight_vectors,
+        explain=body.explain),
         query_vector)
-    return [_recalled(r) for r in without_repeats(rows, body.limit)]
+    return [_recalled(r, body.explain) for r in without_repeats(rows, body.limit)]
 
 
 #: Recall ranks this many times the memories asked for, so that the ones ``without_repeats`` leaves

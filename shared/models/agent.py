@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Computed, ForeignKey, Index, SmallInteger, String, UniqueConstraint
+from sqlalchemy import ARRAY, BigInteger, Computed, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,3 +54,30 @@ class Memory(Base):
     last_seen_at: Mapped[datetime] = created_at_column()
     tsv: Mapped[Any] = mapped_column(
         TSVECTOR, Computed("to_tsvector('english'::regconfig, content)", persisted=True))
+    # Its length for BM25: the positions of its tsvector (migration 0005's memory_doc_length).
+    doc_length: Mapped[int | None] = mapped_column(
+        Integer, Computed("memory_doc_length(to_tsvector('english'::regconfig, content))", persisted=True))
+
+
+# Recall's BM25 statistics of an agent's memories, kept by triggers on `memories` in the transaction
+# that writes or deletes them (migration 0005); never written by the application.
+
+
+class MemoryCorpus(Base):
+    """How many memories an agent has, and their total length (the average length of BM25)."""
+
+    __tablename__ = "memory_corpus"
+
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    docs: Mapped[int]
+    total_length: Mapped[int]
+
+
+class MemoryTerm(Base):
+    """How many of an agent's memories hold a lexeme (its document frequency)."""
+
+    __tablename__ = "memory_terms"
+
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    lexeme: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
+    df: Mapped[int]

@@ -111,8 +111,8 @@ def test_vector_recall_finds_a_paraphrase_full_text_misses(vworld: tuple[World, 
 
         rows = repo.recall(db, repo.RecallQuery(
             agent_id=db.execute(text("SELECT id FROM agents WHERE name = :a"), {"a": agent}).scalar_one(),
-            text="Who looks after invoicing?", strict=False, limit=5, session=None, kinds=None, w_relevance=1,
-            w_importance=0, w_recency=0, w_reflections=1, w_vectors=1, rrf_k=60, candidates=50, scan=2000))
+            text="Who looks after invoicing?", strict=False, limit=5, session=None, kinds=None, k1=1.2, b=0.75,
+            scored=2000, candidates=50, rrf_k=60, w_vectors=1))
     assert rows == []
 
 
