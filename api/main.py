@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # they work on a machine without internet access.
     app = FastAPIOffline(title="Engram", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, openapi_tags=TAGS)
     app.state.settings = settings
-    app.state.job_waiters = JobWaiters(settings.libpq_url)
+    app.state.job_waiters = JobWaiters(settings)
     app.state.loops = {}  # event loop -> LoopResources, opened by the lifespan (api.deps.loop_resources)
     errors.install(app)
     # Requests are matched against the routes in this order, one route after another: the job

@@ -13,6 +13,8 @@ from collections import defaultdict
 
 import psycopg
 
+from shared import pg
+from shared.config import Settings
 from shared.jobs.repository import JOBS_CHANNEL, listen_to_finished_jobs
 
 log = logging.getLogger("engram.api.waiters")
@@ -20,8 +22,10 @@ CHANNEL = JOBS_CHANNEL
 
 
 class JobWaiters:
-    def __init__(self, dsn: str) -> None:
-        self._dsn = dsn  # a libpq URL (Settings.libpq_url)
+    def __init__(self, settings: Settings) -> None:
+        self._dsn = settings.libpq_url
+        # keepalives: a listener whose link was cut silently notices it and connects again
+        self._params = pg.connect_params(settings, "api-listen")
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -60,7 +64,7 @@ class JobWaiters:
     def _listen(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(self._dsn, autocommit=True, **self._params) as conn:
                     listen_to_finished_jobs(conn)
                     log.debug("listening on %s", CHANNEL)
                     while not stop.is_set():

@@ -15,13 +15,16 @@ The workers' synchronous twin of this module is shared.jobs.pipeline.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from shared import pg
 from shared.config import Settings
 from shared.jobs.pipeline import Rows, Statement, returns_rows
 
@@ -36,10 +39,11 @@ class AsyncDatabase:
         self.pool = AsyncConnectionPool(
             settings.libpq_url, min_size=min(4, settings.db_pool_size), max_size=settings.db_pool_size,
             # autocommit: a pipeline's statements are one implicit transaction, up to its Sync
-            kwargs={"autocommit": True, "connect_timeout": 5, "application_name": "engram-api"},
-            timeout=5,  # a saturated pool answers 503 quickly instead of hanging a request
+            kwargs={"autocommit": True, **pg.connect_params(settings, "api")},
+            timeout=settings.db_pool_timeout_seconds,  # a saturated or lost database answers 503, no hang
             open=False, name="engram-api",
         )
+        self._checking: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         # No wait: the API starts (and /readyz tells) while PostgreSQL is still coming up.
@@ -51,23 +55,37 @@ class AsyncDatabase:
     async def run(self, statements: Sequence[Statement], *, retry_lost_connection: bool = False) -> list[Rows]:
         """Run the statements as one transaction, in one round trip; the rows of each.
 
-        A connection found dead (PostgreSQL restarted since it was pooled) makes the pool check
-        its other idle connections; ``retry_lost_connection`` (reads only) then tries once more on
-        a fresh one. A write is never retried: it may have committed before the connection broke."""
+        A connection that fails makes the pool check its idle ones (in the background: with the
+        link down, each check waits for the TCP timeout). ``retry_lost_connection`` (reads only)
+        tries once more on another connection when the failure came at once (a connection closed
+        under it); not after a timeout, which would only double the wait. A write is never
+        retried: it may have committed before the connection broke."""
+        started = time.monotonic()
         try:
             return await self._run(statements)
         except psycopg.OperationalError:
-            await self._drop_dead_connections()
-            if not retry_lost_connection:
+            self._check_soon()
+            if not retry_lost_connection or time.monotonic() - started > 1.0:
                 raise
             return await self._run(statements)
 
     async def _run(self, statements: Sequence[Statement]) -> list[Rows]:
-        async with self.pool.connection() as conn:
-            async with conn.pipeline():  # on exit: one Sync, so one transaction and one round trip
-                cursors = [await conn.execute(sql.encode(), params) for sql, params in statements]
-            return [await c.fetchall() if returns_rows(c) else [] for c in cursors]
+        # A connection the server closed (it restarted) is skipped: back in the pool it is
+        # discarded and replaced at once. (psycopg_pool's own ``check`` would back off between
+        # dead connections, and a pool full of them outwaits the checkout timeout.)
+        for _ in range(self.pool.max_size + 1):
+            async with self.pool.connection() as conn:
+                if not await pg.alive_async(conn):
+                    continue
+                async with conn.pipeline():  # on exit: one Sync, so one transaction and one round trip
+                    cursors = [await conn.execute(sql.encode(), params) for sql, params in statements]
+                return [await c.fetchall() if returns_rows(c) else [] for c in cursors]
+        raise psycopg.OperationalError("every pooled connection to PostgreSQL was closed by the server")
 
-    async def _drop_dead_connections(self) -> None:
+    def _check_soon(self) -> None:
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.create_task(self._check())
+
+    async def _check(self) -> None:
         with contextlib.suppress(Exception):
             await self.pool.check()

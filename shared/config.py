@@ -241,6 +241,24 @@ class Settings(BaseSettings):
         "endpoints), which runs at most this many requests at once.",
     )
 
+    db_pool_timeout_seconds: float = Field(
+        5.0, gt=0, le=300, description="A request waits at most this long for a pooled PostgreSQL connection, "
+        "then answers 503.")
+    db_connect_timeout_seconds: float = Field(
+        5.0, ge=1, le=300, description="A connection attempt to PostgreSQL gives up after this long.")
+    db_tcp_timeout_seconds: float = Field(
+        10.0, ge=2, le=3600, description="A PostgreSQL connection whose link stops answering (a silent network cut) "
+        "breaks after about this long: sent data unacknowledged this long (tcp_user_timeout), or keepalive probes "
+        "unanswered from half of it on. With the pool and connect timeouts it bounds how long a request can hang "
+        "on a lost database.")
+    db_statement_timeout_seconds: float = Field(
+        60.0, ge=1, le=86_400, description="PostgreSQL cancels a statement of Engram's that runs longer than this "
+        "(statement_timeout); migrations are not bounded.")
+    db_idle_in_transaction_timeout_seconds: float = Field(
+        30.0, ge=1, le=86_400, description="PostgreSQL ends the session of an Engram process that leaves a "
+        "transaction open and silent this long (idle_in_transaction_session_timeout): a frozen or cut-off worker "
+        "releases its locks.")
+
     # --- logging -----------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level of every process.")
 

@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import pg
 from shared.config import Settings, get_settings
 
 _lock = threading.Lock()
@@ -24,20 +26,26 @@ _pid: int | None = None  # the process the engines below belong to
 _engines: dict[str, _Entry] = {}
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> Engine:
-    return create_engine(
-        url,
+def make_engine(settings: Settings, *, pool_size: int = 20) -> Engine:
+    engine = create_engine(
+        settings.db_url,
         pool_size=pool_size,
         # A little overflow for the long-poll looks and readiness checks; connections beyond the
         # pool are closed after use, so the API sizes its thread pool to pool_size (api.main).
         max_overflow=5,
-        # No pre-ping (it would cost a round trip per transaction): when PostgreSQL restarts, the
-        # first statement on a dead connection fails (503), SQLAlchemy then invalidates the
-        # whole pool, and the next request gets a fresh connection.
+        # No pre-ping round trip: a connection is checked at checkout without one (shared.pg.alive),
+        # so after PostgreSQL restarts no request gets a connection that died with the old server.
         pool_pre_ping=False,
-        pool_timeout=5,  # a saturated pool answers 503 quickly instead of hanging a request
-        connect_args={"connect_timeout": 5, "application_name": f"engram-{os.getpid()}"},
+        pool_timeout=settings.db_pool_timeout_seconds,  # a saturated or lost database answers 503, no hang
+        connect_args=pg.connect_params(settings, "sql"),
     )
+
+    @event.listens_for(engine, "checkout")
+    def _alive(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if not pg.alive(dbapi_connection):
+            raise DisconnectionError("the connection was closed by the server")  # the pool connects afresh
+
+    return engine
 
 
 def _entry(settings: Settings | None) -> _Entry:
@@ -53,7 +61,7 @@ def _entry(settings: Settings | None) -> _Entry:
             _engines.clear()
             _pid = pid
         if url not in _engines:
-            engine = make_engine(url, pool_size=settings.db_pool_size)
+            engine = make_engine(settings, pool_size=settings.db_pool_size)
             _engines[url] = (engine, sessionmaker(engine, expire_on_commit=False))
         return _engines[url]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from shared import queue
+from shared import pg, queue
 from shared.config import Settings
 from shared.db import unit_of_work
 from shared.errors import problem_body
@@ -112,12 +112,13 @@ class _DeliveriesListener:
 
     def __init__(self, settings: Settings) -> None:
         self._dsn = settings.libpq_url
+        self._params = pg.connect_params(settings, "scheduler-listen")  # keepalives: a silent cut is noticed
         self._conn: psycopg.Connection[Any] | None = None
 
     def wait(self, timeout: float) -> bool:
         """Whether deliveries were notified within ``timeout`` seconds (all pending notes are read)."""
         if self._conn is None:
-            self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+            self._conn = psycopg.connect(self._dsn, autocommit=True, **self._params)
             self._conn.execute(f"LISTEN {webhooks_repo.DELIVERIES_CHANNEL}")
         return any(True for _ in self._conn.notifies(timeout=max(timeout, 0.0), stop_after=1000))
 

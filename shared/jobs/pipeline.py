@@ -24,6 +24,7 @@ import psycopg
 from psycopg import pq
 from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 
+from shared import pg
 from shared.config import Settings
 
 TUPLES_OK = pq.ExecStatus.TUPLES_OK
@@ -36,7 +37,7 @@ _idle: dict[tuple[int, str], list[psycopg.Connection[Any]]] = {}
 _KEEP = 2
 
 
-def _connect(url: str) -> psycopg.Connection[Any]:
+def _connect(settings: Settings) -> psycopg.Connection[Any]:
     # A run's statements are a fixed handful, each keyed by primary keys or indexed columns: they
     # are prepared on first use and planned once per connection (generic plans). Planned afresh on
     # every execution (PostgreSQL's default for the first executions, and for as long as a custom
@@ -44,8 +45,8 @@ def _connect(url: str) -> psycopg.Connection[Any]:
     # psycopg types a Python int as smallint, integer or bigint by its value, and prepares a statement
     # once per combination of parameter types: as ids grow, the same statement would be prepared
     # and planned again and again. Every int is a bigint here.
-    conn = psycopg.connect(url, autocommit=True, connect_timeout=5, application_name=f"engram-{os.getpid()}",
-                           options="-c plan_cache_mode=force_generic_plan")
+    params = pg.with_options(pg.connect_params(settings, "worker"), "-c plan_cache_mode=force_generic_plan")
+    conn = psycopg.connect(settings.libpq_url, autocommit=True, **params)
     conn.adapters.register_dumper(int, Int8Dumper)
     conn.adapters.register_dumper(int, Int8BinaryDumper)
     conn.prepare_threshold = 0
@@ -60,8 +61,10 @@ def connection(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
     with _lock:
         idle = _idle.setdefault(key, [])
         conn = idle.pop() if idle else None
+    if conn is not None and not pg.alive(conn):  # closed by the server (restart) since it was kept
+        conn.close()
     if conn is None or conn.closed:
-        conn = _connect(settings.libpq_url)
+        conn = _connect(settings)
     try:
         yield conn
     except psycopg.Error:

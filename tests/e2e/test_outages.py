@@ -10,11 +10,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
+from shared.config import libpq
 from shared.embedded import EmbeddedPostgres, EmbeddedRedis
 from shared.stack import Servers
 from tests.conftest import Services
@@ -77,6 +80,36 @@ def test_postgres_outage_answers_503_then_recovers(outage_system) -> None:
     assert system.api.get(f"/v1/namespaces/{ns}/sessions/{session}").status_code == 200
     job = system.wait_job(ns, before)
     assert job["status"] == "succeeded", job  # accepted before the outage, done after it
+
+
+def test_after_a_postgres_restart_every_request_succeeds(outage_system) -> None:
+    """The API's pools hold connections that die with the old server; none is handed out once
+    PostgreSQL is back: every request after the restart succeeds, on both pools (the thread pool's
+    reads, the event loop's accepts and job reads)."""
+    system, private = outage_system
+    ns = make_namespace(system)
+    session = make_session(system, ns, {"ada": ""}, turns=2)
+    job_id = system.call("POST", f"/namespaces/{ns}/sessions/{session}/integrate")["id"]
+    system.wait_job(ns, job_id)
+    reads = [f"/v1/namespaces/{ns}/sessions/{session}", f"/v1/namespaces/{ns}/sessions/{session}/participants",
+             f"/v1/namespaces/{ns}/jobs/{job_id}", f"/v1/namespaces/{ns}/sessions"]
+
+    def many_at_once() -> None:  # fills both pools with open connections
+        with ThreadPoolExecutor(12) as pool:
+            codes = list(pool.map(lambda path: system.api.get(path).status_code, reads * 6))
+        assert set(codes) == {200}, codes
+
+    many_at_once()
+    private.pg.stop()
+    url = private.pg.start()
+    with psycopg.connect(libpq(url), autocommit=True, connect_timeout=5) as conn:  # back, before the API is asked
+        conn.execute("SELECT 1")
+    answers = []
+    for path in reads * 6:
+        answers.append((path, system.api.get(path).status_code))
+    answers.append(("POST integrate", system.api.post(f"/v1/namespaces/{ns}/sessions/{session}/integrate").status_code))
+    assert all(code in (200, 202) for _, code in answers), answers
+    many_at_once()
 
 
 def test_redis_outage_jobs_still_accepted_and_completed(outage_system) -> None:
