@@ -148,7 +148,7 @@ class RecallQuery:
 #    rarest term is in more than `scored` memories, its shortest matches are scored (the best BM25
 #    of a word said once). A strict query (web-search syntax) takes its own matches, shortest first.
 # 3. A candidate scores the sum, over the query's terms it holds, of
-#    idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average length)).
+#    idf * tf / (tf + k1 * (1 - b + b * length / average length)) (Lucene drops the constant k1 + 1).
 #    Equal scores go to the most recent (occurred_at, then id): recency breaks ties, it never
 #    outweighs a word.
 # 4. With an embedder, the vector ranking joins by reciprocal rank fusion: 1 / (k + rank) for the
@@ -180,9 +180,7 @@ _FULL_TEXT = r"""
         ORDER BY m.doc_length, m.id DESC
         LIMIT %(scored)s),
     scored AS (
-        SELECT c.id, c.occurred_at,
-               sum(w.idf * t.tf * (%(k1)s + 1)
-                   / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * c.doc_length / (SELECT avgdl FROM corpus)))) AS score
+        SELECT c.id, c.occurred_at, sum({bm25}) AS score
         FROM candidate c
         CROSS JOIN LATERAL {term_frequencies} t
         JOIN words w ON w.lexeme = t.lexeme
@@ -190,6 +188,12 @@ _FULL_TEXT = r"""
     fts AS (
         SELECT id, score, row_number() OVER (ORDER BY score DESC, occurred_at DESC, id DESC) AS rank
         FROM scored ORDER BY rank LIMIT %(candidates)s)"""
+
+
+def _bm25(length: str) -> str:
+    """What a query term (``w`` of words, ``t`` of _term_frequencies) adds to the BM25 score of a memory
+    of ``length`` tokens."""
+    return f"w.idf * t.tf / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * {length} / (SELECT avgdl FROM corpus)))"
 
 
 def _term_frequencies(tsv: str) -> str:
@@ -205,8 +209,7 @@ _RANKED = """
            m.occurred_at, m.created_at, m.reinforcements, m.last_seen_at, {score} AS score,
            fts.rank AS full_text_rank, fts.score AS full_text_score, {vector_columns},
            CASE WHEN %(explain)s AND fts.id IS NOT NULL THEN (
-               SELECT jsonb_object_agg(t.lexeme, w.idf * t.tf * (%(k1)s + 1)
-                      / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * m.doc_length / (SELECT avgdl FROM corpus))))
+               SELECT jsonb_object_agg(t.lexeme, {bm25})
                FROM {term_frequencies} t JOIN words w ON w.lexeme = t.lexeme) END AS full_text_terms
     FROM {ranked} JOIN memories m ON m.id = r.id LEFT JOIN fts ON fts.id = m.id {vector_join}
     ORDER BY score DESC, m.occurred_at DESC, m.id DESC
@@ -221,7 +224,7 @@ def recall_sql(q: RecallQuery, dimensions: int | None) -> str:
         filters += " AND m.session_name = %(session)s"
     if q.kinds:
         filters += " AND m.kind = ANY(%(kinds)s)"
-    ctes = _FULL_TEXT.format(filters=filters, term_frequencies=_term_frequencies("c.tsv"))
+    ctes = _FULL_TEXT.format(filters=filters, term_frequencies=_term_frequencies("c.tsv"), bm25=_bm25("c.doc_length"))
     if dimensions is None:
         ranked, score, vector_columns, vector_join = "fts r", "fts.score", \
             "NULL::bigint AS vector_rank, NULL::float8 AS vector_score", ""
@@ -232,7 +235,8 @@ def recall_sql(q: RecallQuery, dimensions: int | None) -> str:
         score, vector_columns = "r.fused", "vec.rank AS vector_rank, vec.similarity AS vector_score"
         vector_join = "LEFT JOIN vec ON vec.id = m.id"
     return "WITH" + ctes + _RANKED.format(score=score, vector_columns=vector_columns, ranked=ranked,
-                                          vector_join=vector_join, term_frequencies=_term_frequencies("m.tsv"))
+                                          vector_join=vector_join, term_frequencies=_term_frequencies("m.tsv"),
+                                          bm25=_bm25("m.doc_length"))
 
 
 def recall_params(q: RecallQuery, query_vector: Sequence[float] | None) -> dict[str, Any]:
