@@ -116,6 +116,30 @@ def test_vector_recall_finds_a_paraphrase_full_text_misses(vworld: tuple[World, 
     assert rows == []
 
 
+def test_recall_explain_in_hybrid_mode_gives_each_items_place_in_both_rankings(vworld: tuple[World, Any]) -> None:
+    world, settings = vworld
+    agent = world.agent(f"a{secrets.token_hex(3)}")
+    s = world.session()
+    world.bind(s, agent)
+    world.turns(s, {"speaker": "user", "content": "Grace maintains the billing service."},
+                {"speaker": "user", "content": "The weather was lovely on Saturday."},
+                {"speaker": "user", "content": "Billing sends the invoices on Monday."})
+    _integrate(world, settings, s)
+    r = world.post(f"/agents/{agent}/recall", json={"query": "Who maintains billing?", "explain": True,
+                                                     "kinds": ["observation"]})
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert items[0]["content"] == "Grace maintains the billing service."
+    k = settings.recall_rrf_k
+    for item in items:
+        full_text, vector = item["explain"]["full_text"], item["explain"]["vector"]
+        assert vector is not None and -1 <= vector["score"] <= 1  # every memory has a vector: cosine similarity
+        fused = settings.recall_weight_vectors / (k + vector["rank"]) + (1 / (k + full_text["rank"]) if full_text else 0)
+        assert abs(item["score"] - fused) < 1e-6  # the reciprocal rank fusion of the two
+    weather = [i for i in items if "weather" in i["content"]]
+    assert all(i["explain"]["full_text"] is None for i in weather)  # no word of the query: not a BM25 candidate
+
+
 def test_recall_mode_is_reported(vworld: tuple[World, Any]) -> None:
     _, settings = vworld
     assert recall_mode(settings) == "hybrid"
