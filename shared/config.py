@@ -259,6 +259,11 @@ class Settings(BaseSettings):
         "transaction open and silent this long (idle_in_transaction_session_timeout): a frozen or cut-off worker "
         "releases its locks.")
 
+    redis_tcp_timeout_seconds: float = Field(
+        10.0, ge=2, le=3600, description="A Redis connection whose link stops answering (a silent network cut) "
+        "breaks after about this long (reply overdue, unacknowledged data, keepalive probes), and a worker's "
+        "consumer connects again; messages sent meanwhile wait in PostgreSQL and are sent again.")
+
     # --- logging -----------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level of every process.")
 

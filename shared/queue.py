@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import os
+import socket
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,12 +26,31 @@ _lock = threading.Lock()
 _producers: dict[tuple[int, str], Celery] = {}
 
 
+def redis_socket_options(settings: Settings) -> dict[str, Any]:
+    """How every Redis connection of Engram's notices a fault (redis-py's connection options): a
+    connection attempt gives up after 3 s; a link that stops answering breaks the connection after
+    about ENGRAM_REDIS_TCP_TIMEOUT_SECONDS (a reply overdue, sent data unacknowledged, or keepalive
+    probes unanswered from half of it on)."""
+    tcp = settings.redis_tcp_timeout_seconds
+    idle = max(1, int(tcp / 2))
+    return {
+        "socket_connect_timeout": 3,
+        "socket_timeout": tcp,
+        "socket_keepalive": True,
+        "socket_keepalive_options": {socket.TCP_KEEPIDLE: idle, socket.TCP_KEEPINTVL: 1,
+                                     socket.TCP_KEEPCNT: max(1, int(tcp) - idle),
+                                     socket.TCP_USER_TIMEOUT: int(tcp * 1000)},
+    }
+
+
 def broker_options(settings: Settings) -> dict[str, Any]:
     return {
         # A message not acknowledged within this time is delivered again (worker lost).
         "visibility_timeout": settings.broker_visibility_timeout_seconds,
-        "socket_connect_timeout": 3,
-        "socket_timeout": 10,
+        **redis_socket_options(settings),
+        # kombu checks its long-lived connections this often: a consumer's BRPOP whose reply is
+        # overdue by this much is dropped and connected again (a silent cut).
+        "health_check_interval": max(1, int(settings.redis_tcp_timeout_seconds)),
         "retry_on_timeout": True,
     }
 
@@ -136,8 +156,8 @@ class AsyncDispatcher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._redis = redis.asyncio.Redis.from_url(
-            settings.broker_url, socket_connect_timeout=3, socket_timeout=10, retry_on_timeout=False)
+        self._redis = redis.asyncio.Redis.from_url(settings.broker_url, retry_on_timeout=False,
+                                                   **redis_socket_options(settings))
         self._pending: list[tuple[str, bytes]] = []
         self._flushing: asyncio.Task[None] | None = None
 

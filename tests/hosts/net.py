@@ -1,10 +1,10 @@
-"""Hosts for the tests: network namespaces on one bridge, each with an address of its own.
+"""Hosts for the tests: network namespaces linked by switches, each host with addresses of its own.
 
-A ``Network`` makes a switch (a namespace holding a Linux bridge) and hosts (one namespace each,
-linked to the switch by a veth pair); every address is inside those namespaces, none on the
-machine's own network. ``cut`` detaches a host's port from the bridge: the host's link stays up
-and nothing answers (a silent cut: no reset, no error, packets dropped), as when a cable, a
-switch or a cloud network fails; ``heal`` attaches it again.
+A ``Network`` has segments (a switch each: a namespace holding a Linux bridge) and hosts (one
+namespace each, linked to each of its segments by a veth pair); every address is inside those
+namespaces, none on the machine's own network. ``cut`` detaches a host's port on one segment
+from the bridge: the host's link stays up and nothing answers (a silent cut: no reset, no error,
+packets dropped), as when a cable, a switch or a cloud network fails; ``heal`` attaches it again.
 
 Servers run on a host as processes started with ``ip netns exec``: PostgreSQL from the pgserver
 wheel's binaries (as its unprivileged user: PostgreSQL refuses to run as root), Redis from the
@@ -63,10 +63,17 @@ def unavailable() -> str | None:
 
 
 class Host:
-    def __init__(self, network: Network, name: str, ns: str, address: str, port: str) -> None:
-        self.network, self.name, self.ns, self.address, self.port = network, name, ns, address, port
+    def __init__(self, network: Network, name: str, ns: str) -> None:
+        self.network, self.name, self.ns = network, name, ns
+        self.addresses: dict[str, str] = {}  # segment -> this host's address on it
+        self.ports: dict[str, str] = {}  # segment -> this host's port on the segment's switch
         self.threads = ThreadPoolExecutor(8, thread_name_prefix=f"host-{name}", initializer=_enter, initargs=(ns,))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def address(self) -> str:
+        """The host's address on its first segment."""
+        return next(iter(self.addresses.values()))
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` run from this host (its sockets are made in its namespace)."""
@@ -81,6 +88,11 @@ class Host:
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         return proc
+
+    def kill(self, name: str, sig: signal.Signals) -> None:
+        """Send ``sig`` to a process of this host (and its children)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.procs[name].pid, sig)
 
     def stop(self, name: str, sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> None:
         proc = self.procs.pop(name, None)
@@ -102,56 +114,73 @@ class Host:
 
 
 class Network:
-    """A switch and the hosts linked to it (namespaces ``eg<tag>-<name>``, addresses 10.X.Y.n/24)."""
+    """Segments (a switch each: a namespace holding a bridge, subnet 10.X.Y.0/24) and hosts
+    (namespaces ``eg<tag>-<name>``), each linked to the segments it is on by a veth pair whose
+    host end is named after the segment. A host on two segments can be cut from one and not the
+    other: a worker cut off from PostgreSQL keeps its broker."""
 
     def __init__(self, logs: Path) -> None:
         self.tag = secrets.token_hex(2)
         self.logs = logs
         logs.mkdir(parents=True, exist_ok=True)
-        rnd = secrets.randbelow(200 * 250)
-        self.prefix = f"10.{50 + rnd // 250}.{rnd % 250}"
-        self.switch = f"eg{self.tag}-switch"
+        self.segments: dict[str, tuple[str, str]] = {}  # name -> (switch namespace, address prefix)
         self.hosts: dict[str, Host] = {}
-        ip("netns", "add", self.switch)
-        ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
-        ip("-n", self.switch, "link", "set", "br0", "up")
+        self._links = 0
 
-    def host(self, name: str) -> Host:
-        n = len(self.hosts) + 1
-        ns, inside, port = f"eg{self.tag}-{name}", f"eg{self.tag}h{n}", f"eg{self.tag}p{n}"
+    def segment(self, name: str) -> None:
+        switch = f"eg{self.tag}-sw-{name}"
+        ip("netns", "add", switch)
+        ip("-n", switch, "link", "add", "br0", "type", "bridge")
+        ip("-n", switch, "link", "set", "br0", "up")
+        rnd = secrets.randbelow(200 * 250)
+        self.segments[name] = (switch, f"10.{50 + rnd // 250}.{rnd % 250}")
+
+    def prefix(self, segment: str) -> str:
+        return self.segments[segment][1]
+
+    def host(self, name: str, segments: list[str]) -> Host:
+        ns = f"eg{self.tag}-{name}"
         ip("netns", "add", ns)
-        ip("link", "add", inside, "type", "veth", "peer", "name", port)
-        ip("link", "set", inside, "netns", ns)
-        ip("link", "set", port, "netns", self.switch)
-        ip("-n", ns, "link", "set", inside, "name", "eth0")
-        address = f"{self.prefix}.{n}"
-        ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
-        ip("-n", ns, "link", "set", "eth0", "up")
         ip("-n", ns, "link", "set", "lo", "up")
-        ip("-n", self.switch, "link", "set", port, "master", "br0")
-        ip("-n", self.switch, "link", "set", port, "up")
-        host = self.hosts[name] = Host(self, name, ns, address, port)
+        host = self.hosts[name] = Host(self, name, ns)
+        n = len(self.hosts)
+        for segment in segments:
+            switch, prefix = self.segments[segment]
+            self._links += 1
+            inside, port = f"eg{self.tag}h{self._links}", f"eg{self.tag}p{self._links}"
+            ip("link", "add", inside, "type", "veth", "peer", "name", port)
+            ip("link", "set", inside, "netns", ns)
+            ip("link", "set", port, "netns", switch)
+            ip("-n", ns, "link", "set", inside, "name", segment)
+            host.addresses[segment] = f"{prefix}.{n}"
+            ip("-n", ns, "addr", "add", f"{prefix}.{n}/24", "dev", segment)
+            ip("-n", ns, "link", "set", segment, "up")
+            ip("-n", switch, "link", "set", port, "master", "br0")
+            ip("-n", switch, "link", "set", port, "up")
+            host.ports[segment] = port
         return host
 
-    def cut(self, name: str) -> None:
-        """Silently cut a host off: its port leaves the bridge; its own link stays up."""
-        ip("-n", self.switch, "link", "set", self.hosts[name].port, "nomaster")
+    def cut(self, host: str, segment: str) -> None:
+        """Silently cut a host off a segment: its port leaves the bridge; its own link stays up."""
+        ip("-n", self.segments[segment][0], "link", "set", self.hosts[host].ports[segment], "nomaster")
 
-    def heal(self, name: str) -> None:
-        ip("-n", self.switch, "link", "set", self.hosts[name].port, "master", "br0")
+    def heal(self, host: str, segment: str) -> None:
+        ip("-n", self.segments[segment][0], "link", "set", self.hosts[host].ports[segment], "master", "br0")
 
     def close(self) -> None:
         for host in self.hosts.values():
             host.close()
-        for ns in [*(h.ns for h in self.hosts.values()), self.switch]:
+        for ns in [*(h.ns for h in self.hosts.values()), *(switch for switch, _ in self.segments.values())]:
             with contextlib.suppress(RuntimeError):
                 ip("netns", "del", ns)
 
 
 @contextmanager
-def network(logs: Path) -> Iterator[Network]:
+def network(logs: Path, segments: list[str]) -> Iterator[Network]:
     net = Network(logs)
     try:
+        for segment in segments:
+            net.segment(segment)
         yield net
     finally:
         net.close()
@@ -182,7 +211,8 @@ def start_postgres(host: Host, data: Path) -> str:
     subprocess.run(["runuser", "-u", PG_USER, "--", _pg_bin("initdb"), "-D", str(data), "-U", "postgres",
                     "--auth=trust", "--encoding=utf8"], check=True, capture_output=True)
     with open(data / "pg_hba.conf", "a") as hba:
-        hba.write(f"host all all {host.network.prefix}.0/24 trust\n")
+        for prefix in (host.network.prefix(segment) for segment in host.addresses):
+            hba.write(f"host all all {prefix}.0/24 trust\n")
     restart_postgres(host, data)
     url = f"postgresql://postgres@{host.address}:5432/postgres"
     host.call(_sql, url, "CREATE DATABASE engram")

@@ -51,8 +51,8 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     tmp = Path(tempfile.mkdtemp(prefix="engram-h-"))
-    with network(ROOT / "test-artifacts" / "host-logs" / "api-postgres") as net:
-        db, broker, api, client = net.host("db"), net.host("broker"), net.host("api"), net.host("client")
+    with network(ROOT / "test-artifacts" / "host-logs" / "api-postgres", ["lan"]) as net:
+        db, broker, api, client = (net.host(name, ["lan"]) for name in ("db", "broker", "api", "client"))
         database_url = start_postgres(db, tmp / "pg")
         redis_url = start_redis(broker)
         env = process_env(database_url, redis_url, admin_key=ADMIN_KEY, webhook_secrets_key=WEBHOOK_SECRETS_KEY,
@@ -86,7 +86,7 @@ def test_a_silent_cut_to_postgres_answers_503_within_the_bound_then_recovers(clu
     for _ in range(5):
         assert [cluster.request("GET", path)[0] for path in reads] == [200, 200]
 
-    cluster.net.cut("db")
+    cluster.net.cut("db", "lan")
     try:
         with ThreadPoolExecutor(6) as pool:
             answers = list(pool.map(lambda path: cluster.request("GET", path, timeout=BOUND + 5)[:3], reads * 3))
@@ -95,7 +95,7 @@ def test_a_silent_cut_to_postgres_answers_503_within_the_bound_then_recovers(clu
             assert status == 503 and content_type == "application/problem+json", answers
         assert max(seconds for _, _, seconds in answers) <= BOUND + 1, answers
     finally:
-        cluster.net.heal("db")
+        cluster.net.heal("db", "lan")
 
     deadline = time.monotonic() + RECOVERY
     while cluster.request("GET", reads[0], timeout=BOUND + 5)[0] != 200:

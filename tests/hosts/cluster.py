@@ -1,0 +1,136 @@
+"""Engram across hosts: PostgreSQL, Redis, the API, two workers and the scheduler, each on a host
+of its own (tests/hosts/net.py), on three segments:
+
+- ``data``: PostgreSQL, and every Engram process;
+- ``broker``: Redis, and every Engram process;
+- ``front``: the API and the client (the test's requests).
+
+So a worker can be cut off from PostgreSQL and keep Redis, or the reverse, and the API from
+either. Timeouts are short so that faults play out in seconds; the rules they exercise are the
+production ones."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from shared.stack import process_env
+from tests.conftest import ADMIN_KEY, WEBHOOK_SECRETS_KEY
+from tests.hosts.net import Host, Network, crash_postgres, network, restart_postgres, start_postgres, start_redis
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKERS = ("w1", "w2")
+TIMEOUTS = dict(db_pool_timeout_seconds=2, db_tcp_timeout_seconds=4, db_connect_timeout_seconds=2,
+                db_idle_in_transaction_timeout_seconds=5, redis_tcp_timeout_seconds=4,
+                job_lease_seconds=3, job_redispatch_seconds=3, reconcile_interval_seconds=0.5)
+# A request made this long after a fault healed gets no 5xx (the README's Failure model).
+HEALED_AFTER = 15.0
+
+
+class Cluster:
+    def __init__(self, net: Network, data: Path) -> None:
+        self.net, self.data = net, data
+        self.pg = net.host("pg", ["data"])
+        self.redis = net.host("redis", ["broker"])
+        self.api = net.host("api", ["front", "data", "broker"])
+        self.workers = {w: net.host(w, ["data", "broker"]) for w in WORKERS}
+        self.scheduler = net.host("sched", ["data", "broker"])
+        self.client = net.host("client", ["front"])
+        self.database_url = start_postgres(self.pg, data / "pg")
+        self.redis_url = start_redis(self.redis)
+        self.env = process_env(self.database_url, self.redis_url, admin_key=ADMIN_KEY,
+                               webhook_secrets_key=WEBHOOK_SECRETS_KEY, api_host=self.api.addresses["front"],
+                               api_port=8000, integrator="tests.e2e.slow_integrator:factory", log_level="INFO",
+                               **TIMEOUTS)
+        self.env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "client")])
+        self.api_url = f"http://{self.api.addresses['front']}:8000"
+
+    def start(self) -> None:
+        migrate = self.api.start("migrate", self.engram("migrate"), self.env, cwd=ROOT)
+        assert migrate.wait(120) == 0, "migrations failed: see the api-migrate log under test-artifacts/host-logs"
+        self.api.start("api", self.engram("api"), self.env, cwd=ROOT)
+        for name, host in self.workers.items():
+            host.start("worker", self.engram("worker", "--concurrency", "1", "--hostname", f"{name}@%h",
+                                             "--metrics-port", "0"), self.env, cwd=ROOT)
+        self.scheduler.start("scheduler", self.engram("scheduler"), self.env, cwd=ROOT)
+        self.eventually(lambda: self.request("GET", "/readyz", timeout=5)[0] == 200, 60, "the API to be ready")
+
+    @staticmethod
+    def engram(*args: str) -> list[str]:
+        return [sys.executable, "-m", "cli", *args]
+
+    # --- the client's view ---------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None,
+                timeout: float = 30.0) -> tuple[int, Any]:
+        """(status, JSON body) of a request sent from the client host."""
+
+        def send() -> tuple[int, Any]:
+            r = httpx.request(method, self.api_url + path, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                              json=body if body is not None else ({} if method == "PUT" else None), timeout=timeout)
+            return r.status_code, r.json() if r.content else None
+
+        return self.client.call(send)
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        status, data = self.request(method, "/v1" + path, body)
+        assert status < 300, f"{method} {path} -> {status} {data}"
+        return data
+
+    # --- the database's view -------------------------------------------------------------------
+
+    def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Rows of a query, run from PostgreSQL's own host."""
+
+        def run() -> list[tuple[Any, ...]]:
+            with psycopg.connect(self.database_url, autocommit=True, connect_timeout=3) as conn:
+                cur = conn.execute(query.encode(), params)
+                return cur.fetchall() if cur.description is not None else []
+
+        return self.pg.call(run)
+
+    # --- faults --------------------------------------------------------------------------------
+
+    def crash_postgres(self) -> None:
+        crash_postgres(self.pg)
+
+    def restart_postgres(self) -> None:
+        restart_postgres(self.pg, self.data / "pg")
+
+    def stop_redis(self) -> None:
+        self.redis.stop("redis", signal.SIGKILL)
+
+    def start_redis(self) -> None:
+        start_redis(self.redis)
+
+    @staticmethod
+    def eventually(predicate: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if predicate():
+                    return
+            except (httpx.HTTPError, psycopg.Error, OSError):
+                pass
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.2)
+
+
+@contextmanager
+def cluster(name: str, tmp: Path) -> Iterator[Cluster]:
+    with network(ROOT / "test-artifacts" / "host-logs" / name, ["data", "broker", "front"]) as net:
+        c = Cluster(net, tmp)
+        c.start()
+        yield c
+
+
+__all__ = ["HEALED_AFTER", "Cluster", "Host", "cluster"]
