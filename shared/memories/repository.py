@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from psycopg import sql
 from sqlalchemy import any_, delete, literal, select
 from sqlalchemy.orm import Session
 
@@ -117,131 +118,159 @@ def delete_citing(db: Session, session_id: int, generation: int, seq: int) -> tu
 
 
 # --- recall ------------------------------------------------------------------------------------
+# Recall ranks by BM25 over the agent's memories (Lucene's form: idf = ln(1 + (N - df + 0.5) /
+# (df + 0.5)), a term adds idf * tf / (tf + k1 * (1 - b + b * length / average length))), from the
+# statistics that migration 0005's triggers keep: N and the total length in memory_corpus, df in
+# memory_terms, a memory's length in memories.doc_length, and a term's frequency from the positions
+# of its lexeme in the memory's tsvector. Two statements: QUERY_TERMS reads the query's terms and
+# their statistics; shared.memories.ranking picks the terms that bring in candidates; the recall
+# statement (recall_sql) scores the candidates and fuses the rankings.
+
+
+class Term(NamedTuple):
+    lexeme: str
+    df: int  # how many of the agent's memories hold it
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    terms: list[Term]  # the query's lexemes (to_tsvector('english'): stemmed, stopwords out)
+    docs: int  # the agent's memories (N)
+    total_length: int
+    strict_query: str | None  # a strict query's tsquery (web-search syntax), as text
+
+    @property
+    def average_length(self) -> float:
+        return max(1.0, self.total_length / self.docs) if self.docs else 1.0
+
+
+QUERY_TERMS = """
+    SELECT w.lexeme, coalesce(t.df, 0), c.docs, c.total_length,
+           CASE WHEN %(strict)s THEN CAST(websearch_to_tsquery('english', %(text)s) AS text) END
+    FROM (SELECT coalesce(max(docs), 0) AS docs, coalesce(max(total_length), 0) AS total_length
+          FROM memory_corpus WHERE agent_id = %(agent_id)s) c
+    LEFT JOIN unnest(to_tsvector('english', %(text)s)) w ON true
+    LEFT JOIN memory_terms t ON t.agent_id = %(agent_id)s AND t.lexeme = w.lexeme COLLATE "C"
+"""
+"""The query's terms with their document frequency among the agent's memories, and the agent's
+corpus (params: agent_id, text, strict); rows (lexeme, df, docs, total_length, strict query), one
+with a NULL lexeme when the query has no term."""
+
+
+def query_terms(db: Session, agent_id: int, text: str, strict: bool) -> QueryTerms:
+    rows = db.connection().exec_driver_sql(QUERY_TERMS, {"agent_id": agent_id, "text": text, "strict": strict}).all()
+    return QueryTerms(terms=[Term(r[0], int(r[1])) for r in rows if r[0] is not None], docs=int(rows[0][2]),
+                      total_length=int(rows[0][3]), strict_query=rows[0][4] or None)
 
 
 @dataclass(frozen=True)
 class RecallQuery:
     agent_id: int
-    text: str
-    strict: bool  # web-search syntax: every term must match
+    terms: QueryTerms
+    matching: str | None  # the tsquery (text) whose matches are the full-text candidates; None: none
     limit: int
     session: str | None
     kinds: list[str] | None
     k1: float  # BM25 term-frequency saturation
     b: float  # BM25 length normalization
-    scored: int  # at most this many matches are scored (the candidates, below)
+    scored: int  # at most this many matches are scored, the shortest
     candidates: int  # each ranking hands this many to the fusion
     rrf_k: int
     w_vectors: float
     explain: bool = False
 
 
-# Recall ranks by BM25 (Lucene's form: idf = ln(1 + (N - df + 0.5) / (df + 0.5))) over the agent's
-# memories, from the statistics that migration 0005's triggers keep: N and the average length from
-# memory_corpus, df from memory_terms, a memory's length from memories.doc_length, a term's frequency
-# from the positions of its lexeme in the memory's tsvector.
-# 1. The query's terms are the lexemes of to_tsvector('english', query): stemmed, stopwords out.
-# 2. Candidates, whatever their age: the memories holding the query's rarest terms, taken rarest
-#    first while their document frequencies add up to at most `scored` (at least the rarest one),
-#    found by the GIN index. Commoner terms score the candidates but do not bring in more: a memory
-#    holding only common words of the query is outranked by one holding a rarer one. When even the
-#    rarest term is in more than `scored` memories, its shortest matches are scored (the best BM25
-#    of a word said once). A strict query (web-search syntax) takes its own matches, shortest first.
-# 3. A candidate scores the sum, over the query's terms it holds, of
-#    idf * tf / (tf + k1 * (1 - b + b * length / average length)) (Lucene drops the constant k1 + 1).
-#    Equal scores go to the most recent (occurred_at, then id): recency breaks ties, it never
-#    outweighs a word.
-# 4. With an embedder, the vector ranking joins by reciprocal rank fusion: 1 / (k + rank) for the
-#    full-text ranking, w_vectors / (k + rank) for the vector one.
-_FULL_TEXT = r"""
-    corpus AS MATERIALIZED (
-        SELECT coalesce(max(docs), 0) AS docs,
-               greatest(coalesce(max(total_length)::float8 / nullif(max(docs), 0), 1), 1) AS avgdl
-        FROM memory_corpus WHERE agent_id = %(agent_id)s),
-    words AS MATERIALIZED (
-        SELECT w.lexeme, coalesce(t.df, 0) AS df,
-               ln(1 + (c.docs - coalesce(t.df, 0) + 0.5) / (coalesce(t.df, 0) + 0.5)) AS idf
-        FROM (SELECT lexeme COLLATE "C" AS lexeme FROM unnest(to_tsvector('english', %(text)s))) w
-        CROSS JOIN corpus c
-        LEFT JOIN memory_terms t ON t.agent_id = %(agent_id)s AND t.lexeme = w.lexeme),
-    generating AS (
-        SELECT lexeme FROM (SELECT lexeme, sum(df) OVER (ORDER BY df, lexeme) AS reach,
-                                   row_number() OVER (ORDER BY df, lexeme) AS n
-                            FROM words WHERE df > 0) w
-        WHERE reach <= %(scored)s OR n = 1),
-    q AS MATERIALIZED (
-        SELECT (SELECT array_agg(lexeme) FROM words) AS lexemes,
-               CASE WHEN %(strict)s THEN websearch_to_tsquery('english', %(text)s)
-                    ELSE (SELECT CAST(string_agg('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''', ' | ')
-                                      AS tsquery) FROM generating) END AS query),
+def _bm25(length: str) -> str:
+    """What a query term (``w`` of words, ``t`` of _term_frequencies) adds to the BM25 score of a memory
+    of ``length`` tokens."""
+    return f"w.idf * t.tf / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * {length} / %(average_length)s))"
+
+
+def _term_frequencies(tsv: str) -> str:
+    """The query's terms in the tsvector ``tsv``, rows (lexeme, tf): the query's lexemes are marked
+    (weight A) and kept (ts_filter), so that only they are unnested, not the whole memory."""
+    return (f"(SELECT lexeme COLLATE \"C\" AS lexeme, coalesce(array_length(positions, 1), 1) AS tf "
+            f"FROM unnest(ts_filter(setweight({tsv}, 'A', CAST(%(lexemes)s AS text[])), '{{a}}')))")
+
+
+# The candidates are the matches of a tsquery written into the statement as a literal, so that the
+# planner sees how many there are (GIN statistics) and picks the index for them, and no generic plan
+# is made for all queries. At most `scored` of them, the shortest: the best BM25 for a word said once.
+_FULL_TEXT = """
+    words AS (
+        SELECT lexeme, ln(1 + (%(docs)s - df + 0.5) / (df + 0.5)) AS idf
+        FROM unnest(CAST(%(lexemes)s AS text[]), CAST(%(dfs)s AS float8[])) AS w(lexeme, df)),
     candidate AS MATERIALIZED (
         SELECT m.id, m.tsv, m.doc_length, m.occurred_at FROM memories m
-        WHERE m.agent_id = %(agent_id)s AND m.tsv @@ (SELECT query FROM q) {filters}
+        WHERE m.agent_id = %(agent_id)s AND {matching} {filters}
         ORDER BY m.doc_length, m.id DESC
         LIMIT %(scored)s),
     scored AS (
         SELECT c.id, c.occurred_at, sum({bm25}) AS score
-        FROM candidate c
-        CROSS JOIN LATERAL {term_frequencies} t
-        JOIN words w ON w.lexeme = t.lexeme
+        FROM candidate c CROSS JOIN LATERAL {term_frequencies} t JOIN words w ON w.lexeme = t.lexeme
         GROUP BY c.id, c.occurred_at),
     fts AS (
-        SELECT id, score, row_number() OVER (ORDER BY score DESC, occurred_at DESC, id DESC) AS rank
+        SELECT id, occurred_at, score, row_number() OVER (ORDER BY score DESC, occurred_at DESC, id DESC) AS rank
         FROM scored ORDER BY rank LIMIT %(candidates)s)"""
 
+# The rankings fused: full-text alone (ordered by BM25), or with the vector one by weighted
+# reciprocal rank fusion. Rows (id, occurred_at, score, full_text_rank, full_text_score, vector_rank,
+# vector_score).
+_FTS_ONLY = """
+    ranked AS (SELECT id, occurred_at, score, rank AS full_text_rank, score AS full_text_score,
+                      NULL::bigint AS vector_rank, NULL::float8 AS vector_score FROM fts)"""
+_FUSED = """
+    ranked AS (
+        SELECT id, max(occurred_at) AS occurred_at, sum(weight / (%(rrf_k)s + rank)) AS score,
+               max(full_text_rank) AS full_text_rank, max(full_text_score) AS full_text_score,
+               max(vector_rank) AS vector_rank, max(vector_score) AS vector_score
+        FROM (SELECT id, occurred_at, 1.0 AS weight, rank, rank AS full_text_rank, score AS full_text_score,
+                     NULL::bigint AS vector_rank, NULL::float8 AS vector_score FROM fts
+              UNION ALL
+              SELECT id, occurred_at, %(w_vectors)s, rank, NULL, NULL, rank, similarity FROM vec) u
+        GROUP BY id)"""
 
-def _bm25(length: str) -> str:
-    """What a query term (``w`` of words, ``t`` of _term_frequencies) adds to the BM25 score of a memory
-    of ``length`` tokens."""
-    return f"w.idf * t.tf / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * {length} / (SELECT avgdl FROM corpus)))"
-
-
-def _term_frequencies(tsv: str) -> str:
-    """The query's terms in the tsvector ``tsv``, rows (lexeme, tf): the lexemes of q.lexemes are
-    marked (weight A) and kept (ts_filter), so only they are unnested, not the whole memory."""
-    return (f"(SELECT lexeme COLLATE \"C\" AS lexeme, coalesce(array_length(positions, 1), 1) AS tf "
-            f"FROM unnest(ts_filter(setweight({tsv}, 'A', (SELECT lexemes FROM q)), '{{a}}')))")
-
-
-# The ranked memories, with their place in each ranking fused (``{score}``: what they are ordered by).
-_RANKED = """
+# The best `limit` of the fused ranking, then their memories. Equal scores go to the most recent
+# (occurred_at, then id): recency breaks ties, it never outweighs a word.
+_BEST = """
     SELECT m.id, m.kind, m.speaker, m.content, m.importance, m.evidence, m.session_id, m.session_name, m.generation,
-           m.occurred_at, m.created_at, m.reinforcements, m.last_seen_at, {score} AS score,
-           fts.rank AS full_text_rank, fts.score AS full_text_score, {vector_columns},
-           CASE WHEN %(explain)s AND fts.id IS NOT NULL THEN (
+           m.occurred_at, m.created_at, m.reinforcements, m.last_seen_at, r.score,
+           r.full_text_rank, r.full_text_score, r.vector_rank, r.vector_score,
+           CASE WHEN %(explain)s AND r.full_text_rank IS NOT NULL THEN (
                SELECT jsonb_object_agg(t.lexeme, {bm25})
                FROM {term_frequencies} t JOIN words w ON w.lexeme = t.lexeme) END AS full_text_terms
-    FROM {ranked} JOIN memories m ON m.id = r.id LEFT JOIN fts ON fts.id = m.id {vector_join}
-    ORDER BY score DESC, m.occurred_at DESC, m.id DESC
-    LIMIT %(limit)s"""
+    FROM (SELECT * FROM ranked ORDER BY score DESC, occurred_at DESC, id DESC LIMIT %(limit)s) r
+    JOIN memories m ON m.id = r.id
+    ORDER BY r.score DESC, r.occurred_at DESC, r.id DESC"""
+
+
+def _literal(value: str) -> str:
+    """A string as an SQL literal inside a statement run with %(name)s parameters."""
+    return sql.Literal(value).as_string().replace("%", "%%")
 
 
 def recall_sql(q: RecallQuery, dimensions: int | None) -> str:
     """The recall statement: full-text (BM25) alone, or fused with the vector ranking of a query vector
-    of ``dimensions`` (params: those of ``recall_params``)."""
+    of ``dimensions`` (params: ``recall_params``)."""
     filters = ""
     if q.session is not None:
         filters += " AND m.session_name = %(session)s"
     if q.kinds:
         filters += " AND m.kind = ANY(%(kinds)s)"
-    ctes = _FULL_TEXT.format(filters=filters, term_frequencies=_term_frequencies("c.tsv"), bm25=_bm25("c.doc_length"))
+    matching = "false" if q.matching is None else f"m.tsv @@ CAST({_literal(q.matching)} AS tsquery)"
+    ctes = _FULL_TEXT.format(matching=matching, filters=filters, term_frequencies=_term_frequencies("c.tsv"),
+                             bm25=_bm25("c.doc_length"))
     if dimensions is None:
-        ranked, score, vector_columns, vector_join = "fts r", "fts.score", \
-            "NULL::bigint AS vector_rank, NULL::float8 AS vector_score", ""
+        ctes += "," + _FTS_ONLY
     else:
-        ctes += "," + vectors.candidates_cte(dimensions).format(filters=filters)
-        ranked = ("(SELECT id, sum(weight / (%(rrf_k)s + rank)) AS fused FROM (SELECT id, rank, 1.0 AS weight FROM fts"
-                  " UNION ALL SELECT id, rank, %(w_vectors)s FROM vec) u GROUP BY id) r")
-        score, vector_columns = "r.fused", "vec.rank AS vector_rank, vec.similarity AS vector_score"
-        vector_join = "LEFT JOIN vec ON vec.id = m.id"
-    return "WITH" + ctes + _RANKED.format(score=score, vector_columns=vector_columns, ranked=ranked,
-                                          vector_join=vector_join, term_frequencies=_term_frequencies("m.tsv"),
-                                          bm25=_bm25("m.doc_length"))
+        ctes += "," + vectors.candidates_cte(dimensions).format(filters=filters) + "," + _FUSED
+    return "WITH" + ctes + _BEST.format(term_frequencies=_term_frequencies("m.tsv"), bm25=_bm25("m.doc_length"))
 
 
 def recall_params(q: RecallQuery, query_vector: Sequence[float] | None) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "agent_id": q.agent_id, "text": q.text, "strict": q.strict, "k1": q.k1, "b": q.b, "scored": q.scored,
+        "agent_id": q.agent_id, "lexemes": [t.lexeme for t in q.terms.terms], "dfs": [t.df for t in q.terms.terms],
+        "docs": q.terms.docs, "average_length": q.terms.average_length, "k1": q.k1, "b": q.b, "scored": q.scored,
         "candidates": q.candidates, "rrf_k": q.rrf_k, "w_vectors": q.w_vectors, "limit": q.limit,
         "explain": q.explain, "session": q.session, "kinds": q.kinds}
     if query_vector is not None:
@@ -252,10 +281,12 @@ def recall_params(q: RecallQuery, query_vector: Sequence[float] | None) -> dict[
 def recall(db: Session, q: RecallQuery, query_vector: Sequence[float] | None = None) -> list[dict[str, Any]]:
     """The agent's memories for the query, best first, each with its score and its rank and score in
     each ranking fused. With a query vector, the vector ranking joins the full-text one."""
+    if q.matching is None and query_vector is None:
+        return []
     if query_vector is not None:
         vectors.set_search_breadth(db, q.candidates)
-    sql = recall_sql(q, None if query_vector is None else len(query_vector))
-    return [dict(r._mapping) for r in db.connection().exec_driver_sql(sql, recall_params(q, query_vector))]
+    stmt = recall_sql(q, None if query_vector is None else len(query_vector))
+    return [dict(r._mapping) for r in db.connection().exec_driver_sql(stmt, recall_params(q, query_vector))]
 
 
 def latest_insights(db: Session, session_id: int, agent_id: int, limit: int) -> list[Insight]:

@@ -17,8 +17,8 @@ from shared.db import unit_of_work
 from shared.embedders import Embedder, EmbedderError, load_embedder
 from shared.errors import NotFound
 from shared.jobs.metrics import TimedEmbedder
+from shared.memories import ranking, vectors
 from shared.memories import repository as repo
-from shared.memories import vectors
 from shared.memories.context import render
 from shared.memories.schemas import (
     ContextRead,
@@ -120,7 +120,10 @@ def _recalled(row: dict[str, Any], explain: bool) -> RecalledMemory:
         explain=_explained(row) if explain else None)
 
 
-def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings) -> list[RecalledMemory]:
+def ranked(db: Session, agent_id: int, body: RecallRequest, settings: Settings, *, limit: int) -> list[dict[str, Any]]:
+    """The agent's ``limit`` memories best for the request, best first, as rows of
+    repository.recall: full-text (BM25) over the candidates of ranking.candidate_terms, fused with
+    the vector ranking when an embedder answers."""
     embedder = active_embedder(settings)
     query_vector = None
     if embedder is not None:
@@ -129,14 +132,20 @@ def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings)
         except EmbedderError as exc:
             # Recall still answers, by full-text: a slow or failing embedder must not take it down.
             log.warning("recall without vectors: the embedder failed (%s)", exc)
-    rows = repo.recall(db, repo.RecallQuery(
-        agent_id=agent_id, text=body.query, strict=bool(_STRICT.search(body.query)),
-        limit=body.limit * OVERFETCH,
-        session=body.session, kinds=[k.value for k in body.kinds] if body.kinds else None,
+    strict = bool(_STRICT.search(body.query))
+    terms = repo.query_terms(db, agent_id, body.query, strict)
+    matching = terms.strict_query if strict else ranking.any_of(
+        ranking.candidate_terms(terms.terms, settings.recall_max_scored))
+    return repo.recall(db, repo.RecallQuery(
+        agent_id=agent_id, terms=terms, matching=matching, limit=limit, session=body.session,
+        kinds=[k.value for k in body.kinds] if body.kinds else None,
         k1=settings.recall_bm25_k1, b=settings.recall_bm25_b, scored=settings.recall_max_scored,
         candidates=settings.recall_candidates, rrf_k=settings.recall_rrf_k, w_vectors=settings.recall_weight_vectors,
-        explain=body.explain),
-        query_vector)
+        explain=body.explain), query_vector)
+
+
+def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings) -> list[RecalledMemory]:
+    rows = ranked(db, agent_id, body, settings, limit=body.limit * OVERFETCH)
     return [_recalled(r, body.explain) for r in without_repeats(rows, body.limit)]
 
 

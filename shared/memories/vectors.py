@@ -39,14 +39,15 @@ def insert(db: Session, agent_id: int, rows: Sequence[tuple[int, Sequence[float]
 
 
 def candidates_cte(dimensions: int) -> str:
-    """The vector ranking for recall: a CTE `vec(id, rank, similarity)` of the agent's memories nearest
+    """The vector ranking for recall: a CTE `vec(id, occurred_at, rank, similarity)` of the agent's memories nearest
     to the query vector (`%(query_vector)s`; cosine similarity), filtered like the full-text one
     (`{filters}` on `m`), at most `%(candidates)s` of them."""
     dims = int(dimensions)
     distance = f"(e.embedding::vector({dims})) <=> CAST(%(query_vector)s AS vector({dims}))"
     return f"""
     vec AS (
-        SELECT m.id, row_number() OVER (ORDER BY {distance}, m.id DESC) AS rank, 1 - ({distance}) AS similarity
+        SELECT m.id, m.occurred_at, row_number() OVER (ORDER BY {distance}, m.id DESC) AS rank,
+               1 - ({distance}) AS similarity
         FROM memory_embeddings e JOIN memories m ON m.id = e.memory_id
         WHERE e.agent_id = %(agent_id)s AND e.dimensions = {dims} {{filters}}
         ORDER BY {distance}, m.id DESC

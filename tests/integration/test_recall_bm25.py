@@ -13,7 +13,8 @@ from sqlalchemy import text
 
 from shared.db import unit_of_work
 from shared.jobs.runner import run_job
-from shared.memories import repository as repo
+from shared.memories.schemas import RecallRequest
+from shared.memories.service import ranked
 from tests.integration.conftest import World
 
 WORKER = "test-worker"
@@ -71,16 +72,12 @@ def _memories(world: World, agent: str = "ada") -> list[dict[str, Any]]:
     return list(world.get(f"/agents/{agent}/memories", params={"limit": 200}).json()["items"])
 
 
-def _query(agent_id: int, query: str, **changes: Any) -> repo.RecallQuery:
-    values: dict[str, Any] = dict(agent_id=agent_id, text=query, strict=False, limit=10, session=None, kinds=None,
-                                  k1=K1, b=B, scored=5000, candidates=200, rrf_k=60, w_vectors=1.0)
-    values.update(changes)
-    return repo.RecallQuery(**values)
-
-
-def _recall(settings: Any, q: repo.RecallQuery) -> list[dict[str, Any]]:
+def _recall(settings: Any, agent_id: int, query: str, *, scored: int = 5000, **body: Any) -> list[dict[str, Any]]:
+    """Recall's ranking (before repeats are left out), as the API computes it."""
     with unit_of_work(settings) as db:
-        return repo.recall(db, q)
+        return ranked(db, agent_id, RecallRequest(query=query, **body),
+                      settings.model_copy(update={"recall_bm25_k1": K1, "recall_bm25_b": B, "recall_max_scored": scored}),
+                      limit=10)
 
 
 def _lexemes(settings: Any, texts: list[str]) -> list[list[str]]:
@@ -119,7 +116,7 @@ def test_recall_ranks_by_bm25_the_same_top_10_as_a_reference(world: World, setti
     assert len(remembered) > len(CORPUS)  # observations, and the integrator's reflections
     for query in QUERIES:
         expected = _reference_top(settings, remembered, query, 10)
-        got = [(r["id"], float(r["score"])) for r in _recall(settings, _query(agent_id, query))]
+        got = [(r["id"], float(r["score"])) for r in _recall(settings, agent_id, query)]
         assert expected, query
         assert [mid for mid, _ in got] == [mid for mid, _ in expected], query
         for (_, mine), (_, theirs) in zip(got, expected, strict=True):
@@ -128,7 +125,7 @@ def test_recall_ranks_by_bm25_the_same_top_10_as_a_reference(world: World, setti
 
 def test_recall_weighs_a_rare_word_above_common_ones(world: World, settings: Any) -> None:
     agent_id = _integrated_agent(world, settings, _turns(CORPUS))
-    (top, *_) = _recall(settings, _query(agent_id, "what did the team say about Osaka", kinds=["observation"]))
+    (top, *_) = _recall(settings, agent_id, "what did the team say about Osaka", kinds=["observation"])
     assert "Osaka" in top["content"]  # one memory says Osaka; several say team
 
 
@@ -139,7 +136,7 @@ def test_recall_recency_breaks_ties_and_never_outweighs_words(world: World, sett
         {"speaker": "user", "content": "The parking garage is closed.", "occurred_at": "2026-02-01T08:00:00Z"},
         {"speaker": "user", "content": "The parking garage is flooded.", "occurred_at": "2026-03-01T08:00:00Z"},
     ])
-    items = _recall(settings, _query(agent_id, "parking garage code", kinds=["observation"]))
+    items = _recall(settings, agent_id, "parking garage code", kinds=["observation"])
     # The oldest says the rare word of the question: first, however old. The two others score the
     # same: the newer one goes first.
     assert [i["content"] for i in items] == ["The parking garage code is 4411.", "The parking garage is flooded.",
@@ -162,14 +159,14 @@ def _old_memory_behind_newer_matches(world: World, settings: Any) -> int:
 def test_recall_finds_an_old_memory_behind_more_than_500_newer_matches(world: World, settings: Any) -> None:
     agent_id = _old_memory_behind_newer_matches(world, settings)
     for scored in (5000, 50):  # however few memories a query may score: the rare word brings it in
-        items = _recall(settings, _query(agent_id, "the meeting in Reykjavik", scored=scored, kinds=["observation"]))
+        items = _recall(settings, agent_id, "the meeting in Reykjavik", scored=scored, kinds=["observation"])
         assert items[0]["content"].startswith("Our meeting in Reykjavik"), scored
 
 
 def test_recall_when_every_word_is_common_scores_the_shortest_matches_whatever_their_age(
         world: World, settings: Any) -> None:
     agent_id = _old_memory_behind_newer_matches(world, settings)
-    items = _recall(settings, _query(agent_id, "meeting", scored=50, kinds=["observation"]))
+    items = _recall(settings, agent_id, "meeting", scored=50, kinds=["observation"])
     assert len(items) == 10 and items[0]["content"].startswith("Our meeting in Reykjavik")  # the shortest, the oldest
 
 
@@ -192,3 +189,12 @@ def test_recall_explain_gives_each_items_rank_and_score_in_each_ranking(world: W
         assert item["explain"]["vector"] is None  # no embedder here
     plain = world.post("/agents/ada/recall", json={"query": "Lisbon billing job", "limit": 5}).json()["items"]
     assert [i["id"] for i in plain] == [i["id"] for i in items] and all(i["explain"] is None for i in plain)
+
+
+def test_recall_candidates_query_takes_any_lexeme_quotes_and_percent_signs_included(
+        world: World, settings: Any) -> None:
+    agent_id = _integrated_agent(world, settings, [
+        {"speaker": "user", "content": "The runbook is at http://example.com/it's%20here for everyone."},
+        {"speaker": "user", "content": "The weather is fine."}])
+    (top, *_) = _recall(settings, agent_id, "http://example.com/it's%20here", kinds=["observation"], explain=True)
+    assert "runbook" in top["content"] and "example.com/it's%20here" in top["full_text_terms"]

@@ -40,8 +40,8 @@ def _kept(settings: Any, agent_id: int) -> tuple[tuple[int, int] | None, dict[st
     with unit_of_work(settings) as db:
         corpus = db.execute(text("SELECT docs, total_length FROM memory_corpus WHERE agent_id = :a"),
                             {"a": agent_id}).first()
-        terms = dict(db.execute(text("SELECT lexeme, df FROM memory_terms WHERE agent_id = :a"), {"a": agent_id}).all())
-    return (None if corpus is None else (int(corpus[0]), int(corpus[1]))), {k: int(v) for k, v in terms.items()}
+        rows = db.execute(text("SELECT lexeme, df FROM memory_terms WHERE agent_id = :a"), {"a": agent_id}).all()
+    return (None if corpus is None else (int(corpus[0]), int(corpus[1]))), {str(k): int(v) for k, v in rows}
 
 
 def _counted(settings: Any, agent_id: int) -> tuple[tuple[int, int], dict[str, int]]:
@@ -59,15 +59,15 @@ def _counted(settings: Any, agent_id: int) -> tuple[tuple[int, int], dict[str, i
 
 
 def _assert_statistics_follow(settings: Any, agent_id: int) -> dict[str, int]:
-    corpus, terms = _kept(settings, agent_id)
+    corpus, kept = _kept(settings, agent_id)
     expected_corpus, expected_terms = _counted(settings, agent_id)
     assert (corpus or (0, 0)) == expected_corpus
-    assert terms == expected_terms  # no lexeme left at 0 or below: a df is never negative
+    assert kept == expected_terms  # no lexeme left at 0 or below: a df is never negative
     with unit_of_work(settings) as db:
         assert db.execute(text(
             "SELECT count(*) FROM memories WHERE agent_id = :a AND doc_length <> memory_doc_length(tsv)"),
             {"a": agent_id}).scalar_one() == 0
-    return terms
+    return kept
 
 
 def _session_with_memories(world: World, settings: Any) -> tuple[str, int]:

@@ -107,12 +107,11 @@ def test_vector_recall_finds_a_paraphrase_full_text_misses(vworld: tuple[World, 
     # The same question by full-text alone finds nothing: no word in common.
     plain = make_settings_like(settings, embedder="none")
     with unit_of_work(plain) as db:
-        from shared.memories import repository as repo
+        from shared.memories.schemas import RecallRequest
+        from shared.memories.service import ranked
 
-        rows = repo.recall(db, repo.RecallQuery(
-            agent_id=db.execute(text("SELECT id FROM agents WHERE name = :a"), {"a": agent}).scalar_one(),
-            text="Who looks after invoicing?", strict=False, limit=5, session=None, kinds=None, k1=1.2, b=0.75,
-            scored=2000, candidates=50, rrf_k=60, w_vectors=1))
+        agent_id = db.execute(text("SELECT id FROM agents WHERE name = :a"), {"a": agent}).scalar_one()
+        rows = ranked(db, agent_id, RecallRequest(query="Who looks after invoicing?"), plain, limit=5)
     assert rows == []
 
 

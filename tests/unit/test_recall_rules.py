@@ -1,9 +1,12 @@
-"""Recall's rules that need no database: which ranked memories are handed to the caller."""
+"""Recall's rules that need no database: which terms bring in the full-text candidates, and which
+ranked memories are handed to the caller."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from shared.memories.ranking import any_of, candidate_terms
+from shared.memories.repository import Term
 from shared.memories.service import without_repeats
 
 GRACE = "Grace works from the Nairobi office."
@@ -49,3 +52,23 @@ def test_recall_keeps_memories_of_purged_sessions_and_memories_citing_nothing() 
 def test_recall_stops_at_the_limit() -> None:
     ranked = [_row(i, [i], f"fact {i}") for i in range(1, 6)]
     assert [r["id"] for r in without_repeats(ranked, 3)] == [1, 2, 3]
+
+
+# --- which terms bring in the full-text candidates (shared.memories.ranking) ---------------------
+
+
+def test_recall_candidates_are_the_matches_of_the_rarest_terms_within_the_budget() -> None:
+    terms = [Term("meet", 900), Term("reykjavik", 2), Term("budget", 40), Term("ghost", 0)]
+    assert candidate_terms(terms, 5000) == ["reykjavik", "budget", "meet"]  # all fit: exact BM25
+    assert candidate_terms(terms, 100) == ["reykjavik", "budget"]  # "meet" only adds to their scores
+    assert candidate_terms(terms, 1) == ["reykjavik"]  # at least the rarest, whatever the budget
+
+
+def test_recall_candidates_when_every_term_is_common_are_the_rarest_terms_matches() -> None:
+    assert candidate_terms([Term("go", 90_000), Term("time", 60_000)], 5000) == ["time"]
+    assert candidate_terms([Term("ghost", 0)], 5000) == [] and candidate_terms([], 5000) == []
+
+
+def test_recall_candidates_query_quotes_each_lexeme() -> None:
+    assert any_of([]) is None
+    assert any_of(["reykjavik", "o'neil", "a\\b", "x:y|z"]) == "'reykjavik' | 'o''neil' | 'a\\\\b' | 'x:y|z'"
