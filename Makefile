@@ -40,6 +40,9 @@ bench: $(STAMP) ## the benchmark: real system, same-run references; writes bench
 	$(BIN)/pip install --quiet -r $(BENCH_LOCK)
 	$(BIN)/python -m bench
 
+soak: $(STAMP) ## 20,000 integrations on separate hosts under a fault every ~20 s (root; at most 30 min); prints the counts
+	$(BIN)/python -m tests.hosts.soak $(SOAK_ARGS)
+
 lint: $(STAMP) ## ruff and mypy, as CI runs them
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -58,11 +58,14 @@ class Cluster:
         migrate = self.api.start("migrate", self.engram("migrate"), self.env, cwd=ROOT)
         assert migrate.wait(120) == 0, "migrations failed: see the api-migrate log under test-artifacts/host-logs"
         self.api.start("api", self.engram("api"), self.env, cwd=ROOT)
-        for name, host in self.workers.items():
-            host.start("worker", self.engram("worker", "--concurrency", "1", "--hostname", f"{name}@%h",
-                                             "--metrics-port", "0"), self.env, cwd=ROOT)
+        for name in self.workers:
+            self.start_worker(name)
         self.scheduler.start("scheduler", self.engram("scheduler"), self.env, cwd=ROOT)
         self.eventually(lambda: self.request("GET", "/readyz", timeout=5)[0] == 200, 60, "the API to be ready")
+
+    def start_worker(self, name: str) -> None:
+        self.workers[name].start("worker", self.engram("worker", "--concurrency", "1", "--hostname", f"{name}@%h",
+                                                       "--metrics-port", "0"), self.env, cwd=ROOT)
 
     @staticmethod
     def engram(*args: str) -> list[str]:
