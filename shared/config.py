@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,25 @@ def libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+def sentinels_of(url: str) -> list[tuple[str, int]] | None:
+    """The (host, port) of each sentinel of a `sentinel://h1:26379;sentinel://h2:26379/0` URL;
+    None for a plain Redis URL."""
+    if not url.startswith("sentinel://"):
+        return None
+    found = []
+    for part in url.split(";"):
+        netloc = urlsplit(part.strip()).netloc.rpartition("@")[2]
+        host, _, port = netloc.rpartition(":") if ":" in netloc else (netloc, "", "26379")
+        found.append((host.strip("[]"), int(port or 26379)))
+    return found
+
+
+def redis_db(url: str) -> int:
+    """The database number at the end of a Redis or sentinel URL (0 when none)."""
+    path = urlsplit(url.split(";")[-1].strip()).path.strip("/")
+    return int(path) if path.isdigit() else 0
+
+
 class SettingsError(RuntimeError):
     """The settings cannot start this process; the message says what to set."""
 
@@ -56,9 +76,13 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None,
-        description="Redis URL used as the Celery broker, e.g. redis://host:6379/0. "
-        "Unset: `engram dev` starts an embedded Redis under ENGRAM_DATA_DIR.",
+        description="Redis URL used as the Celery broker, e.g. redis://host:6379/0, or the Redis Sentinels of a "
+        "replicated Redis, `;`-separated: sentinel://s1:26379;sentinel://s2:26379;sentinel://s3:26379/0 "
+        "(with ENGRAM_REDIS_SENTINEL_MASTER). Unset: `engram dev` starts an embedded Redis under ENGRAM_DATA_DIR.",
     )
+    redis_sentinel_master: str = Field(
+        "mymaster", min_length=1, description="With sentinel:// addresses in ENGRAM_REDIS_URL: the name of the master "
+        "the sentinels watch. Every process follows the master the sentinels name, through a failover.")
     data_dir: Path = Field(
         Path("./.engram"),
         description="Folder for the embedded PostgreSQL and Redis data (kept between runs).",
@@ -307,6 +331,11 @@ class Settings(BaseSettings):
     def libpq_url(self) -> str:
         """The database URL as libpq takes it (psycopg's own connections, psql)."""
         return libpq(self.db_url)
+
+    @property
+    def redis_sentinels(self) -> list[tuple[str, int]] | None:
+        """The sentinels' (host, port) when ENGRAM_REDIS_URL names sentinels, else None."""
+        return sentinels_of(self.redis_url) if self.redis_url else None
 
     @property
     def broker_url(self) -> str:

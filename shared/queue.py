@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis.asyncio
+import redis.asyncio.sentinel
 from celery import Celery
 
 from shared import task_names
-from shared.config import Settings, get_settings
+from shared.config import Settings, get_settings, redis_db
 from shared.jobs.repository import Dispatch
 
 log = logging.getLogger("engram.queue")
@@ -44,15 +45,36 @@ def redis_socket_options(settings: Settings) -> dict[str, Any]:
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
+    sockets = redis_socket_options(settings)
+    sentinel = {
+        # kombu asks the sentinels for the master at each (re)connection, so a failover is followed
+        "master_name": settings.redis_sentinel_master,
+        "sentinel_kwargs": {k: sockets[k] for k in ("socket_connect_timeout", "socket_timeout")},
+    } if settings.redis_sentinels else {}
     return {
         # A message not acknowledged within this time is delivered again (worker lost).
         "visibility_timeout": settings.broker_visibility_timeout_seconds,
-        **redis_socket_options(settings),
+        **sockets,
         # kombu checks its long-lived connections this often: a consumer's BRPOP whose reply is
         # overdue by this much is dropped and connected again (a silent cut).
         "health_check_interval": max(1, int(settings.redis_tcp_timeout_seconds)),
         "retry_on_timeout": True,
+        **sentinel,
     }
+
+
+def async_redis(settings: Settings) -> redis.asyncio.Redis:
+    """A client of the broker's Redis for the event loop: the master the sentinels name, when
+    ENGRAM_REDIS_URL names sentinels (asked again at each new connection, so it follows a failover)."""
+    options = redis_socket_options(settings)
+    sentinels = settings.redis_sentinels
+    if sentinels is None:
+        return redis.asyncio.Redis.from_url(settings.broker_url, retry_on_timeout=False, **options)
+    watch = redis.asyncio.sentinel.Sentinel(
+        sentinels, sentinel_kwargs={k: options[k] for k in ("socket_connect_timeout", "socket_timeout")})
+    master: redis.asyncio.Redis = watch.master_for(settings.redis_sentinel_master, db=redis_db(settings.broker_url),
+                                                   **options)
+    return master
 
 
 def producer(settings: Settings | None = None) -> Celery:
@@ -156,8 +178,7 @@ class AsyncDispatcher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._redis = redis.asyncio.Redis.from_url(settings.broker_url, retry_on_timeout=False,
-                                                   **redis_socket_options(settings))
+        self._redis = async_redis(settings)
         self._pending: list[tuple[str, bytes]] = []
         self._flushing: asyncio.Task[None] | None = None
 

@@ -25,7 +25,16 @@ import psycopg
 
 from shared.stack import process_env
 from tests.conftest import ADMIN_KEY, WEBHOOK_SECRETS_KEY
-from tests.hosts.net import Host, Network, crash_postgres, network, restart_postgres, start_postgres, start_redis
+from tests.hosts.net import (
+    Host,
+    Network,
+    crash_postgres,
+    network,
+    restart_postgres,
+    start_postgres,
+    start_redis,
+    start_sentinel,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = ("w1", "w2")
@@ -37,16 +46,22 @@ HEALED_AFTER = 15.0
 
 
 class Cluster:
-    def __init__(self, net: Network, data: Path) -> None:
+    def __init__(self, net: Network, data: Path, *, sentinel: bool = False) -> None:
         self.net, self.data = net, data
         self.pg = net.host("pg", ["data"])
         self.redis = net.host("redis", ["broker"])
+        self.replicas = [net.host(f"redis{n}", ["broker"]) for n in (2, 3)] if sentinel else []
         self.api = net.host("api", ["front", "data", "broker"])
         self.workers = {w: net.host(w, ["data", "broker"]) for w in WORKERS}
         self.scheduler = net.host("sched", ["data", "broker"])
         self.client = net.host("client", ["front"])
         self.database_url = start_postgres(self.pg, data / "pg")
         self.redis_url = start_redis(self.redis)
+        if sentinel:  # the master, two replicas, a sentinel beside each
+            for replica in self.replicas:
+                start_redis(replica, replica_of=self.redis.address)
+            watchers = [start_sentinel(h, data / "sentinels", self.redis.address) for h in [self.redis, *self.replicas]]
+            self.redis_url = ";".join(f"sentinel://{w}" for w in watchers) + "/0"
         self.env = process_env(self.database_url, self.redis_url, admin_key=ADMIN_KEY,
                                webhook_secrets_key=WEBHOOK_SECRETS_KEY, api_host=self.api.addresses["front"],
                                api_port=8000, integrator="tests.e2e.slow_integrator:factory", log_level="INFO",
@@ -128,10 +143,24 @@ class Cluster:
             time.sleep(0.2)
 
 
+    def sentinel_master(self) -> str:
+        """The master's address as the sentinels name it now."""
+        import redis
+
+        host, port = self.redis_url.split(";")[0].removeprefix("sentinel://").split(":")
+
+        def ask() -> str:
+            reply = redis.Redis(host, int(port.split("/")[0]), socket_timeout=2).execute_command(
+                "SENTINEL", "get-master-addr-by-name", "mymaster")
+            return str(reply[0].decode() if isinstance(reply[0], bytes) else reply[0])
+
+        return self.redis.call(ask)
+
+
 @contextmanager
-def cluster(name: str, tmp: Path) -> Iterator[Cluster]:
+def cluster(name: str, tmp: Path, *, sentinel: bool = False) -> Iterator[Cluster]:
     with network(ROOT / "test-artifacts" / "host-logs" / name, ["data", "broker", "front"]) as net:
-        c = Cluster(net, tmp)
+        c = Cluster(net, tmp, sentinel=sentinel)
         c.start()
         yield c
 

@@ -245,27 +245,51 @@ def _sql(url: str, statement: str) -> None:
         conn.execute(statement.encode())
 
 
-def start_redis(host: Host) -> str:
-    """A Redis server on ``host``, listening on its address (no persistence); its URL."""
+def start_redis(host: Host, replica_of: str | None = None) -> str:
+    """A Redis server on ``host``, listening on its address (no persistence), a replica of the
+    server at ``replica_of`` when given; its URL."""
     from shared.embedded import redis_server_binary
 
+    replica = ["--replicaof", replica_of, "6379"] if replica_of else []
     host.start("redis", [redis_server_binary(), "--bind", host.address, "--port", "6379", "--save", "",
-                         "--appendonly", "no", "--protected-mode", "no", "--maxmemory-policy", "noeviction"])
+                         "--appendonly", "no", "--protected-mode", "no", "--maxmemory-policy", "noeviction", *replica])
+    _wait_for_redis(host, 6379)
+    return f"redis://{host.address}:6379/0"
+
+
+def start_sentinel(host: Host, folder: Path, master: str, quorum: int = 2) -> str:
+    """A Redis Sentinel on ``host`` (port 26379) watching the master at ``master`` as `mymaster`
+    (down after 2 s without an answer); its address as ``host:port``."""
+    from shared.embedded import redis_server_binary
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / f"sentinel-{host.name}.conf"  # the sentinel rewrites it: a file of its own
+    config.write_text(f"bind {host.address}\nport 26379\nprotected-mode no\n"
+                      f"sentinel monitor mymaster {master} 6379 {quorum}\n"
+                      "sentinel down-after-milliseconds mymaster 2000\n"
+                      "sentinel failover-timeout mymaster 10000\n"
+                      "sentinel parallel-syncs mymaster 1\n")
+    host.start("sentinel", [redis_server_binary(), str(config), "--sentinel"])
+    _wait_for_redis(host, 26379)
+    return f"{host.address}:26379"
+
+
+def _wait_for_redis(host: Host, port: int) -> None:
     deadline = time.monotonic() + 15
     while True:
         try:
-            if host.call(_redis_ping, host.address):
-                return f"redis://{host.address}:6379/0"
+            if host.call(_redis_ping, host.address, port):
+                return
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"redis on {host.name} did not answer")
+            raise RuntimeError(f"redis on {host.name}:{port} did not answer")
         time.sleep(0.1)
 
 
-def _redis_ping(address: str) -> bool:
+def _redis_ping(address: str, port: int) -> bool:
     import socket
 
-    with socket.create_connection((address, 6379), timeout=1) as s:
+    with socket.create_connection((address, port), timeout=1) as s:
         s.sendall(b"PING\r\n")
         return s.recv(16).startswith(b"+PONG")

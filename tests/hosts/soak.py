@@ -63,8 +63,10 @@ def _sentence(rng: random.Random, n: int) -> str:
 
 
 class Soak:
-    def __init__(self, c: Cluster, jobs: int, minutes: float, every: float, seed: int) -> None:
+    def __init__(self, c: Cluster, jobs: int, minutes: float, every: float, seed: int,
+                 faults: list[tuple[str, Callable[[], Callable[[], None]]]] | None = None) -> None:
         self.c, self.jobs, self.deadline, self.every = c, jobs, time.monotonic() + minutes * 60, every
+        self.chosen_faults = faults
         self.rng = random.Random(seed)
         self.tally = Tally()
         self.next = 0
@@ -149,11 +151,13 @@ class Soak:
         ]
 
     def _inject(self) -> None:
-        faults = self._faults()
+        faults = self.chosen_faults if self.chosen_faults is not None else self._faults()
         start = time.monotonic()
         order = list(range(len(faults)))
         while not self.done.wait(self.every - HOLD):
             if not order:
+                if self.chosen_faults is not None:
+                    return  # the faults given are injected once each
                 order = list(range(len(faults)))
                 self.rng.shuffle(order)
             name, apply = faults[order.pop(0)]

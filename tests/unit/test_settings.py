@@ -88,3 +88,17 @@ def test_engram_api_without_a_key_fails_with_the_settings_message() -> None:
                                  "ENGRAM_REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.returncode == 2
     assert "`engram api` needs ENGRAM_ADMIN_KEY" in result.stderr
+
+
+def test_sentinel_urls_name_every_sentinel_and_the_database() -> None:
+    from shared.config import redis_db, sentinels_of
+    from shared.queue import broker_options
+
+    url = "sentinel://10.0.0.1:26379;sentinel://:secret@10.0.0.2:26380;sentinel://redis-3/2"
+    assert sentinels_of(url) == [("10.0.0.1", 26379), ("10.0.0.2", 26380), ("redis-3", 26379)]
+    assert redis_db(url) == 2 and redis_db("redis://h:6379/5") == 5 and redis_db("redis://h") == 0
+    assert sentinels_of("redis://h:6379/0") is None
+    s = settings(redis_url=url, redis_sentinel_master="engram")
+    options = broker_options(s)
+    assert options["master_name"] == "engram" and options["sentinel_kwargs"]["socket_timeout"] == s.redis_tcp_timeout_seconds
+    assert "master_name" not in broker_options(settings(redis_url="redis://h:6379/0"))
