@@ -24,6 +24,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -251,8 +252,10 @@ def start_redis(host: Host, replica_of: str | None = None) -> str:
     from shared.embedded import redis_server_binary
 
     replica = ["--replicaof", replica_of, "6379"] if replica_of else []
+    folder = tempfile.mkdtemp(prefix=f"engram-redis-{host.name}-")  # nothing is kept; a replica's sync may write here
     host.start("redis", [redis_server_binary(), "--bind", host.address, "--port", "6379", "--save", "",
-                         "--appendonly", "no", "--protected-mode", "no", "--maxmemory-policy", "noeviction", *replica])
+                         "--appendonly", "no", "--protected-mode", "no", "--maxmemory-policy", "noeviction",
+                         "--dir", folder, "--repl-diskless-sync", "yes", *replica])
     _wait_for_redis(host, 6379)
     return f"redis://{host.address}:6379/0"
 
