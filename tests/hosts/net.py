@@ -70,6 +70,7 @@ class Host:
         self.ports: dict[str, str] = {}  # segment -> this host's port on the segment's switch
         self.threads = ThreadPoolExecutor(8, thread_name_prefix=f"host-{name}", initializer=_enter, initargs=(ns,))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.folders: list[str] = []  # removed when the host closes
 
     @property
     def address(self) -> str:
@@ -112,6 +113,8 @@ class Host:
         for name in list(self.procs):
             self.stop(name, timeout=10)
         self.threads.shutdown(wait=False, cancel_futures=True)
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Network:
@@ -253,6 +256,7 @@ def start_redis(host: Host, replica_of: str | None = None) -> str:
 
     replica = ["--replicaof", replica_of, "6379"] if replica_of else []
     folder = tempfile.mkdtemp(prefix=f"engram-redis-{host.name}-")  # nothing is kept; a replica's sync may write here
+    host.folders.append(folder)
     host.start("redis", [redis_server_binary(), "--bind", host.address, "--port", "6379", "--save", "",
                          "--appendonly", "no", "--protected-mode", "no", "--maxmemory-policy", "noeviction",
                          "--dir", folder, "--repl-diskless-sync", "yes", *replica])
