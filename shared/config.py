@@ -199,6 +199,8 @@ class Settings(BaseSettings):
         "holding the query's rarest words, rarest first while their memory counts add up to at most this (commoner "
         "words only add to their scores); when even the rarest word is in more, its shortest matches. It bounds a "
         "query's cost however much the agent remembers, and never by age.")
+    recall_weight_reflections: float = Field(
+        1.0, ge=0, le=10, description="A reflection's BM25 score is multiplied by this (an observation's by 1).")
     recall_candidates: int = Field(
         200, ge=10, le=10_000, description="Candidates each ranking (full-text, vector) hands to the fusion.")
     recall_weight_vectors: float = Field(

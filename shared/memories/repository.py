@@ -177,13 +177,15 @@ class RecallQuery:
     candidates: int  # each ranking hands this many to the fusion
     rrf_k: int
     w_vectors: float
+    w_reflections: float  # a reflection's BM25 is weighed by this (an observation's by 1)
     explain: bool = False
 
 
-def _bm25(length: str) -> str:
-    """What a query term (``w`` of words, ``t`` of _term_frequencies) adds to the BM25 score of a memory
-    of ``length`` tokens."""
-    return f"w.idf * t.tf / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * {length} / %(average_length)s))"
+def _bm25(memory: str) -> str:
+    """What a query term (``w`` of words, ``t`` of _term_frequencies) adds to the score of ``memory``
+    (a row with kind and doc_length): its BM25, weighed by w_reflections for a reflection."""
+    return (f"CASE WHEN {memory}.kind = 'reflection' THEN %(w_reflections)s ELSE 1 END * w.idf * t.tf"
+            f" / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * {memory}.doc_length / %(average_length)s))")
 
 
 def _term_frequencies(tsv: str) -> str:
@@ -201,7 +203,7 @@ _FULL_TEXT = """
         SELECT lexeme, ln(1 + (%(docs)s - df + 0.5) / (df + 0.5)) AS idf
         FROM unnest(CAST(%(lexemes)s AS text[]), CAST(%(dfs)s AS float8[])) AS w(lexeme, df)),
     candidate AS MATERIALIZED (
-        SELECT m.id, m.tsv, m.doc_length, m.occurred_at FROM memories m
+        SELECT m.id, m.kind, m.tsv, m.doc_length, m.occurred_at FROM memories m
         WHERE m.agent_id = %(agent_id)s AND {matching} {filters}
         ORDER BY m.doc_length, m.id DESC
         LIMIT %(scored)s),
@@ -259,20 +261,20 @@ def recall_sql(q: RecallQuery, dimensions: int | None) -> str:
         filters += " AND m.kind = ANY(%(kinds)s)"
     matching = "false" if q.matching is None else f"m.tsv @@ CAST({_literal(q.matching)} AS tsquery)"
     ctes = _FULL_TEXT.format(matching=matching, filters=filters, term_frequencies=_term_frequencies("c.tsv"),
-                             bm25=_bm25("c.doc_length"))
+                             bm25=_bm25("c"))
     if dimensions is None:
         ctes += "," + _FTS_ONLY
     else:
         ctes += "," + vectors.candidates_cte(dimensions).format(filters=filters) + "," + _FUSED
-    return "WITH" + ctes + _BEST.format(term_frequencies=_term_frequencies("m.tsv"), bm25=_bm25("m.doc_length"))
+    return "WITH" + ctes + _BEST.format(term_frequencies=_term_frequencies("m.tsv"), bm25=_bm25("m"))
 
 
 def recall_params(q: RecallQuery, query_vector: Sequence[float] | None) -> dict[str, Any]:
     params: dict[str, Any] = {
         "agent_id": q.agent_id, "lexemes": [t.lexeme for t in q.terms.terms], "dfs": [t.df for t in q.terms.terms],
         "docs": q.terms.docs, "average_length": q.terms.average_length, "k1": q.k1, "b": q.b, "scored": q.scored,
-        "candidates": q.candidates, "rrf_k": q.rrf_k, "w_vectors": q.w_vectors, "limit": q.limit,
-        "explain": q.explain, "session": q.session, "kinds": q.kinds}
+        "candidates": q.candidates, "rrf_k": q.rrf_k, "w_vectors": q.w_vectors, "w_reflections": q.w_reflections,
+        "limit": q.limit, "explain": q.explain, "session": q.session, "kinds": q.kinds}
     if query_vector is not None:
         params["query_vector"] = vectors.literal(query_vector)
     return params

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
 from typing import Any
 
-from rapidfuzz.utils import default_process
 from sqlalchemy.orm import Session
 
 from shared.agents import service as agents
@@ -20,6 +18,7 @@ from shared.jobs.metrics import TimedEmbedder
 from shared.memories import ranking, vectors
 from shared.memories import repository as repo
 from shared.memories.context import render
+from shared.memories.ranking import new_turns_first, without_repeats
 from shared.memories.schemas import (
     ContextRead,
     FullTextRanked,
@@ -141,41 +140,17 @@ def ranked(db: Session, agent_id: int, body: RecallRequest, settings: Settings, 
         kinds=[k.value for k in body.kinds] if body.kinds else None,
         k1=settings.recall_bm25_k1, b=settings.recall_bm25_b, scored=settings.recall_max_scored,
         candidates=settings.recall_candidates, rrf_k=settings.recall_rrf_k, w_vectors=settings.recall_weight_vectors,
-        explain=body.explain), query_vector)
+        w_reflections=settings.recall_weight_reflections, explain=body.explain), query_vector)
 
 
 def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings) -> list[RecalledMemory]:
     rows = ranked(db, agent_id, body, settings, limit=body.limit * OVERFETCH)
-    return [_recalled(r, body.explain) for r in without_repeats(rows, body.limit)]
+    return [_recalled(r, body.explain) for r in new_turns_first(without_repeats(rows))[:body.limit]]
 
 
 #: Recall ranks this many times the memories asked for, so that the ones ``without_repeats`` leaves
 #: out can be replaced by the next best.
 OVERFETCH = 3
-
-
-def _words(content: str) -> str:
-    # Case, punctuation and spacing aside, padded so that containment is of whole words.
-    return f" {' '.join(default_process(content).split())} "
-
-
-def without_repeats(rows: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """The first ``limit`` of ``rows`` (best first) that each add something: a memory is left out
-    when a better one already says it, that is, cites every turn it cites (same session and
-    generation) and contains its words (the observation of a turn that a recalled reflection
-    quotes whole, a reflection that a profile repeats). A memory that cites nothing, or whose
-    session is gone (purged: its seqs can no longer be told from another session's), is kept."""
-    kept: list[tuple[dict[str, Any], frozenset[int], str]] = []
-    for row in rows:
-        seqs, words = frozenset(row["evidence"]), _words(row["content"])
-        if seqs and row["session_id"] is not None and any(
-                row["session_id"] == better["session_id"] and row["generation"] == better["generation"]
-                and seqs <= cited and words in said for better, cited, said in kept):
-            continue
-        kept.append((row, seqs, words))
-        if len(kept) == limit:
-            break
-    return [row for row, _, _ in kept]
 
 
 def recall(db: Session, ns: Namespace, agent_name: str, body: RecallRequest, settings: Settings) -> RecallResult:

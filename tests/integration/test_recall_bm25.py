@@ -72,12 +72,14 @@ def _memories(world: World, agent: str = "ada") -> list[dict[str, Any]]:
     return list(world.get(f"/agents/{agent}/memories", params={"limit": 200}).json()["items"])
 
 
-def _recall(settings: Any, agent_id: int, query: str, *, scored: int = 5000, **body: Any) -> list[dict[str, Any]]:
-    """Recall's ranking (before repeats are left out), as the API computes it."""
+def _recall(settings: Any, agent_id: int, query: str, *, scored: int = 5000, reflections: float = 1.0,
+            **body: Any) -> list[dict[str, Any]]:
+    """Recall's ranking (before repeats are left out), as the API computes it; plain BM25 unless
+    ``reflections`` weighs the reflections' scores."""
     with unit_of_work(settings) as db:
-        return ranked(db, agent_id, RecallRequest(query=query, **body),
-                      settings.model_copy(update={"recall_bm25_k1": K1, "recall_bm25_b": B, "recall_max_scored": scored}),
-                      limit=10)
+        return ranked(db, agent_id, RecallRequest(query=query, **body), settings.model_copy(update={
+            "recall_bm25_k1": K1, "recall_bm25_b": B, "recall_max_scored": scored,
+            "recall_weight_reflections": reflections}), limit=10)
 
 
 def _lexemes(settings: Any, texts: list[str]) -> list[list[str]]:
@@ -121,6 +123,15 @@ def test_recall_ranks_by_bm25_the_same_top_10_as_a_reference(world: World, setti
         assert [mid for mid, _ in got] == [mid for mid, _ in expected], query
         for (_, mine), (_, theirs) in zip(got, expected, strict=True):
             assert abs(mine - theirs) <= 1e-4 * max(1.0, theirs), (query, got, expected)
+
+
+def test_recall_weighs_a_reflections_bm25_by_its_setting(world: World, settings: Any) -> None:
+    agent_id = _integrated_agent(world, settings, _turns(CORPUS))
+    plain = {r["id"]: r for r in _recall(settings, agent_id, "Lisbon billing", kinds=["reflection"], explain=True)}
+    assert plain
+    for r in _recall(settings, agent_id, "Lisbon billing", kinds=["reflection"], reflections=0.5, explain=True):
+        assert abs(r["score"] - plain[r["id"]]["score"] / 2) < 1e-9
+        assert abs(sum(r["full_text_terms"].values()) - r["score"]) < 1e-9
 
 
 def test_recall_weighs_a_rare_word_above_common_ones(world: World, settings: Any) -> None:

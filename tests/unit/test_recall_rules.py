@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.memories.ranking import any_of, candidate_terms
+from shared.memories.ranking import any_of, candidate_terms, new_turns_first, without_repeats
 from shared.memories.repository import Term
-from shared.memories.service import without_repeats
 
 GRACE = "Grace works from the Nairobi office."
 PEANUTS = "Remember when we order food that Grace is allergic to peanuts."
@@ -23,35 +22,37 @@ def test_recall_leaves_out_a_memory_that_a_better_one_already_says() -> None:
               _row(5, [3, 5], f"{GRACE} omar: {PEANUTS}"), _row(6, [3, 5], f"omar: {PEANUTS} yusuf: {GRACE}")]
     # 2, 3 and 5 are said whole by 1 (case and punctuation aside); 4 cites another turn; 6 says the
     # same in another order, which is not taken for a repeat.
-    assert [r["id"] for r in without_repeats(ranked, 10)] == [1, 4, 6]
+    assert [r["id"] for r in without_repeats(ranked)] == [1, 4, 6]
 
 
 def test_recall_keeps_a_memory_whose_turn_says_more_than_the_better_one_quotes() -> None:
     turn = f"Hi all! {GRACE} The wifi password changed to swordfish."
     ranked = [_row(1, [3], f"yusuf: {GRACE}"), _row(2, [3], turn)]
-    assert [r["id"] for r in without_repeats(ranked, 10)] == [1, 2]
+    assert [r["id"] for r in without_repeats(ranked)] == [1, 2]
 
 
 def test_recall_keeps_a_memory_whose_turns_the_better_one_does_not_all_cite() -> None:
     ranked = [_row(1, [3], f"{GRACE} {PEANUTS}"), _row(2, [3, 4], PEANUTS)]
-    assert [r["id"] for r in without_repeats(ranked, 10)] == [1, 2]
+    assert [r["id"] for r in without_repeats(ranked)] == [1, 2]
 
 
 def test_recall_compares_within_one_session_and_generation_only() -> None:
     ranked = [_row(1, [3], GRACE), _row(2, [3], GRACE, session_id=8), _row(3, [3], GRACE, generation=2),
               _row(4, [3], GRACE)]
-    assert [r["id"] for r in without_repeats(ranked, 10)] == [1, 2, 3]
+    assert [r["id"] for r in without_repeats(ranked)] == [1, 2, 3]
 
 
 def test_recall_keeps_memories_of_purged_sessions_and_memories_citing_nothing() -> None:
     ranked = [_row(1, [3], GRACE, session_id=None), _row(2, [3], GRACE, session_id=None),
               _row(3, [], GRACE), _row(4, [], GRACE)]
-    assert [r["id"] for r in without_repeats(ranked, 10)] == [1, 2, 3, 4]
+    assert [r["id"] for r in without_repeats(ranked)] == [1, 2, 3, 4]
 
 
-def test_recall_stops_at_the_limit() -> None:
-    ranked = [_row(i, [i], f"fact {i}") for i in range(1, 6)]
-    assert [r["id"] for r in without_repeats(ranked, 3)] == [1, 2, 3]
+def test_recall_gives_memories_citing_new_turns_before_those_whose_turns_better_ones_cite() -> None:
+    ranked = [_row(1, [3], "Zumba on Tuesdays."), _row(2, [3, 5], "Zumba, and the weights."), _row(3, [3], "Zumba."),
+              _row(4, [8], "Yoga on Fridays."), _row(5, [], "No turn."), _row(6, [3], "Zumba", session_id=8)]
+    # 3 cites only turn 3, which 1 cites: it goes after the others, which each bring a turn not cited before.
+    assert [r["id"] for r in new_turns_first(ranked)] == [1, 2, 4, 5, 6, 3]
 
 
 # --- which terms bring in the full-text candidates (shared.memories.ranking) ---------------------
