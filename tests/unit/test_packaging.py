@@ -70,7 +70,11 @@ def test_client_wheel_is_engram_client_and_needs_only_httpx_pydantic_standardweb
     top, requires, name = _metadata(client_wheel)
     assert name == "engram-client"
     assert top == {"engram_client"}
-    assert {_requirement_name(r) for r in requires} == {"httpx", "pydantic", "standardwebhooks"}
+    # The MCP SDK comes only with the `mcp` extra (engram-mcp): `pip install ./client` stays small.
+    base = [r for r in requires if "extra ==" not in r]
+    assert {_requirement_name(r) for r in base} == {"httpx", "pydantic", "standardwebhooks"}
+    assert {_requirement_name(r) for r in requires if r not in base} == {"mcp"}
+    assert all('extra == "mcp"' in r for r in requires if r not in base), requires
     assert all(any(op in r for op in (">=", ">")) for r in requires), f"no lower bound: {requires}"
 
 
