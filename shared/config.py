@@ -195,7 +195,7 @@ class Settings(BaseSettings):
         0.75, ge=0, le=1, description="BM25 length normalization: 0 none, 1 a memory's score scales with its length "
         "against the agent's average.")
     recall_max_scored: int = Field(
-        5000, ge=10, le=1_000_000, description="Full-text recall scores at most this many memories per query: those "
+        1000, ge=10, le=1_000_000, description="Full-text recall scores at most this many memories per query: those "
         "holding the query's rarest words, rarest first while their memory counts add up to at most this (commoner "
         "words only add to their scores); when even the rarest word is in more, its shortest matches. It bounds a "
         "query's cost however much the agent remembers, and never by age.")

@@ -145,12 +145,14 @@ class QueryTerms:
 
 
 QUERY_TERMS = """
-    SELECT w.lexeme, coalesce(t.df, 0), c.docs, c.total_length,
+    SELECT w.lexeme,
+           -- one index lookup per term, whatever the planner thinks of the agent's share of the table
+           coalesce((SELECT t.df FROM memory_terms t WHERE t.agent_id = %(agent_id)s AND t.lexeme = w.lexeme COLLATE "C"), 0),
+           c.docs, c.total_length,
            CASE WHEN %(strict)s THEN CAST(websearch_to_tsquery('english', %(text)s) AS text) END
     FROM (SELECT coalesce(max(docs), 0) AS docs, coalesce(max(total_length), 0) AS total_length
           FROM memory_corpus WHERE agent_id = %(agent_id)s) c
     LEFT JOIN unnest(to_tsvector('english', %(text)s)) w ON true
-    LEFT JOIN memory_terms t ON t.agent_id = %(agent_id)s AND t.lexeme = w.lexeme COLLATE "C"
 """
 """The query's terms with their document frequency among the agent's memories, and the agent's
 corpus (params: agent_id, text, strict); rows (lexeme, df, docs, total_length, strict query), one
