@@ -5,10 +5,14 @@ from the memories themselves."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
+import psycopg
 from sqlalchemy import text
 
+from shared.config import libpq
 from shared.db import unit_of_work
 from shared.jobs.runner import run_job
 from shared.sessions import service as sessions
@@ -134,3 +138,36 @@ def test_bm25_statistics_stay_when_a_session_is_purged_and_go_with_the_agent(wor
     _assert_statistics_follow(settings, agent_id)
     assert world.http.delete(f"{world.base}/agents/ada").status_code == 204
     assert _kept(settings, agent_id) == (None, {})
+
+
+def test_bm25_statistics_writers_of_one_agent_queue_on_its_corpus_row(world: World, settings: Any) -> None:
+    # Two transactions delete memories of one agent whose lexemes overlap: the second waits for the
+    # first at the agent's corpus row, before touching any lexeme, so the first can go on writing
+    # (no deadlock), and both counts land.
+    _, agent_id = _session_with_memories(world, settings)
+    ids = [m["id"] for m in world.get("/agents/ada/memories").json()["items"]]
+    assert len(ids) >= 3
+    url = libpq(settings.database_url)
+    with psycopg.connect(url) as first, psycopg.connect(url) as second:
+        first.execute("DELETE FROM memories WHERE id = %s", (ids[0],))
+        errors: list[BaseException] = []
+
+        def delete_another() -> None:
+            try:
+                second.execute("DELETE FROM memories WHERE id = %s", (ids[1],))
+                second.commit()
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        waiter = threading.Thread(target=delete_another)
+        waiter.start()
+        deadline = time.monotonic() + 20
+        while not first.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'",
+                                (second.info.backend_pid,)).fetchone()[0]:  # type: ignore[index]
+            assert time.monotonic() < deadline, "the second writer never waited"
+            time.sleep(0.02)
+        first.execute("DELETE FROM memories WHERE id = %s", (ids[2],))  # still its turn: it holds the row
+        first.commit()
+        waiter.join(timeout=20)
+    assert not errors and not waiter.is_alive()
+    _assert_statistics_follow(settings, agent_id)
