@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 USAGE_ERROR = 2
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"engram-mcp: the MCP SDK is not installed ({exc}); install the extra: pip install './client[mcp]'",
               file=sys.stderr)
         return USAGE_ERROR
+    # On stderr, one line per record (stdout is the stdio transport's); set before the SDK's own, which
+    # then changes nothing.
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = build_server(settings)
     try:
         if settings.transport == "http":

@@ -147,9 +147,9 @@ async def integrate_session(
 ) -> IntegrateOutput:
     """Integrate a session: turn each participant's new turns into long-term memories (observations) and
     insights (reflections), then return what was created per participant. Runs as an Engram job that
-    may take seconds to minutes; progress is reported as participants are done (progress notifications),
-    and cancelling this call cancels the job (participants already done keep their memories). Calling it
-    again with nothing new does nothing."""
+    may take seconds to minutes; progress notifications follow it (its start, then each participant
+    integrated), and cancelling this call cancels the job (participants already integrated keep their
+    memories). Calling it again with nothing new does nothing."""
     engram = _engram(ctx)
     ns = engram.namespace(namespace)
     with engram_errors():
@@ -159,11 +159,12 @@ async def integrate_session(
     async def report(job: Job) -> None:
         # Progress values must grow: a job retried after a lost worker starts counting again.
         nonlocal reported
-        done, total = job.progress.completed, job.progress.total
-        if done > reported:
-            reported = done
-            await ctx.report_progress(done, total or None,
-                                      f"job {job.id} {job.status}: {done} of {total or '?'} participants integrated")
+        step, steps = job_steps(job)
+        if step > reported:
+            reported = step
+            done, total = job.progress.completed, job.progress.total
+            await ctx.report_progress(step, steps, f"job {job.id} {job.status}: {done} of {total or '?'} "
+                                                   "participants integrated")
 
     try:
         with engram_errors():
@@ -180,6 +181,15 @@ async def integrate_session(
     return IntegrateOutput(namespace=ns, session=session, job_id=job.id, status=job.status,
                            finished=job.status in FINISHED, coalesced=handle.coalesced, progress=job.progress,
                            participants=participants)
+
+
+def job_steps(job: Job) -> tuple[int, int | None]:
+    """An integration's progress as MCP reports it: (steps done, steps) where the steps are the job's start
+    and then each participant integrated (``job.progress``); the total is known once the job has started.
+    Engram reflects for every participant before it writes any, so the participants' steps come last."""
+    started = job.status != JobStatus.QUEUED or job.attempts > 0
+    steps = job.progress.total + 1 if job.progress.total else None
+    return int(started) + job.progress.completed, steps
 
 
 async def _cancel(handle: AsyncJobHandle) -> None:
