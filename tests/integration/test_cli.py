@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -23,7 +24,13 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def in_process_api(http: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(verbs, "make_client", lambda url, key: EngramClient(http=http, api_key=ADMIN_KEY))
+    monkeypatch.setattr(verbs, "make_client", lambda url, key: in_process(http, ADMIN_KEY))
+
+
+def in_process(http: TestClient, key: str) -> EngramClient:
+    # Starlette's TestClient is an httpx2.Client where httpx2 is installed (the MCP SDK of the dev extra
+    # brings it); the client only calls its request(), which both have.
+    return EngramClient(http=cast(httpx.Client, http), api_key=key)
 
 
 @pytest.fixture
@@ -192,7 +199,7 @@ def test_errors_go_to_stderr_with_exit_codes(ns: str, http: TestClient, monkeypa
     assert "body.name:" in result.stderr  # the invalid field is named
     run("agents", "put", ns, "a", "--metadata", "[1, 2]", code=2)
 
-    monkeypatch.setattr(verbs, "make_client", lambda url, key: EngramClient(http=http, api_key="wrong-key"))
+    monkeypatch.setattr(verbs, "make_client", lambda url, key: in_process(http, "wrong-key"))
     result = runner.invoke(engram, ["ns", "list"])
     assert result.exit_code == 5 and "unknown or revoked key" in result.stderr
 
