@@ -102,9 +102,8 @@ async def append_turns(
     bound: str | None = None
     created = False
     with engram_errors():
-        if create_session:
+        if create_session or session is None:
             session, created = await _ensure_session(engram.client, ns, session)
-        assert session is not None
         if bind_agent:
             bound = engram.agent(agent)
             try:
