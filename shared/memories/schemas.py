@@ -67,8 +67,9 @@ class RecallExplanation(Schema):
 
 class RecalledMemory(MemoryRead):
     score: float = Field(description=(
-        "What recall orders by: the BM25 score in full-text mode; with an embedder, the reciprocal rank fusion of "
-        "the BM25 and vector ranks. Equal scores go to the most recent memory."))
+        "What recall ranks by: the BM25 score in full-text mode; with an embedder, the reciprocal rank fusion of "
+        "the BM25 and vector ranks. Equal scores go to the most recent memory; a memory whose turns better ones "
+        "all cite already comes after those that cite a new turn."))
     explain: RecallExplanation | None = Field(None, description="With `explain: true` in the request.")
 
 
