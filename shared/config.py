@@ -201,6 +201,10 @@ class Settings(BaseSettings):
         "query's cost however much the agent remembers, and never by age.")
     recall_weight_reflections: float = Field(
         1.0, ge=0, le=10, description="A reflection's BM25 score is multiplied by this (an observation's by 1).")
+    recall_weight_own_words: float = Field(
+        1.0, ge=0, le=10, description="The BM25 score of a memory of the asking agent's own words (an observation "
+        "whose speaker is the agent) is multiplied by this: what others told an agent holds the facts it is asked "
+        "about, its own replies restate and elaborate them.")
     recall_candidates: int = Field(
         200, ge=10, le=10_000, description="Candidates each ranking (full-text, vector) hands to the fusion.")
     recall_weight_vectors: float = Field(

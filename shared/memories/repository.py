@@ -180,13 +180,17 @@ class RecallQuery:
     rrf_k: int
     w_vectors: float
     w_reflections: float  # a reflection's BM25 is weighed by this (an observation's by 1)
+    agent_name: str = ""  # the asking agent: a memory of its own words is weighed by w_own_words
+    w_own_words: float = 1.0
     explain: bool = False
 
 
 def _bm25(memory: str) -> str:
     """What a query term (``w`` of words, ``t`` of _term_frequencies) adds to the score of ``memory``
-    (a row with kind and doc_length): its BM25, weighed by w_reflections for a reflection."""
-    return (f"CASE WHEN {memory}.kind = 'reflection' THEN %(w_reflections)s ELSE 1 END * w.idf * t.tf"
+    (a row with kind, speaker and doc_length): its BM25, weighed by w_reflections for a reflection and
+    by w_own_words for what the asking agent said itself."""
+    return (f"CASE WHEN {memory}.kind = 'reflection' THEN %(w_reflections)s"
+            f" WHEN {memory}.speaker = %(agent_name)s THEN %(w_own_words)s ELSE 1 END * w.idf * t.tf"
             f" / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * {memory}.doc_length / %(average_length)s))")
 
 
@@ -205,7 +209,7 @@ _FULL_TEXT = """
         SELECT lexeme, ln(1 + (%(docs)s - df + 0.5) / (df + 0.5)) AS idf
         FROM unnest(CAST(%(lexemes)s AS text[]), CAST(%(dfs)s AS float8[])) AS w(lexeme, df)),
     candidate AS MATERIALIZED (
-        SELECT m.id, m.kind, m.tsv, m.doc_length, m.occurred_at FROM memories m
+        SELECT m.id, m.kind, m.speaker, m.tsv, m.doc_length, m.occurred_at FROM memories m
         WHERE m.agent_id = %(agent_id)s AND {matching} {filters}
         ORDER BY m.doc_length, m.id DESC
         LIMIT %(scored)s),
@@ -276,6 +280,7 @@ def recall_params(q: RecallQuery, query_vector: Sequence[float] | None) -> dict[
         "agent_id": q.agent_id, "lexemes": [t.lexeme for t in q.terms.terms], "dfs": [t.df for t in q.terms.terms],
         "docs": q.terms.docs, "average_length": q.terms.average_length, "k1": q.k1, "b": q.b, "scored": q.scored,
         "candidates": q.candidates, "rrf_k": q.rrf_k, "w_vectors": q.w_vectors, "w_reflections": q.w_reflections,
+        "agent_name": q.agent_name, "w_own_words": q.w_own_words,
         "limit": q.limit, "explain": q.explain, "session": q.session, "kinds": q.kinds}
     if query_vector is not None:
         params["query_vector"] = vectors.literal(query_vector)

@@ -30,7 +30,7 @@ from shared.memories.schemas import (
     RecallRequest,
     RecallResult,
 )
-from shared.models import Memory, Namespace
+from shared.models import Agent, Memory, Namespace
 from shared.schemas import Page, page_of
 from shared.sessions import repository as sessions_repo
 from shared.sessions import service as sessions
@@ -119,7 +119,7 @@ def _recalled(row: dict[str, Any], explain: bool) -> RecalledMemory:
         explain=_explained(row) if explain else None)
 
 
-def ranked(db: Session, agent_id: int, body: RecallRequest, settings: Settings, *, limit: int) -> list[dict[str, Any]]:
+def ranked(db: Session, agent: Agent, body: RecallRequest, settings: Settings, *, limit: int) -> list[dict[str, Any]]:
     """The agent's ``limit`` memories best for the request, best first, as rows of
     repository.recall: full-text (BM25) over the candidates of ranking.candidate_terms, fused with
     the vector ranking when an embedder answers."""
@@ -132,19 +132,20 @@ def ranked(db: Session, agent_id: int, body: RecallRequest, settings: Settings, 
             # Recall still answers, by full-text: a slow or failing embedder must not take it down.
             log.warning("recall without vectors: the embedder failed (%s)", exc)
     strict = bool(_STRICT.search(body.query))
-    terms = repo.query_terms(db, agent_id, body.query, strict)
+    terms = repo.query_terms(db, agent.id, body.query, strict)
     matching = terms.strict_query if strict else ranking.any_of(
         ranking.candidate_terms(terms.terms, settings.recall_max_scored))
     return repo.recall(db, repo.RecallQuery(
-        agent_id=agent_id, terms=terms, matching=matching, limit=limit, session=body.session,
+        agent_id=agent.id, terms=terms, matching=matching, limit=limit, session=body.session,
         kinds=[k.value for k in body.kinds] if body.kinds else None,
         k1=settings.recall_bm25_k1, b=settings.recall_bm25_b, scored=settings.recall_max_scored,
         candidates=settings.recall_candidates, rrf_k=settings.recall_rrf_k, w_vectors=settings.recall_weight_vectors,
-        w_reflections=settings.recall_weight_reflections, explain=body.explain), query_vector)
+        w_reflections=settings.recall_weight_reflections, agent_name=agent.name,
+        w_own_words=settings.recall_weight_own_words, explain=body.explain), query_vector)
 
 
-def _recall(db: Session, agent_id: int, body: RecallRequest, settings: Settings) -> list[RecalledMemory]:
-    rows = ranked(db, agent_id, body, settings, limit=body.limit * OVERFETCH)
+def _recall(db: Session, agent: Agent, body: RecallRequest, settings: Settings) -> list[RecalledMemory]:
+    rows = ranked(db, agent, body, settings, limit=body.limit * OVERFETCH)
     return [_recalled(r, body.explain) for r in new_turns_first(without_repeats(rows))[:body.limit]]
 
 
@@ -156,7 +157,7 @@ OVERFETCH = 3
 def recall(db: Session, ns: Namespace, agent_name: str, body: RecallRequest, settings: Settings) -> RecallResult:
     """The agent's memories most useful for the query, best first."""
     agent = agents.get(db, ns, agent_name)
-    return RecallResult(items=_recall(db, agent.id, body, settings))
+    return RecallResult(items=_recall(db, agent, body, settings))
 
 
 def context(db: Session, ns: Namespace, session_name: str, participant: str, *, query: str | None, max_chars: int,
@@ -171,7 +172,7 @@ def context(db: Session, ns: Namespace, session_name: str, participant: str, *, 
     turn_reads = [turns.to_read(t) for t in latest]
     if not query:
         query = " ".join(t.content for t in latest[-3:])[:2000]
-    memories = _recall(db, agent.id, RecallRequest(query=query, limit=memories_limit), settings) if query.strip() else []
+    memories = _recall(db, agent, RecallRequest(query=query, limit=memories_limit), settings) if query.strip() else []
     insights = [InsightRead.model_validate(i) for i in repo.latest_insights(db, s.id, agent.id, insights_limit)]
     return ContextRead(session=s.name, participant=participant, query=query, turns=turn_reads, memories=memories,
                        insights=insights, text=render(participant, turn_reads, memories, insights, max_chars))

@@ -15,6 +15,7 @@ from shared.db import unit_of_work
 from shared.jobs.runner import run_job
 from shared.memories.schemas import RecallRequest
 from shared.memories.service import ranked
+from shared.models import Agent
 from tests.integration.conftest import World
 
 WORKER = "test-worker"
@@ -73,13 +74,13 @@ def _memories(world: World, agent: str = "ada") -> list[dict[str, Any]]:
 
 
 def _recall(settings: Any, agent_id: int, query: str, *, scored: int = 5000, reflections: float = 1.0,
-            **body: Any) -> list[dict[str, Any]]:
+            own_words: float = 1.0, **body: Any) -> list[dict[str, Any]]:
     """Recall's ranking (before repeats are left out), as the API computes it; plain BM25 unless
     ``reflections`` weighs the reflections' scores."""
     with unit_of_work(settings) as db:
-        return ranked(db, agent_id, RecallRequest(query=query, **body), settings.model_copy(update={
+        return ranked(db, db.get_one(Agent, agent_id), RecallRequest(query=query, **body), settings.model_copy(update={
             "recall_bm25_k1": K1, "recall_bm25_b": B, "recall_max_scored": scored,
-            "recall_weight_reflections": reflections}), limit=10)
+            "recall_weight_reflections": reflections, "recall_weight_own_words": own_words}), limit=10)
 
 
 def _lexemes(settings: Any, texts: list[str]) -> list[list[str]]:
@@ -131,6 +132,19 @@ def test_recall_weighs_a_reflections_bm25_by_its_setting(world: World, settings:
     assert plain
     for r in _recall(settings, agent_id, "Lisbon billing", kinds=["reflection"], reflections=0.5, explain=True):
         assert abs(r["score"] - plain[r["id"]]["score"] / 2) < 1e-9
+        assert abs(sum(r["full_text_terms"].values()) - r["score"]) < 1e-9
+
+
+def test_recall_weighs_the_agents_own_words_by_its_setting(world: World, settings: Any) -> None:
+    turns = [{"speaker": "user", "content": "I moved to Lisbon for the billing job."},
+             {"speaker": "ada", "content": "Lisbon is a fine place for a billing job."},
+             {"speaker": "user", "content": "The billing team in Lisbon is small."}]
+    agent_id = _integrated_agent(world, settings, turns)
+    plain = {r["id"]: r for r in _recall(settings, agent_id, "Lisbon billing job", kinds=["observation"])}
+    assert {r["speaker"] for r in plain.values()} == {"user", "ada"}
+    for r in _recall(settings, agent_id, "Lisbon billing job", kinds=["observation"], own_words=0.5, explain=True):
+        factor = 0.5 if r["speaker"] == "ada" else 1.0  # only what the asking agent said itself
+        assert abs(r["score"] - plain[r["id"]]["score"] * factor) < 1e-9
         assert abs(sum(r["full_text_terms"].values()) - r["score"]) < 1e-9
 
 

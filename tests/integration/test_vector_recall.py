@@ -20,6 +20,7 @@ from sqlalchemy import text
 from shared.db import unit_of_work
 from shared.jobs.runner import run_job
 from shared.memories.service import recall_mode
+from shared.models import Agent
 from tests.conftest import ADMIN_KEY, make_settings
 from tests.integration import concept_embedder
 from tests.integration.conftest import INTEGRATION_REDIS_DB, World
@@ -111,7 +112,7 @@ def test_vector_recall_finds_a_paraphrase_full_text_misses(vworld: tuple[World, 
         from shared.memories.service import ranked
 
         agent_id = db.execute(text("SELECT id FROM agents WHERE name = :a"), {"a": agent}).scalar_one()
-        rows = ranked(db, agent_id, RecallRequest(query="Who looks after invoicing?"), plain, limit=5)
+        rows = ranked(db, db.get_one(Agent, agent_id), RecallRequest(query="Who looks after invoicing?"), plain, limit=5)
     assert rows == []
 
 
