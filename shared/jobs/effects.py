@@ -52,15 +52,16 @@ class SafePoint(Protocol):
     def checkpoint(self) -> None: ...
 
 
-def fence(db: Session, run: Run) -> bool:
-    """Take the fence for a write of ``run`` (repo.lock_run) or raise; returns whether a cancel
-    was requested."""
-    locked = repo.lock_run(db, run.id, run.token)
+def fence(run: Run, locked: repo.Fence | None) -> None:
+    """Raise unless the fence (repo.LOCK_RUN, taken before any write of ``run``) lets the run
+    write: the job is still the run's, the session was not truncated since the claim, and no
+    cancel was requested."""
     if locked is None:
         raise Fenced("the job is no longer this run's (lease expired and re-queued, finished, or purged)")
     if locked.generation != run.generation:
         raise Superseded(f"the session was truncated (generation {run.generation} -> {locked.generation})")
-    return locked.cancel_requested
+    if locked.cancel_requested:
+        raise Cancelled()
 
 
 # --- truncate ---------------------------------------------------------------------------------
@@ -69,8 +70,7 @@ def fence(db: Session, run: Run) -> bool:
 def truncate_run(settings: Settings, run: Run) -> list[Dispatch]:
     """A claimed truncate, in one fenced transaction (a cancel requested since the claim stops it)."""
     with unit_of_work(settings) as db:
-        if fence(db, run):
-            raise Cancelled()
+        fence(run, repo.lock_run(db, run.id, run.token))
         return truncate(db, run)
 
 
@@ -100,12 +100,6 @@ class Plan:
     entries: list[stream.Entry] = field(default_factory=list)  # what its memory stream may gain
     # The agent's latest memories as read by the claim (without the agent's lock); None: unknown.
     window: stream.Window | None = None
-
-
-def plan_integration(db: Session, run: Run) -> list[Plan]:
-    """In the claim's transaction: who to integrate and which turns each one sees, as of the claim."""
-    return plans_of(sessions_repo.participants_to_integrate(db, run.session_id),
-                    sessions_repo.new_turns_seen(db, run.session_id, run.snapshot_seq))
 
 
 def plans_of(people: Sequence[tuple[Any, ...]], seen: Sequence[tuple[Any, ...]],
@@ -220,17 +214,6 @@ def _checkpoint(safe_point: SafePoint) -> None:
         raise Cancelled()
 
 
-def _fence(run: Run, row: tuple[Any, ...] | None) -> None:
-    """Raise unless the fence (repo.LOCK_RUN's row) lets the run write."""
-    locked = repo.fenced(row)
-    if locked is None:
-        raise Fenced("the job is no longer this run's (lease expired and re-queued, finished, or purged)")
-    if locked.generation != run.generation:
-        raise Superseded(f"the session was truncated (generation {run.generation} -> {locked.generation})")
-    if locked.cancel_requested:
-        raise Cancelled()
-
-
 def _commit_step(run: Run, settings: Settings, writer: Plan | None, idle: list[Plan], *, done: int,
                  last: bool) -> list[Dispatch]:
     """One transaction: the writer's insights and memories (if any) and the watermarks of the
@@ -300,11 +283,11 @@ def _locked_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
                  last: bool) -> list[Dispatch]:
     """The step with the agent's latest memories read under its lock first (two round trips;
     one without a writer)."""
-    fence = (repo.LOCK_RUN, {"id": run.id, "token": run.token})
+    lock_run = (repo.LOCK_RUN, {"id": run.id, "token": run.token})
     with pipeline.transaction(settings) as tx:
         if writer is None:
             step, after, results = _step(run, settings, None, idle, None, done=done, last=last)
-            locked, *rows = tx.send([fence, step, *after], commit=True)
+            locked, *rows = tx.send([lock_run, step, *after], commit=True)
             _fence_or_raise(run, locked, rows, last)
             return _applied(run, idle, rows, results, last)
         key, window = stream.window_of(settings.libpq_url, writer.agent_id, settings.memory_dedup_window)
@@ -313,10 +296,10 @@ def _locked_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
         agent = {"agent_id": writer.agent_id, "window": window.size, "after": window.high}
         seqs = {"session_id": run.session_id, "seqs": _cited(writer)}
         locked, _, newer, ((count,),), redacted = tx.send([
-            fence, (memories_repo.LOCK_AGENT, agent), (memories_repo.RECENT, agent),
+            lock_run, (memories_repo.LOCK_AGENT, agent), (memories_repo.RECENT, agent),
             (memories_repo.COUNT_BETWEEN, {"agent_id": writer.agent_id, "low": window.low, "high": window.high}),
             (sessions_repo.REDACTED_AMONG, seqs)])
-        _fence(run, locked[0] if locked else None)
+        fence(run, repo.fenced(locked[0] if locked else None))
         if count != len(window.order):  # memories of the window were deleted: read it all again
             window = stream.Window(window.size)
             (newer,) = tx.send([(memories_repo.RECENT, {**agent, "after": 0})])
@@ -333,7 +316,7 @@ def _locked_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
 def _fence_or_raise(run: Run, locked: list[tuple[Any, ...]], rows: list[list[tuple[Any, ...]]], last: bool) -> None:
     """Raise unless the fence sent in the step's round trip let it write."""
     try:
-        _fence(run, locked[0] if locked else None)
+        fence(run, repo.fenced(locked[0] if locked else None))
     except Fenced as exc:
         # The job is no longer the run's: if it was re-queued as its session's head, the
         # step's dispatch marked it and its message is the runner's to send.

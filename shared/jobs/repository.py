@@ -250,13 +250,9 @@ def claim_params(job_id: str, owner: str, lease: timedelta) -> dict[str, Any]:
 
 
 def claimed(row: tuple[Any, ...] | None) -> Run | None:
+    """The run of CLAIM's row, or None when the job was not claimed (the worker's claim:
+    shared.jobs.effects.claim_integration)."""
     return None if row is None else Run(*row)
-
-
-def claim(db: Session, job_id: str, owner: str, lease: timedelta) -> Run | None:
-    """Start a run: queued -> running, attempts + 1 (the run's token), and take the session's
-    generation and last seq. None when the job is not queued or is not its session's head."""
-    return claimed(db.connection().exec_driver_sql(CLAIM, claim_params(job_id, owner, lease)).first())
 
 
 class Fence(NamedTuple):
@@ -445,13 +441,6 @@ HEARTBEAT = f"""
     RETURNING cancel_requested
 """
 """Extend the lease (params: id, token, lease in seconds): one row (cancel requested) while the run's."""
-
-
-def heartbeat(db: Session, job_id: str, token: int, lease: timedelta) -> tuple[bool, bool]:
-    """Extend the lease. Returns (still the run's, cancel requested)."""
-    row = db.connection().exec_driver_sql(
-        HEARTBEAT, {"id": job_id, "token": token, "lease": lease.total_seconds()}).first()
-    return row is not None, bool(row and row[0])
 
 
 # --- the reconciler ----------------------------------------------------------------------------

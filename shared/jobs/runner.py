@@ -1,10 +1,10 @@
 """Running one job: claim with fencing, heartbeat, effects, finish, dispatch the next job.
 
 Rules (DESIGN.md section 3) and where they hold (docs/jobs.md has the whole table):
-- effects at most once: ``repo.claim`` returns the run's token; every effect transaction takes
-  the fence (``effects.fence``: the job row locked with that token, the session's generation
-  checked), so a duplicate message, a late worker or an integration overtaken by a truncate
-  writes nothing;
+- effects at most once: the claim (``effects.claim_integration``, ``repo.CLAIM``) returns the
+  run's token; every effect transaction takes the fence (``repo.LOCK_RUN``, judged by
+  ``effects.fence``: the job row locked with that token, the session's generation checked), so a
+  duplicate message, a late worker or an integration overtaken by a truncate writes nothing;
 - one at a time per session: the claim refuses a job that is not its session's head; the
   transaction that finishes a job dispatches the session's next head, whose message is sent right
   after the commit;

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -122,51 +121,7 @@ def truncate(db: Session, session_id: int) -> tuple[int, int]:
     return turns, generation
 
 
-
 # --- integration ---------------------------------------------------------------------------------
-
-
-class ToIntegrate(NamedTuple):
-    participant_id: int
-    agent_id: int
-    name: str
-    description: str
-    watermark: int  # last_integration_turn as read: the move of the watermark is conditional on it
-
-
-def participants_to_integrate(db: Session, session_id: int) -> list[ToIntegrate]:
-    """The session's participants, by name, with their watermarks."""
-    rows = db.execute(
-        select(Participant.id, Agent.id, Agent.name, Agent.description, Participant.last_integration_turn)
-        .join(Agent, Agent.id == Participant.agent_id)
-        .where(Participant.session_id == session_id)
-        .order_by(Agent.name)
-    )
-    return [ToIntegrate(*r) for r in rows]
-
-
-def new_turns_seen(db: Session, session_id: int, snapshot: int) -> list[tuple[int, int, str, str, datetime]]:
-    """For every participant, the turns up to ``snapshot`` it sees and has not integrated, redacted
-    ones left out, in one read: (participant id, seq, speaker, content, occurred_at).
-    (session_id, seq) is the turns' primary key, so the cost follows the new turns, not the
-    session's history."""
-    rows = db.execute(
-        select(Participant.id, Turn.seq, Turn.speaker, Turn.content, Turn.occurred_at)
-        .join(Agent, Agent.id == Participant.agent_id)
-        .join(Turn, Turn.session_id == Participant.session_id)
-        .where(Participant.session_id == session_id, not_yet_integrated(), Turn.seq <= snapshot, sees(Agent.name),
-               Turn.redacted_at.is_(None))
-        .order_by(Participant.id, Turn.seq)
-    )
-    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-
-
-def redacted_among(db: Session, session_id: int, seqs: list[int]) -> set[int]:
-    """Which of these turns were redacted (since a run read them)."""
-    if not seqs:
-        return set()
-    return set(db.execute(select(Turn.seq).where(
-        Turn.session_id == session_id, Turn.seq.in_(seqs), Turn.redacted_at.is_not(None))).scalars())
 
 
 # The reads of an integration's plan as psycopg statements (shared.jobs.pipeline), over the run's
@@ -180,7 +135,9 @@ def _compiled(condition: ColumnElement[bool]) -> str:
 
 @functools.cache
 def participants_to_integrate_sql(run: str) -> str:
-    """Rows of ToIntegrate, by name."""
+    """The session's participants, by name, with their watermarks: rows (participant id, agent id,
+    name, description, watermark), the watermark as read (the move of the watermark is conditional
+    on it)."""
     return f"""
         SELECT participants.id, agents.id, agents.name, agents.description, participants.last_integration_turn
         FROM {run} AS run JOIN participants ON participants.session_id = run.session_id
@@ -197,7 +154,8 @@ def participant_agents_sql(run: str) -> str:
 
 @functools.cache
 def new_turns_seen_sql(run: str) -> str:
-    """The rows of ``new_turns_seen`` up to the run's snapshot."""
+    """For every participant, the turns up to the run's snapshot it sees and has not integrated,
+    redacted ones left out, in one read: rows (participant id, seq, speaker, content, occurred_at)."""
     # A lateral read per participant: its bounds on seq are then bounds of the session's index scan
     # whatever the statistics say (a join planned while sessions were small read every turn of a
     # 100,000-turn session, then filtered them).
@@ -241,7 +199,7 @@ NONE_REDACTED = """NOT EXISTS (SELECT FROM turns WHERE session_id = %(session_id
 REDACTED_AMONG = """
     SELECT seq FROM turns WHERE session_id = %(session_id)s AND seq = ANY(CAST(%(seqs)s AS int[])) AND redacted_at IS NOT NULL
 """
-"""``redacted_among`` as a psycopg statement (params: session_id, seqs)."""
+"""Which of these turns were redacted since a run read them (params: session_id, seqs); rows (seq)."""
 
 # The writes of an integration step, as parts of one statement (shared.jobs.repository.COMMIT_STEP);
 # ``{when}`` is the condition, on the rest of that statement, under which they apply.

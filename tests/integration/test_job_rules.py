@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 import redis
@@ -16,6 +17,7 @@ from sqlalchemy import text
 
 from shared import task_names
 from shared.db import unit_of_work
+from shared.jobs import effects
 from shared.jobs.runner import Heartbeat, run_job
 from tests.integration.conftest import World, unique
 from worker.reconciler import reconcile_once
@@ -96,14 +98,10 @@ def test_rule1_lost_message_is_sent_again_by_the_reconciler(world: World, settin
 
 
 def test_rule1_expired_lease_is_requeued_then_completed(world: World, settings) -> None:
-    from datetime import timedelta
-
-    from shared.jobs import repository as repo
-
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
-    with unit_of_work(settings) as db:  # a worker claims it, then dies without a word
-        assert repo.claim(db, job_id, "dead-worker", timedelta(seconds=30)) is not None
+    # a worker claims it, then dies without a word
+    assert effects.claim_integration(settings, job_id, "dead-worker", timedelta(seconds=30)).run is not None
     sql(settings, "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = :id", id=job_id)
     reconcile_once(settings)
     assert job(world, job_id)["status"] == "queued"
@@ -149,18 +147,13 @@ def test_rule2_a_duplicate_message_does_nothing(world: World, settings) -> None:
 
 
 def test_rule2_a_late_worker_with_an_old_token_writes_nothing(world: World, settings) -> None:
-    from datetime import timedelta
-
     from shared.integrators import load_integrator
-    from shared.jobs import effects
-    from shared.jobs import repository as repo
 
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
-    with unit_of_work(settings) as db:
-        stale = repo.claim(db, job_id, "slow-worker", timedelta(seconds=30))
-        assert stale is not None
-        plans = effects.plan_integration(db, stale)
+    claim = effects.claim_integration(settings, job_id, "slow-worker", timedelta(seconds=30))
+    stale, plans = claim.run, claim.plans
+    assert stale is not None
     # The slow worker's lease expires; the job is re-queued and run to the end by another worker.
     sql(settings, "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = :id", id=job_id)
     reconcile_once(settings)
@@ -173,19 +166,14 @@ def test_rule2_a_late_worker_with_an_old_token_writes_nothing(world: World, sett
 
 
 def test_rule2_an_integration_started_before_a_truncate_commits_nothing_after_it(world: World, settings) -> None:
-    from datetime import timedelta
-
     from shared.integrators import load_integrator
-    from shared.jobs import effects
-    from shared.jobs import repository as repo
     from shared.sessions import repository as sessions_repo
 
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
-    with unit_of_work(settings) as db:
-        claimed = repo.claim(db, job_id, WORKER, timedelta(seconds=30))
-        assert claimed is not None
-        plans = effects.plan_integration(db, claimed)
+    claim = effects.claim_integration(settings, job_id, WORKER, timedelta(seconds=30))
+    claimed, plans = claim.run, claim.plans
+    assert claimed is not None
     with unit_of_work(settings) as db:  # a truncate commits while the integration reflects
         sessions_repo.truncate(db, claimed.session_id)
 
@@ -213,17 +201,11 @@ def test_rule3_jobs_of_a_session_run_in_creation_order(world: World, settings) -
 
 
 def test_rule3_never_two_jobs_of_one_session_at_once(world: World, settings) -> None:
-    from datetime import timedelta
-
-    from shared.jobs import repository as repo
-
     name = conversation(world, "ada")
     first = world.post(f"/sessions/{name}/truncate").json()["id"]
     second = world.post(f"/sessions/{name}/integrate").json()["id"]
-    with unit_of_work(settings) as db:
-        assert repo.claim(db, first, "w1", timedelta(seconds=30)) is not None
-    with unit_of_work(settings) as db:
-        assert repo.claim(db, second, "w2", timedelta(seconds=30)) is None
+    assert effects.claim_integration(settings, first, "w1", timedelta(seconds=30)).run is not None
+    assert effects.claim_integration(settings, second, "w2", timedelta(seconds=30)).run is None
 
 
 def test_rule3_a_queued_integration_is_coalesced(world: World, settings) -> None:
@@ -248,14 +230,9 @@ def test_rule3_no_coalescing_across_a_later_queued_job(world: World) -> None:
 
 
 def test_rule3_no_coalescing_with_a_running_integration(world: World, settings) -> None:
-    from datetime import timedelta
-
-    from shared.jobs import repository as repo
-
     name = conversation(world, "ada")
     a = world.post(f"/sessions/{name}/integrate").json()["id"]
-    with unit_of_work(settings) as db:
-        repo.claim(db, a, "w1", timedelta(seconds=30))
+    assert effects.claim_integration(settings, a, "w1", timedelta(seconds=30)).run is not None
     b = world.post(f"/sessions/{name}/integrate")
     assert b.status_code == 202 and b.json()["id"] != a
 

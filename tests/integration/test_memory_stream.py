@@ -294,10 +294,9 @@ def test_redaction_of_a_deleted_session_is_409(world: World) -> None:
 def test_fencing_of_the_new_writes_a_turn_redacted_during_a_run_is_not_remembered(world: World, settings: Any) -> None:
     name = grace_session(world)
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
-    with unit_of_work(settings) as db:
-        run = repo.claim(db, job_id, WORKER, timedelta(seconds=30))
-        assert run is not None
-        plans = effects.plan_integration(db, run)
+    claim = effects.claim_integration(settings, job_id, WORKER, timedelta(seconds=30))
+    run, plans = claim.run, claim.plans
+    assert run is not None
     assert world.http.delete(f"{world.base}/sessions/{name}/turns/3").status_code == 200  # while it reflects
     effects.integrate(run, settings, load_integrator(settings), NoBeat(), plans)
     assert memories(world) and not any(3 in m["evidence"] for m in memories(world))
@@ -344,10 +343,9 @@ def test_fencing_of_the_new_writes_an_earlier_turn_redacted_during_a_run_is_not_
 def test_fencing_of_the_new_writes_a_stale_run_writes_no_memory(world: World, settings: Any) -> None:
     name = grace_session(world)
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
-    with unit_of_work(settings) as db:
-        stale = repo.claim(db, job_id, "slow-worker", timedelta(seconds=30))
-        assert stale is not None
-        plans = effects.plan_integration(db, stale)
+    claim = effects.claim_integration(settings, job_id, "slow-worker", timedelta(seconds=30))
+    stale, plans = claim.run, claim.plans
+    assert stale is not None
     with unit_of_work(settings) as db:  # the run's token is taken away (lease expired, re-queued)
         repo.requeue(db, job_id, {"detail": "lease expired"})
     try:
