@@ -12,10 +12,10 @@ from fastapi import Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from shared.adb import AsyncDatabase
 from shared.config import Settings
-from shared.db import session_factory
 from shared.errors import UNKNOWN_KEY, Forbidden, NotFound, Unauthorized, Unprocessable
+from shared.kit.adb import AsyncDatabase
+from shared.kit.db import session_factory
 from shared.models import Namespace
 from shared.namespaces import repository as namespaces_repo
 from shared.namespaces import service as namespaces
@@ -68,7 +68,7 @@ def _commit_and_close(db: Session) -> None:
 
 async def get_db(settings: SettingsDep) -> AsyncIterator[Session]:
     """One transaction per request: committed when the handler returns, rolled back if it raises.
-    Work registered with ``shared.db.after_commit`` (sending job messages) runs after the commit,
+    Work registered with ``shared.kit.db.after_commit`` (sending job messages) runs after the commit,
     still before the response is sent.
 
     async, with the commit in one thread-pool call: a Session connects lazily, so opening it needs

@@ -19,8 +19,8 @@ from api.metrics import register_jobs_collector
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.routes import agents, jobs, memories, namespaces, ops, participants, sessions, turns, webhooks
 from api.waiters import JobWaiters
-from shared.adb import AsyncDatabase
 from shared.config import Settings, get_settings
+from shared.kit.adb import AsyncDatabase
 from shared.logs import configure_logging
 from shared.memories.service import recall_mode
 from shared.queue import AsyncDispatcher

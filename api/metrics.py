@@ -13,7 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shared.config import Settings
-from shared.db import get_engine
+from shared.kit.db import get_engine
 from shared.ops import repository as repo
 
 log = logging.getLogger("engram.api.metrics")

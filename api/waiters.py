@@ -13,9 +13,9 @@ from collections import defaultdict
 
 import psycopg
 
-from shared import pg
 from shared.config import Settings
 from shared.jobs.repository import JOBS_CHANNEL, listen_to_finished_jobs
+from shared.kit import pg
 
 log = logging.getLogger("engram.api.waiters")
 CHANNEL = JOBS_CHANNEL

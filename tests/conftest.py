@@ -84,7 +84,7 @@ def services() -> Iterator[Services]:
         _start(servers)
         yield Services.of(servers)
     finally:
-        from shared.db import reset_engine
+        from shared.kit.db import reset_engine
 
         reset_engine()
         servers.stop()

@@ -20,7 +20,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 
 from shared import task_names
 from shared.config import Settings, get_settings
-from shared.db import reset_engine
+from shared.kit.db import reset_engine
 from shared.queue import broker_options
 
 log = logging.getLogger("engram.worker")

@@ -17,13 +17,14 @@ from typing import Any
 
 import psycopg
 
-from shared import pg, queue
+from shared import queue
 from shared.config import Settings
-from shared.db import unit_of_work
 from shared.errors import problem_body
 from shared.idempotency import repository as idempotency_repo
 from shared.jobs import repository as repo
 from shared.jobs.schemas import JobStatus
+from shared.kit import pg
+from shared.kit.db import unit_of_work
 from shared.sessions import service as sessions
 from shared.webhooks import repository as webhooks_repo
 

@@ -10,8 +10,8 @@ from celery import Task
 
 from shared import task_names
 from shared.config import get_settings
-from shared.jobs import metrics
 from shared.jobs.runner import run_job
+from shared.kit import metrics
 from shared.webhooks import sender as webhook_sender
 from worker.app import app
 

@@ -27,11 +27,11 @@ from api.deps import (
 )
 from shared import queue
 from shared.config import Settings
-from shared.db import after_commit, unit_of_work
 from shared.errors import Unprocessable
 from shared.jobs import service
 from shared.jobs.repository import Dispatch
 from shared.jobs.schemas import JobKind, JobRead, JobStatus
+from shared.kit.db import after_commit, unit_of_work
 from shared.schemas import Page
 
 log = logging.getLogger("engram.api.jobs")
@@ -52,7 +52,7 @@ def _headers(request: Request, job_read: JobRead) -> dict[str, str]:
 async def _accept(request: Request, settings: Settings, namespace: str, session: str, kind: JobKind,
                   authorization: str | None, idempotency_key: str | None) -> Response:
     """Accept a job. Without an Idempotency-Key: on the event loop, in one round trip to
-    PostgreSQL (shared.adb). With one: in a thread, in the transaction that stores the response."""
+    PostgreSQL (shared.kit.adb). With one: in a thread, in the transaction that stores the response."""
     key = credentials(settings, authorization)
     if idempotency_key is None:
         enq = await service.enqueue_now(loop_resources(request).adb, namespace, session, kind, key)

@@ -7,8 +7,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import SettingsDep
 from shared.config import Settings
-from shared.db import get_engine
 from shared.errors import PROBLEM_MEDIA_TYPE, problem_body
+from shared.kit.db import get_engine
 from shared.memories.service import recall_mode
 from shared.ops import repository as repo
 from shared.queue import producer

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from shared.embedders.base import Embedder, EmbedderError
+from shared.kit.metrics import EMBEDDER_SECONDS
 from shared.plugins import load_factory
 
 if TYPE_CHECKING:
     from shared.config import Settings
 
-__all__ = ["Embedder", "EmbedderError", "load_embedder"]
+__all__ = ["Embedder", "EmbedderError", "TimedEmbedder", "load_embedder"]
 
 _OPTIONS = "`none` (full-text recall only), `openai`, or a dotted path to a factory such as `package.module:factory`"
 
@@ -33,3 +35,15 @@ def load_embedder(settings: Settings) -> Embedder | None:
         raise ValueError(f"ENGRAM_EMBEDDER={choice!r}: it returned {type(embedder).__name__}, which has no `embed` "
                          f"and `dimensions`. Use {_OPTIONS}.")
     return cast(Embedder, embedder)
+
+
+class TimedEmbedder:
+    """An embedder whose calls are timed in EMBEDDER_SECONDS."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name, self.dimensions = inner.name, inner.dimensions
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        with EMBEDDER_SECONDS.time():
+            return self.inner.embed(texts)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from shared.db import rowcount
+from shared.kit.db import rowcount
 from shared.models import IdempotencyRecord
 
 

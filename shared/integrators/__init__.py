@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from shared.integrators.base import ChatTurn, InsightDraft, Integrator, IntegratorError, Reflection
+from shared.kit.metrics import INTEGRATOR_SECONDS
 from shared.plugins import load_factory
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ __all__ = [
     "Integrator",
     "IntegratorError",
     "Reflection",
+    "TimedIntegrator",
     "load_integrator",
 ]
 
@@ -49,3 +51,15 @@ def _from_dotted_path(path: str, settings: Settings) -> Integrator:
         raise ValueError(f"ENGRAM_INTEGRATOR={path!r}: it returned {type(integrator).__name__}, which has no `name` "
                          f"and `reflect`. Use {_OPTIONS}.")
     return cast(Integrator, integrator)
+
+
+class TimedIntegrator:
+    """An integrator whose calls are timed in INTEGRATOR_SECONDS."""
+
+    def __init__(self, inner: Integrator) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def reflect(self, reflection: Reflection) -> list[InsightDraft]:
+        with INTEGRATOR_SECONDS.time():
+            return self.inner.reflect(reflection)

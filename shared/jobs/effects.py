@@ -12,13 +12,13 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
-from shared.db import unit_of_work
 from shared.embedders import Embedder
 from shared.integrators import ChatTurn, InsightDraft, Integrator, IntegratorError, Reflection
-from shared.jobs import pipeline
 from shared.jobs import repository as repo
 from shared.jobs.repository import Dispatch, Run
 from shared.jobs.schemas import JobStatus
+from shared.kit import pipeline
+from shared.kit.db import unit_of_work
 from shared.memories import repository as memories_repo
 from shared.memories import stream
 from shared.sessions import repository as sessions_repo

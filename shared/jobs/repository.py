@@ -16,8 +16,8 @@ import psycopg
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from shared.db import rowcount
 from shared.jobs.schemas import OPEN, OPEN_SQL, JobKind, JobStatus
+from shared.kit.db import rowcount
 from shared.memories import repository as memories_repo
 from shared.models import Job
 from shared.namespaces.repository import CALLER, known, reaches
@@ -95,7 +95,7 @@ class Accepted(NamedTuple):
     job: JobRow | None  # the created or coalesced job
 
 
-# Accepting a job is these two statements, in one transaction sent in one round trip (shared.adb).
+# Accepting a job is these two statements, in one transaction sent in one round trip (shared.kit.adb).
 # The first locks the session row, which orders the session's jobs; the second, which takes its
 # snapshot only once the lock is held, decides and inserts. Their parameters: key (the caller, see
 # CALLER), namespace and session (names), kind, id (the new job's id).
@@ -145,7 +145,7 @@ ACCEPT = f"""
 
 def accept_statements(namespace: str, session: str, kind: JobKind, key: str | None,
                       job_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """The statements that accept a job, to run in one transaction (shared.adb.AsyncDatabase.run,
+    """The statements that accept a job, to run in one transaction (shared.kit.adb.AsyncDatabase.run,
     or ``accept`` on a synchronous session); ``accepted`` reads the last one's row."""
     params = {"namespace": namespace, "session": session, "kind": kind.value, "key": key, "id": job_id}
     return [(LOCK_SESSION, params), (ACCEPT, params)]
@@ -239,7 +239,7 @@ version. So an accept that coalesces a request into this job either commits befo
 the last seq (the snapshot then holds every turn appended before that request) or waits for the
 claim to commit and then sees the job running, and creates a new one."""
 
-# An integration's claim is one round trip (shared.jobs.pipeline): CLAIM, then the reads of its plan
+# An integration's claim is one round trip (shared.kit.pipeline): CLAIM, then the reads of its plan
 # over this relation, the job's session and snapshot once the claim above made it this run's.
 CLAIMED_INTEGRATION = f"""(SELECT session_id, snapshot_seq FROM jobs WHERE id = %(id)s AND status = '{RUNNING}'
                             AND lease_owner = %(owner)s AND kind = '{JobKind.INTEGRATE.value}')"""

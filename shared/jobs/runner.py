@@ -11,7 +11,7 @@ Rules (DESIGN.md section 3) and where they hold (docs/jobs.md has the whole tabl
 - accepted means done: a lost run leaves a running row whose lease expires; the reconciler
   re-queues it (bounded attempts).
 
-A trivial integration costs three round trips to PostgreSQL (shared.jobs.pipeline): the claim with
+A trivial integration costs three round trips to PostgreSQL (shared.kit.pipeline): the claim with
 the reads of its plan; the fence with the agent's lock and recent memories; the writes with the
 finish, the notify and the dispatch of the next head, committed. With nothing new to integrate it
 costs one: the claim finishes the job. A truncate costs two transactions.
@@ -28,14 +28,14 @@ from typing import Any
 
 from shared import queue
 from shared.config import Settings
-from shared.db import unit_of_work
 from shared.errors import problem_body
-from shared.integrators import Integrator, IntegratorError, load_integrator
-from shared.jobs import effects, pipeline
+from shared.integrators import Integrator, IntegratorError, TimedIntegrator, load_integrator
+from shared.jobs import effects
 from shared.jobs import repository as repo
-from shared.jobs.metrics import TimedIntegrator
 from shared.jobs.repository import Dispatch, Run
 from shared.jobs.schemas import JobKind, JobStatus
+from shared.kit import pipeline
+from shared.kit.db import unit_of_work
 from shared.logs import bind as bind_log_context
 from shared.logs import clear as clear_log_context
 from shared.memories.service import active_embedder

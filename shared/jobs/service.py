@@ -18,7 +18,7 @@ from shared.schemas import Page, page_of
 from shared.sessions import service as sessions
 
 if TYPE_CHECKING:
-    from shared.adb import AsyncDatabase
+    from shared.kit.adb import AsyncDatabase
 
 
 def job_path(namespace: str, job_id: str) -> str:

@@ -10,7 +10,7 @@ from psycopg import sql
 from sqlalchemy import any_, delete, literal, select
 from sqlalchemy.orm import Session
 
-from shared.db import rowcount
+from shared.kit.db import rowcount
 from shared.memories import vectors
 from shared.models import Insight, Memory
 

@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session
 
 from shared.agents import service as agents
 from shared.config import Settings
-from shared.db import unit_of_work
-from shared.embedders import Embedder, EmbedderError, load_embedder
+from shared.embedders import Embedder, EmbedderError, TimedEmbedder, load_embedder
 from shared.errors import NotFound
-from shared.jobs.metrics import TimedEmbedder
+from shared.kit.db import unit_of_work
 from shared.memories import ranking, vectors
 from shared.memories import repository as repo
 from shared.memories.context import render

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.db import rowcount
+from shared.kit.db import rowcount
 from shared.models import ApiKey, Namespace
 
 
@@ -62,7 +62,7 @@ def namespace_of_secret_hash(db: Session, secret_hash: str) -> int | None:
 
 
 # --- the caller and the namespace wall ---------------------------------------------------------
-# These are written in psycopg's ``%(name)s`` style: the API's asynchronous hot paths (shared.adb)
+# These are written in psycopg's ``%(name)s`` style: the API's asynchronous hot paths (shared.kit.adb)
 # and the synchronous ones (``exec_driver_sql``) run the same text.
 
 CALLER = """SELECT %(key)s::text IS NULL AS admin,

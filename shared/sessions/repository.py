@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from shared.db import rowcount
+from shared.kit.db import rowcount
 from shared.models import ActivitySession, Agent, Insight, Participant, Turn
 from shared.turns.repository import sees
 
@@ -124,7 +124,7 @@ def truncate(db: Session, session_id: int) -> tuple[int, int]:
 # --- integration ---------------------------------------------------------------------------------
 
 
-# The reads of an integration's plan as psycopg statements (shared.jobs.pipeline), over the run's
+# The reads of an integration's plan as psycopg statements (shared.kit.pipeline), over the run's
 # job: ``run`` is an SQL relation of one row (session_id, snapshot_seq), empty when the job is not
 # the run's. Run in the claim's round trip, they see what the claim saw or later.
 def _compiled(condition: ColumnElement[bool]) -> str:

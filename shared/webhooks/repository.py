@@ -10,7 +10,7 @@ from typing import NamedTuple
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from shared.db import rowcount
+from shared.kit.db import rowcount
 from shared.models import Webhook, WebhookAttempt, WebhookDelivery
 
 PENDING, SENDING, SUCCEEDED, FAILED = "pending", "sending", "succeeded", "failed"

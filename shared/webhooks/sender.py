@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from shared.config import Settings
-from shared.db import unit_of_work
-from shared.jobs.metrics import WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from shared.jobs.service import to_read
+from shared.kit.db import unit_of_work
+from shared.kit.metrics import WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from shared.models import Job
 from shared.webhooks import guard
 from shared.webhooks import repository as repo

@@ -9,7 +9,7 @@ import re
 
 import httpx
 
-from shared.jobs.metrics import NAMES as WORKER_METRICS
+from shared.kit.metrics import NAMES as WORKER_METRICS
 from tests.e2e.conftest import FLOWER_AUTH, ROOT, WORKERS, System
 from tests.e2e.test_system import make_namespace, make_session
 

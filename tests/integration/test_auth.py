@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from shared.db import unit_of_work
+from shared.kit.db import unit_of_work
 from tests.integration.conftest import World, unique
 
 PUBLIC = {"/healthz", "/readyz", "/metrics"}

@@ -16,9 +16,9 @@ import redis
 from sqlalchemy import text
 
 from shared import task_names
-from shared.db import unit_of_work
 from shared.jobs import effects
 from shared.jobs.runner import Heartbeat, run_job
+from shared.kit.db import unit_of_work
 from tests.integration.conftest import World, unique
 from worker.reconciler import reconcile_once
 

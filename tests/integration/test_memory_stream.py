@@ -9,11 +9,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from shared.db import unit_of_work
 from shared.integrators import load_integrator
 from shared.jobs import effects
 from shared.jobs import repository as repo
 from shared.jobs.runner import run_job
+from shared.kit.db import unit_of_work
 from tests.integration.conftest import World, unique
 
 WORKER = "test-worker"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.db import unit_of_work
+from shared.kit.db import unit_of_work
 from shared.memories import stream
 from tests.integration.conftest import World
 from tests.integration.test_memory_stream import GRACE, grace_session, integrate, memories

@@ -11,8 +11,8 @@ from typing import Any
 import bm25s
 from sqlalchemy import text
 
-from shared.db import unit_of_work
 from shared.jobs.runner import run_job
+from shared.kit.db import unit_of_work
 from shared.memories.schemas import RecallRequest
 from shared.memories.service import ranked
 from shared.models import Agent

@@ -13,8 +13,8 @@ import psycopg
 from sqlalchemy import text
 
 from shared.config import libpq
-from shared.db import unit_of_work
 from shared.jobs.runner import run_job
+from shared.kit.db import unit_of_work
 from shared.sessions import service as sessions
 from tests.integration.conftest import World
 

@@ -92,7 +92,7 @@ def test_writes_to_a_deleted_session_are_409(world: World, write: str) -> None:
 
 
 def test_purge_removes_sessions_past_expire_time(world: World, settings) -> None:
-    from shared.db import unit_of_work
+    from shared.kit.db import unit_of_work
     from shared.sessions import service
 
     keep, purge = world.session(), world.session()

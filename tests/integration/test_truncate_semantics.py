@@ -28,8 +28,8 @@ import pytest
 from sqlalchemy import text
 
 from shared.config import Settings
-from shared.db import unit_of_work
 from shared.jobs.runner import run_job
+from shared.kit.db import unit_of_work
 from tests.integration import echo_integrator as echo
 from tests.integration.conftest import World
 from worker.reconciler import reconcile_once

@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from shared.db import unit_of_work
 from shared.jobs.runner import run_job
+from shared.kit.db import unit_of_work
 from shared.memories.service import recall_mode
 from shared.models import Agent
 from tests.conftest import ADMIN_KEY, make_settings

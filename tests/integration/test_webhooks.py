@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
 from shared.config import Settings
-from shared.db import unit_of_work
 from shared.jobs.runner import run_job
+from shared.kit.db import unit_of_work
 from shared.webhooks import repository as webhooks_repo
 from shared.webhooks.sender import deliver
 from tests.integration.conftest import World, unique

@@ -17,8 +17,8 @@ from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared import pg
 from shared.config import Settings, get_settings
+from shared.kit import pg
 
 _lock = threading.Lock()
 _Entry = tuple[Engine, sessionmaker[Session]]
@@ -33,7 +33,7 @@ def make_engine(settings: Settings, *, pool_size: int = 20) -> Engine:
         # A little overflow for the long-poll looks and readiness checks; connections beyond the
         # pool are closed after use, so the API sizes its thread pool to pool_size (api.main).
         max_overflow=5,
-        # No pre-ping round trip: a connection is checked at checkout without one (shared.pg.alive),
+        # No pre-ping round trip: a connection is checked at checkout without one (shared.kit.pg.alive),
         # so after PostgreSQL restarts no request gets a connection that died with the old server.
         pool_pre_ping=False,
         pool_timeout=settings.db_pool_timeout_seconds,  # a saturated or lost database answers 503, no hang

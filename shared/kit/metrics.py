@@ -2,7 +2,8 @@
 superseded runs included), run durations, the integrator's and the embedder's time, webhook
 deliveries by outcome.
 
-The metric objects are created here and observed where the work happens. In a worker they count
+The metric objects are created here and observed where the work happens (the timed integrator
+and embedder wrappers live with their interfaces: shared.integrators, shared.embedders). In a worker they count
 in prometheus_client's multiprocess mode (``worker/metrics.py`` sets it up before this module is
 imported), so that the prefork children's counts add up on the worker's metrics port. Anywhere
 else (tests, in-process runs) they count in the process's own registry.
@@ -10,12 +11,7 @@ else (tests, in-process runs) they count in the process's own registry.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from prometheus_client import Counter, Histogram
-
-from shared.embedders.base import Embedder
-from shared.integrators.base import InsightDraft, Integrator, Reflection
 
 _SECONDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -36,27 +32,3 @@ WEBHOOK_SECONDS = Histogram("engram_worker_webhook_request_seconds", "Time of on
 
 NAMES = ("engram_worker_job_runs_total", "engram_worker_job_run_seconds", "engram_worker_integrator_seconds",
          "engram_worker_embedder_seconds", "engram_worker_webhook_deliveries_total", "engram_worker_webhook_request_seconds")
-
-
-class TimedIntegrator:
-    """An integrator whose calls are timed in INTEGRATOR_SECONDS."""
-
-    def __init__(self, inner: Integrator) -> None:
-        self.inner = inner
-        self.name = inner.name
-
-    def reflect(self, reflection: Reflection) -> list[InsightDraft]:
-        with INTEGRATOR_SECONDS.time():
-            return self.inner.reflect(reflection)
-
-
-class TimedEmbedder:
-    """An embedder whose calls are timed in EMBEDDER_SECONDS."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.name, self.dimensions = inner.name, inner.dimensions
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        with EMBEDDER_SECONDS.time():
-            return self.inner.embed(texts)

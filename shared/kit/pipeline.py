@@ -9,7 +9,7 @@ those before it (READ COMMITTED takes a snapshot per statement), so a row lock t
 orders what the next ones read. A transaction that needs Python between two round trips starts
 with ``BEGIN`` and ends with ``COMMIT`` (see ``Transaction``).
 
-Statements are written in psycopg's ``%(name)s`` style, as those of shared.adb.
+Statements are written in psycopg's ``%(name)s`` style, as those of shared.kit.adb.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import psycopg
 from psycopg import pq
 from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 
-from shared import pg
 from shared.config import Settings
+from shared.kit import pg
 
 TUPLES_OK = pq.ExecStatus.TUPLES_OK
 Statement = tuple[str, dict[str, Any] | None]

@@ -10,7 +10,7 @@ first one orders what the next ones read.
 
 The statements themselves live in the repositories, written in psycopg's ``%(name)s`` style so
 that the synchronous paths can run the very same text (``Session.connection().exec_driver_sql``).
-The workers' synchronous twin of this module is shared.jobs.pipeline.
+The workers' synchronous twin of this module is shared.kit.pipeline.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from collections.abc import Sequence
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from shared import pg
 from shared.config import Settings
-from shared.jobs.pipeline import Rows, Statement, returns_rows
+from shared.kit import pg
+from shared.kit.pipeline import Rows, Statement, returns_rows
 
 log = logging.getLogger("engram.adb")
 
