@@ -43,9 +43,10 @@ bench: $(STAMP) ## the benchmark: real system, same-run references; writes bench
 soak: $(STAMP) ## 20,000 integrations on separate hosts under a fault every ~20 s (root; at most 30 min); prints the counts
 	$(BIN)/python -m tests.hosts.soak $(SOAK_ARGS)
 
-lint: $(STAMP) ## ruff and mypy, as CI runs them
+lint: $(STAMP) ## ruff, mypy and the layers of shared/ (import-linter), as CI runs them
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test-fast: $(STAMP) ## unit and integration tests only
 	$(BIN)/python -m pytest tests/unit tests/integration

@@ -12,7 +12,7 @@ import socket
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis.asyncio
 import redis.asyncio.sentinel
@@ -20,11 +20,17 @@ from celery import Celery
 
 from shared import task_names
 from shared.config import Settings, get_settings, redis_db
-from shared.jobs.repository import Dispatch
 
 log = logging.getLogger("engram.queue")
 _lock = threading.Lock()
 _producers: dict[tuple[int, str], Celery] = {}
+
+
+class Dispatch(NamedTuple):
+    """A wake-up message to send after the transaction that decided it commits."""
+
+    job_id: str
+    kind: str
 
 
 def redis_socket_options(settings: Settings) -> dict[str, Any]:

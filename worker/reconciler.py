@@ -22,9 +22,9 @@ from shared.config import Settings
 from shared.errors import problem_body
 from shared.idempotency import repository as idempotency_repo
 from shared.jobs import repository as repo
-from shared.jobs.schemas import JobStatus
 from shared.kit import pg
 from shared.kit.db import unit_of_work
+from shared.models.states import JobStatus
 from shared.sessions import service as sessions
 from shared.webhooks import repository as webhooks_repo
 
@@ -120,7 +120,7 @@ class _DeliveriesListener:
         """Whether deliveries were notified within ``timeout`` seconds (all pending notes are read)."""
         if self._conn is None:
             self._conn = psycopg.connect(self._dsn, autocommit=True, **self._params)
-            self._conn.execute(f"LISTEN {webhooks_repo.DELIVERIES_CHANNEL}")
+            self._conn.execute(f"LISTEN {repo.DELIVERIES_CHANNEL}")
         return any(True for _ in self._conn.notifies(timeout=max(timeout, 0.0), stop_after=1000))
 
     def close(self) -> None:

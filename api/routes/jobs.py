@@ -29,9 +29,10 @@ from shared import queue
 from shared.config import Settings
 from shared.errors import Unprocessable
 from shared.jobs import service
-from shared.jobs.repository import Dispatch
-from shared.jobs.schemas import JobKind, JobRead, JobStatus
+from shared.jobs.schemas import JobRead
 from shared.kit.db import after_commit, unit_of_work
+from shared.models.states import JobKind, JobStatus
+from shared.queue import Dispatch
 from shared.schemas import Page
 
 log = logging.getLogger("engram.api.jobs")

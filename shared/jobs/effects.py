@@ -15,12 +15,13 @@ from shared.config import Settings
 from shared.embedders import Embedder
 from shared.integrators import ChatTurn, InsightDraft, Integrator, IntegratorError, Reflection
 from shared.jobs import repository as repo
-from shared.jobs.repository import Dispatch, Run
-from shared.jobs.schemas import JobStatus
+from shared.jobs.repository import Run
 from shared.kit import pipeline
 from shared.kit.db import unit_of_work
 from shared.memories import repository as memories_repo
 from shared.memories import stream
+from shared.models.states import JobStatus
+from shared.queue import Dispatch
 from shared.sessions import repository as sessions_repo
 
 log = logging.getLogger("engram.jobs")

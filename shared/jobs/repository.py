@@ -16,13 +16,13 @@ import psycopg
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from shared.jobs.schemas import OPEN, OPEN_SQL, JobKind, JobStatus
 from shared.kit.db import rowcount
 from shared.memories import repository as memories_repo
 from shared.models import Job
+from shared.models.states import OPEN, OPEN_SQL, JobKind, JobStatus
 from shared.namespaces.repository import CALLER, known, reaches
+from shared.queue import Dispatch
 from shared.sessions import repository as sessions_repo
-from shared.webhooks import repository as webhooks
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
 
@@ -33,13 +33,6 @@ def is_head(job: str) -> str:
     head may be claimed (DESIGN.md section 3, rule 3)."""
     return (f"NOT EXISTS (SELECT 1 FROM jobs earlier WHERE earlier.session_id = {job}.session_id"
             f" AND earlier.status IN {OPEN_SQL} AND earlier.seq < {job}.seq)")
-
-
-class Dispatch(NamedTuple):
-    """A wake-up message to send after the transaction that decided it commits."""
-
-    job_id: str
-    kind: str
 
 
 def get(db: Session, namespace_id: int, job_id: str, *, lock: bool = False) -> Job | None:
@@ -280,8 +273,10 @@ def lock_run(db: Session, job_id: str, token: int) -> Fence | None:
     return fenced(db.connection().exec_driver_sql(LOCK_RUN, {"id": job_id, "token": token}).first())
 
 
-# The channel a job's finish is notified on; the API's long-polls listen to it.
+# The channels a job's finish is notified on: the API's long-polls listen to the first; the
+# scheduler, which sends webhook deliveries, to the second.
 JOBS_CHANNEL = "engram_jobs"
+DELIVERIES_CHANNEL = "engram_deliveries"
 
 
 def listen_to_finished_jobs(conn: psycopg.Connection[Any]) -> None:
@@ -289,19 +284,22 @@ def listen_to_finished_jobs(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"LISTEN {JOBS_CHANNEL}")
 
 
-def announced(done: str) -> tuple[str, str]:
-    """What every statement that finishes jobs ends with, given its CTE ``done`` of the finished
-    job rows (id, namespace_id, status): a CTE writing their webhook deliveries (the outbox, in the
-    same transaction as the finish), and a select expression that notifies at commit the API's
-    long-polls and, when deliveries were written, the scheduler that sends them."""
-    cte = f"outbox AS ({webhooks.outbox_sql(done)})"
-    notify = (f"(SELECT count(*) FROM (SELECT pg_notify('{JOBS_CHANNEL}', id) FROM {done}) n)"
-              f" + (SELECT count(*) FROM (SELECT pg_notify('{webhooks.DELIVERIES_CHANNEL}', id) FROM {done}"
-              " WHERE EXISTS (SELECT FROM outbox)) d)")
-    return cte, notify
-
-
-_OUTBOX, _NOTIFY = announced("done")
+# What every statement that finishes jobs ends with, over its CTE ``done`` of the finished job rows
+# (id, namespace_id, status): the outbox, a CTE writing their webhook deliveries in the same
+# transaction as the finish, and a select expression that notifies at commit the API's long-polls
+# and, when deliveries were written, the scheduler that sends them.
+_OUTBOX = """outbox AS (
+        INSERT INTO webhook_deliveries (id, webhook_id, job_id, event)
+        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), w.id, done.id, 'job.' || done.status
+        FROM done JOIN webhooks w ON w.namespace_id = done.namespace_id AND 'job.' || done.status = ANY(w.events)
+        RETURNING id)"""
+"""One delivery per endpoint of the job's namespace subscribed to its final status. Written with
+no message sent (``dispatched_at`` NULL): the scheduler, woken at the commit by the notification,
+sends them at once (shared.webhooks.repository.due); a delivery written as "just sent" would wait
+for ENGRAM_JOB_REDISPATCH_SECONDS, as if its message had been lost."""
+_NOTIFY = (f"(SELECT count(*) FROM (SELECT pg_notify('{JOBS_CHANNEL}', id) FROM done) n)"
+           f" + (SELECT count(*) FROM (SELECT pg_notify('{DELIVERIES_CHANNEL}', id) FROM done"
+           " WHERE EXISTS (SELECT FROM outbox)) d)")
 
 
 # With nothing new for any participant, an integration is done in its claim's round trip: this

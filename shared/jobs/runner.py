@@ -32,13 +32,14 @@ from shared.errors import problem_body
 from shared.integrators import Integrator, IntegratorError, TimedIntegrator, load_integrator
 from shared.jobs import effects
 from shared.jobs import repository as repo
-from shared.jobs.repository import Dispatch, Run
-from shared.jobs.schemas import JobKind, JobStatus
+from shared.jobs.repository import Run
 from shared.kit import pipeline
 from shared.kit.db import unit_of_work
 from shared.logs import bind as bind_log_context
 from shared.logs import clear as clear_log_context
 from shared.memories.service import active_embedder
+from shared.models.states import JobKind, JobStatus
+from shared.queue import Dispatch
 
 log = logging.getLogger("engram.jobs")
 

@@ -1,42 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shared.models.states import JobKind, JobStatus
 from shared.schemas import Schema
-
-
-class JobKind(StrEnum):
-    """The long operations (DESIGN.md section 2)."""
-
-    INTEGRATE = "integrate"
-    TRUNCATE = "truncate"
-
-
-class JobStatus(StrEnum):
-    """The states of a job (DESIGN.md section 3). ``queued -> running -> succeeded | failed |
-    cancelled``; a running job whose worker was lost, or that failed in a retryable way, goes back
-    to ``queued`` within its attempt budget. A queued job may also be cancelled directly."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in FINISHED
-
-
-# Unfinished jobs hold their session's queue; finished ones are kept for reading, then purged.
-OPEN = (JobStatus.QUEUED, JobStatus.RUNNING)
-FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-# The same, as the SQL list that statements and the partial index of open jobs use.
-OPEN_SQL = "(" + ",".join(f"'{s.value}'" for s in OPEN) + ")"
 
 
 class Progress(BaseModel):

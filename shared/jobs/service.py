@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 
 from shared.errors import UNKNOWN_KEY, Conflict, NotFound, SessionDeleted, Unauthorized
 from shared.jobs import repository as repo
-from shared.jobs.repository import Accepted, Dispatch, JobRow, Outcome
-from shared.jobs.schemas import JobKind, JobLinks, JobRead, JobStatus, Progress
+from shared.jobs.repository import Accepted, JobRow, Outcome
+from shared.jobs.schemas import JobLinks, JobRead, Progress
 from shared.models import Job, Namespace
+from shared.models.states import JobKind, JobStatus
+from shared.queue import Dispatch
 from shared.schemas import Page, page_of
 from shared.sessions import service as sessions
 

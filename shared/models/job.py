@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Identity, Index, Integer, LargeBinary, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.jobs.schemas import OPEN_SQL, JobStatus
 from shared.models.base import Base, created_at_column
+from shared.models.states import OPEN_SQL, JobStatus
 
 
 class Job(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from shared.jobs.schemas import JobStatus
+from shared.models.states import JobStatus
 
 _QUEUED, _SUCCEEDED = JobStatus.QUEUED.value, JobStatus.SUCCEEDED.value
 

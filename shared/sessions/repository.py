@@ -1,14 +1,22 @@
+"""All SQL on sessions and their participants, and the rule of what a participant sees."""
+
 from __future__ import annotations
 
 import functools
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, any_, delete, func, literal, or_, select, update
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from shared.kit.db import rowcount
 from shared.models import ActivitySession, Agent, Insight, Participant, Turn
-from shared.turns.repository import sees
+
+
+def sees(agent_name: str | ColumnElement[str] | QueryableAttribute[str]) -> ColumnElement[bool]:
+    """What a participant sees (DESIGN.md section 2, Turns): the turns addressed to everyone, to
+    it, or spoken by it. Every read of a participant's turns applies this condition."""
+    name = literal(agent_name) if isinstance(agent_name, str) else agent_name
+    return or_(Turn.visible_to.is_(None), name == any_(Turn.visible_to), Turn.speaker == name)
 
 
 def get(db: Session, namespace_id: int, name: str, *, lock: bool = False) -> ActivitySession | None:

@@ -1,24 +1,17 @@
-"""All SQL on turns, and the rule of what a participant sees."""
+"""All SQL on turns (what a participant sees is the rule ``sees`` of shared.sessions.repository)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, any_, func, literal, or_, select, update
-from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from shared.models import ActivitySession, Turn
+from shared.sessions.repository import sees
 from shared.turns.schemas import TurnCreate
-
-
-def sees(agent_name: str | ColumnElement[str] | QueryableAttribute[str]) -> ColumnElement[bool]:
-    """What a participant sees (DESIGN.md section 2, Turns): the turns addressed to everyone, to
-    it, or spoken by it. Every read of a participant's turns applies this condition."""
-    name = literal(agent_name) if isinstance(agent_name, str) else agent_name
-    return or_(Turn.visible_to.is_(None), name == any_(Turn.visible_to), Turn.speaker == name)
-
 
 # One statement, one round trip: the turns travel as one JSON array (one parameter, so the statement
 # text is the same for every batch and psycopg converts its placeholders once), numbered in the order

@@ -15,9 +15,6 @@ from shared.models import Webhook, WebhookAttempt, WebhookDelivery
 
 PENDING, SENDING, SUCCEEDED, FAILED = "pending", "sending", "succeeded", "failed"
 
-# Notified when a job's finish wrote deliveries; the scheduler then sends them at once.
-DELIVERIES_CHANNEL = "engram_deliveries"
-
 # --- endpoints ---------------------------------------------------------------------------------
 
 _UPSERT = text("""
@@ -66,23 +63,6 @@ def deliveries_before(db: Session, webhook_id: int, before: tuple[datetime, str]
 def attempts_of(db: Session, delivery_ids: Sequence[str]) -> list[WebhookAttempt]:
     return list(db.execute(select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(delivery_ids))
                            .order_by(WebhookAttempt.delivery_id, WebhookAttempt.attempt)).scalars())
-
-
-# --- the outbox --------------------------------------------------------------------------------
-
-def outbox_sql(done: str) -> str:
-    """The outbox, as an SQL statement to put in a CTE of the statement that finishes a job:
-    one delivery per endpoint of the job's namespace subscribed to its final status. ``done`` is
-    the CTE of the finished job rows (id, namespace_id, status). The deliveries are written with no
-    message sent (``dispatched_at`` NULL): the scheduler, woken at the commit by the statement's
-    notification, sends them at once (``due``); a delivery written as "just sent" would wait for
-    ENGRAM_JOB_REDISPATCH_SECONDS, as if its message had been lost."""
-    return f"""
-        INSERT INTO webhook_deliveries (id, webhook_id, job_id, event)
-        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), w.id, {done}.id, 'job.' || {done}.status
-        FROM {done} JOIN webhooks w ON w.namespace_id = {done}.namespace_id AND 'job.' || {done}.status = ANY(w.events)
-        RETURNING id
-    """
 
 
 # --- sending -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import redis
 
 from shared import queue, task_names
 from shared.config import Settings
-from shared.jobs.repository import Dispatch
+from shared.queue import Dispatch
 
 DISPATCH_REDIS_DB = 5  # no worker consumes it
 
