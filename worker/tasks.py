@@ -12,11 +12,12 @@ from shared import task_names
 from shared.config import get_settings
 from shared.jobs.runner import run_job
 from shared.kit import metrics
+from shared.models.states import JobKind
 from shared.webhooks import sender as webhook_sender
 from worker.app import app
 
 
-def _run(task: Task[Any, Any], job_id: str, kind: str) -> str:
+def _run(task: Task[Any, Any], job_id: str, kind: JobKind) -> str:
     owner = f"{task.request.hostname or socket.gethostname()}/{task.request.id}"
     started = time.perf_counter()
     outcome = run_job(job_id, get_settings(), owner)
@@ -28,7 +29,7 @@ def _run(task: Task[Any, Any], job_id: str, kind: str) -> str:
 @app.task(name=task_names.INTEGRATE, bind=True, ignore_result=True)
 def integrate(self: Task[Any, Any], job_id: str) -> str:
     """Integrate a session's new turns into its participants' insights and memories."""
-    return _run(self, job_id, "integrate")
+    return _run(self, job_id, JobKind.INTEGRATE)
 
 
 @app.task(name=task_names.DELIVER, ignore_result=True)
@@ -40,4 +41,4 @@ def deliver(delivery_id: str) -> str:
 @app.task(name=task_names.TRUNCATE, bind=True, ignore_result=True)
 def truncate(self: Task[Any, Any], job_id: str) -> str:
     """Reset a session: turns, data, insights and watermarks; bump its generation."""
-    return _run(self, job_id, "truncate")
+    return _run(self, job_id, JobKind.TRUNCATE)

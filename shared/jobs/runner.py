@@ -33,6 +33,7 @@ from shared.integrators import Integrator, IntegratorError, TimedIntegrator, loa
 from shared.jobs import effects
 from shared.jobs import repository as repo
 from shared.jobs.repository import Run
+from shared.jobs.schemas import RunOutcome
 from shared.kit import pipeline
 from shared.kit.db import unit_of_work
 from shared.logs import bind as bind_log_context
@@ -130,7 +131,7 @@ def _beater() -> _Beater:
     return found
 
 
-def run_job(job_id: str, settings: Settings, owner: str) -> str:
+def run_job(job_id: str, settings: Settings, owner: str) -> RunOutcome:
     """Run the job if it is this worker's to run. Returns the outcome (for logs and tests)."""
     lease = timedelta(seconds=settings.job_lease_seconds)
     clear_log_context()
@@ -146,7 +147,7 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
             with unit_of_work(settings) as db:
                 state = repo.status_of(db, job_id) or "gone"
             log.info("job %s not claimed (%s)", job_id, state)
-        return "skipped"
+        return RunOutcome.SKIPPED
     bind_log_context(session=run.session_name)
     # One line per run at INFO, when it ends, says all of it; the claim is a DEBUG line.
     log.debug("job %s claimed: %s of session %s, attempt %d", job_id, run.kind, run.session_name, run.token)
@@ -154,9 +155,9 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
         for d in to_dispatch:
             queue.dispatch(d, settings)
         log.info("job %s %s: %s of session %s, attempt %d, nothing new to integrate", job_id,
-                 JobStatus.SUCCEEDED.value, run.kind, run.session_name, run.token)
-        return JobStatus.SUCCEEDED.value
-    outcome = JobStatus.SUCCEEDED.value
+                 RunOutcome.SUCCEEDED, run.kind, run.session_name, run.token)
+        return RunOutcome.SUCCEEDED
+    outcome = RunOutcome.SUCCEEDED
     try:
         if run.kind == JobKind.TRUNCATE:
             to_dispatch = effects.truncate_run(settings, run)
@@ -167,13 +168,13 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
     except effects.Superseded as exc:
         outcome, to_dispatch = _fail_or_retry(run, settings, False, problem_body(
             409, "The session was truncated during the run", str(exc), type_slug="session-truncated"))
-        if outcome == JobStatus.FAILED.value:
-            outcome = "superseded"  # the job failed, because a truncate came between (metrics and logs tell it apart)
+        if outcome == RunOutcome.FAILED:
+            outcome = RunOutcome.SUPERSEDED  # the job failed, because a truncate came between (metrics and logs tell it apart)
     except effects.Fenced as exc:
         log.warning("job %s attempt %d stopped: %s", job_id, run.token, exc)
-        outcome, to_dispatch = "fenced", exc.to_dispatch
+        outcome, to_dispatch = RunOutcome.FENCED, exc.to_dispatch
     except effects.Cancelled:
-        outcome = JobStatus.CANCELLED.value
+        outcome = RunOutcome.CANCELLED
         with unit_of_work(settings) as db:
             if repo.lock_run(db, job_id, run.token) is not None:
                 repo.finish(db, job_id, JobStatus.CANCELLED)
@@ -192,13 +193,13 @@ def run_job(job_id: str, settings: Settings, owner: str) -> str:
 
 
 def _fail_or_retry(run: Run, settings: Settings, retryable: bool,
-                   error: dict[str, Any]) -> tuple[str, list[Dispatch]]:
+                   error: dict[str, Any]) -> tuple[RunOutcome, list[Dispatch]]:
     with unit_of_work(settings) as db:
         if repo.lock_run(db, run.id, run.token) is None:
-            return "fenced", []
+            return RunOutcome.FENCED, []
         if retryable and run.token < settings.job_max_attempts:
             # Back in the queue as its session's head, dispatched again right away.
             repo.requeue(db, run.id, error)
-            return "retrying", repo.dispatch_next(db, run.session_id)
+            return RunOutcome.RETRYING, repo.dispatch_next(db, run.session_id)
         repo.finish(db, run.id, JobStatus.FAILED, error=error)
-        return JobStatus.FAILED.value, repo.dispatch_next(db, run.session_id)
+        return RunOutcome.FAILED, repo.dispatch_next(db, run.session_id)

@@ -1,12 +1,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from shared.models.states import JobKind, JobStatus
 from shared.schemas import Schema
+
+
+class RunOutcome(StrEnum):
+    """What handling one message of a job came to (the worker's logs and metrics, not a job state)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RETRYING = "retrying"  # failed in a retryable way: back in the queue
+    FENCED = "fenced"  # another run owns the job now: this one wrote nothing more
+    SUPERSEDED = "superseded"  # failed because a truncate came between
+    SKIPPED = "skipped"  # not claimable: a duplicate or early message
 
 
 class Progress(BaseModel):

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import Field
 
+from shared.models.states import MemoryKind
 from shared.schemas import InputSchema, SafeStr, Schema, Slug
 from shared.sessions.schemas import InsightRead
 from shared.turns.schemas import TurnRead
-
-
-class MemoryKind(StrEnum):
-    """An observation is a turn the agent saw; a reflection is an insight of the integrator."""
-
-    OBSERVATION = "observation"
-    REFLECTION = "reflection"
 
 
 class MemoryRead(Schema):

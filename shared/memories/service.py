@@ -21,7 +21,6 @@ from shared.memories.ranking import new_turns_first, without_repeats
 from shared.memories.schemas import (
     ContextRead,
     FullTextRanked,
-    MemoryKind,
     MemoryRead,
     Ranked,
     RecalledMemory,
@@ -30,6 +29,7 @@ from shared.memories.schemas import (
     RecallResult,
 )
 from shared.models import Agent, Memory, Namespace
+from shared.models.states import MemoryKind
 from shared.schemas import Page, page_of
 from shared.sessions import repository as sessions_repo
 from shared.sessions import service as sessions

@@ -16,7 +16,7 @@ from rapidfuzz import fuzz, process, utils
 from shared.embedders import Embedder, EmbedderError
 from shared.integrators import ChatTurn, InsightDraft, IntegratorError
 from shared.memories import vectors
-from shared.memories.schemas import MemoryKind
+from shared.models.states import MemoryKind
 
 
 @dataclass

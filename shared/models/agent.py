@@ -3,11 +3,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Computed, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    Computed,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, created_at_column
+from shared.models.states import MemoryKind, sql_list
 
 
 class Agent(Base):
@@ -32,6 +45,7 @@ class Memory(Base):
         Index("ix_memories_agent_id_id", "agent_id", "id"),
         # Full-text recall: the GIN index of the generated tsvector (see `tsv`).
         Index("ix_memories_tsv", "tsv", postgresql_using="gin"),
+        CheckConstraint(f"kind IN {sql_list(MemoryKind)}", name="kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,7 +55,8 @@ class Memory(Base):
     session_name: Mapped[str] = mapped_column(String(63))
     # The session's generation the evidence seqs belong to (a truncate restarts the numbering).
     generation: Mapped[int] = mapped_column(default=1, server_default="1")
-    kind: Mapped[str] = mapped_column(String(16), default="reflection", server_default="reflection")
+    kind: Mapped[str] = mapped_column(String(16), default=MemoryKind.REFLECTION.value,  # a MemoryKind
+                                      server_default=MemoryKind.REFLECTION.value)
     speaker: Mapped[str | None] = mapped_column(String(128))  # an observation's speaker
     content: Mapped[str]
     importance: Mapped[int] = mapped_column(SmallInteger)

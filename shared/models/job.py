@@ -3,11 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Identity, Index, Integer, LargeBinary, SmallInteger, String, text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Identity, Index, Integer, LargeBinary, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, created_at_column
-from shared.models.states import OPEN_SQL, JobStatus
+from shared.models.states import OPEN_SQL, JobKind, JobStatus, sql_list
 
 
 class Job(Base):
@@ -19,6 +19,8 @@ class Job(Base):
         Index("ix_jobs_session_open", "session_id", "seq", postgresql_where=text(f"status IN {OPEN_SQL}")),
         Index("ix_jobs_namespace_seq", "namespace_id", "seq"),
         Index("ix_jobs_finished_at", "finished_at", postgresql_where=text("finished_at IS NOT NULL")),
+        CheckConstraint(f"kind IN {sql_list(JobKind)}", name="kind"),
+        CheckConstraint(f"status IN {sql_list(JobStatus)}", name="status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -27,8 +29,8 @@ class Job(Base):
     namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     session_name: Mapped[str] = mapped_column(String(63))
-    kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
+    kind: Mapped[str] = mapped_column(String(16))  # a JobKind
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)  # a JobStatus
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # the fencing token of a run
     progress_completed: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)

@@ -40,3 +40,24 @@ OPEN = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 # The same, as the SQL list that statements and the partial index of open jobs use.
 OPEN_SQL = sql_list(OPEN)
+
+
+class DeliveryStatus(StrEnum):
+    """The states of a webhook delivery: ``pending -> sending -> succeeded``, or back to
+    ``pending`` for another try, or ``failed`` once the retry budget is used up."""
+
+    PENDING = "pending"  # waiting for its next try
+    SENDING = "sending"  # a worker is sending it
+    SUCCEEDED = "succeeded"  # a 2xx answered
+    FAILED = "failed"  # the retry budget ran out
+
+
+# Deliveries still to send (the partial index of due deliveries).
+DELIVERY_OPEN = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+
+
+class MemoryKind(StrEnum):
+    """An observation is a turn the agent saw; a reflection is an insight of the integrator."""
+
+    OBSERVATION = "observation"
+    REFLECTION = "reflection"

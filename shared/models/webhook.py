@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ARRAY, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    ARRAY,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, created_at_column
-
-DELIVERY_OPEN_SQL = "('pending','sending')"
+from shared.models.states import DELIVERY_OPEN, DeliveryStatus, sql_list
 
 
 class Webhook(Base):
@@ -36,7 +47,8 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text(f"status IN {DELIVERY_OPEN_SQL}")),
+        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text(f"status IN {sql_list(DELIVERY_OPEN)}")),
+        CheckConstraint(f"status IN {sql_list(DeliveryStatus)}", name="status"),
         Index("ix_webhook_deliveries_webhook", "webhook_id", "created_at"),
     )
 
@@ -44,7 +56,7 @@ class WebhookDelivery(Base):
     webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
     job_id: Mapped[str] = mapped_column(String(36))
     event: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), server_default="pending")  # pending, sending, succeeded, failed
+    status: Mapped[str] = mapped_column(String(16), server_default=DeliveryStatus.PENDING.value)  # a DeliveryStatus
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     next_attempt_at: Mapped[datetime] = created_at_column()
     dispatched_at: Mapped[datetime | None]

@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 
 from shared.kit.db import rowcount
 from shared.models import Webhook, WebhookAttempt, WebhookDelivery
-
-PENDING, SENDING, SUCCEEDED, FAILED = "pending", "sending", "succeeded", "failed"
+from shared.models.states import DeliveryStatus
 
 # --- endpoints ---------------------------------------------------------------------------------
 
@@ -82,9 +81,9 @@ class Send(NamedTuple):
 
 _CLAIM = text(f"""
     UPDATE webhook_deliveries d
-    SET status = '{SENDING}', attempts = d.attempts + 1, lease_expires_at = now() + make_interval(secs => :lease)
+    SET status = '{DeliveryStatus.SENDING}', attempts = d.attempts + 1, lease_expires_at = now() + make_interval(secs => :lease)
     FROM webhooks w, namespaces n
-    WHERE d.id = :id AND d.status = '{PENDING}' AND d.next_attempt_at <= now() AND d.attempts < :max_attempts
+    WHERE d.id = :id AND d.status = '{DeliveryStatus.PENDING}' AND d.next_attempt_at <= now() AND d.attempts < :max_attempts
       AND w.id = d.webhook_id AND n.id = w.namespace_id
     RETURNING d.id, d.attempts, d.event, w.url, w.secret_encrypted, n.name, d.job_id
 """)
@@ -104,7 +103,7 @@ _RECORD = text(f"""
             next_attempt_at = CASE WHEN :retry THEN now() + make_interval(secs => :retry_in) ELSE next_attempt_at END,
             dispatched_at = CASE WHEN :retry THEN NULL ELSE dispatched_at END,
             finished_at = CASE WHEN :retry THEN NULL ELSE now() END
-        WHERE id = :id AND attempts = :token AND status = '{SENDING}'
+        WHERE id = :id AND attempts = :token AND status = '{DeliveryStatus.SENDING}'
         RETURNING id, attempts)
     INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error)
     SELECT id, attempts, :started_at, :duration_ms, :status_code, :error FROM sent
@@ -112,13 +111,13 @@ _RECORD = text(f"""
 """)
 
 
-def record(db: Session, send: Send, *, status: str, started_at: datetime, duration_ms: int, status_code: int | None,
+def record(db: Session, send: Send, *, status: DeliveryStatus, started_at: datetime, duration_ms: int, status_code: int | None,
            error: str | None, retry_in: float) -> bool:
     """Record a send's outcome and its attempt, if the send still owns the delivery (its token);
     False when it no longer does (the lease expired and another send took over)."""
-    row = db.execute(_RECORD, {"id": send.id, "token": send.token, "status": status, "started_at": started_at,
+    row = db.execute(_RECORD, {"id": send.id, "token": send.token, "status": status.value, "started_at": started_at,
                                "duration_ms": duration_ms, "status_code": status_code, "error": error,
-                               "retry_in": retry_in, "retry": status == PENDING}).first()
+                               "retry_in": retry_in, "retry": status == DeliveryStatus.PENDING}).first()
     return row is not None
 
 
@@ -126,10 +125,10 @@ def record(db: Session, send: Send, *, status: str, started_at: datetime, durati
 
 _REQUEUE_LOST = text(f"""
     UPDATE webhook_deliveries
-    SET status = CASE WHEN attempts >= :max_attempts THEN '{FAILED}' ELSE '{PENDING}' END,
+    SET status = CASE WHEN attempts >= :max_attempts THEN '{DeliveryStatus.FAILED}' ELSE '{DeliveryStatus.PENDING}' END,
         finished_at = CASE WHEN attempts >= :max_attempts THEN now() END,
         last_error = 'the worker sending it was lost', lease_expires_at = NULL, dispatched_at = NULL
-    WHERE status = '{SENDING}' AND lease_expires_at < now()
+    WHERE status = '{DeliveryStatus.SENDING}' AND lease_expires_at < now()
     RETURNING id
 """)
 
@@ -142,7 +141,7 @@ def requeue_lost(db: Session, max_attempts: int) -> int:
 _DUE = text(f"""
     UPDATE webhook_deliveries SET dispatched_at = now()
     WHERE id IN (SELECT id FROM webhook_deliveries
-                 WHERE status = '{PENDING}' AND next_attempt_at <= now()
+                 WHERE status = '{DeliveryStatus.PENDING}' AND next_attempt_at <= now()
                    AND (dispatched_at IS NULL OR dispatched_at < now() - make_interval(secs => :resend_after))
                  ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
     RETURNING id

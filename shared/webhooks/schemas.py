@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field, field_validator
 
+from shared.models.states import DeliveryStatus
 from shared.schemas import InputSchema, SafeStr, Schema
 
 
@@ -45,13 +46,6 @@ class WebhookRead(Schema):
 class WebhookCreated(WebhookRead):
     secret: str = Field(description="The signing secret (Standard Webhooks `whsec_…`). Shown only when the endpoint "
                         "is created; verify each request's `webhook-signature` with it.")
-
-
-class DeliveryStatus(StrEnum):
-    PENDING = "pending"  # waiting for its next try
-    SENDING = "sending"  # a worker is sending it
-    SUCCEEDED = "succeeded"  # a 2xx answered
-    FAILED = "failed"  # the retry budget ran out
 
 
 class AttemptRead(Schema):

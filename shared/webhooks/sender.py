@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import httpx
 
@@ -21,6 +22,7 @@ from shared.jobs.service import to_read
 from shared.kit.db import unit_of_work
 from shared.kit.metrics import WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from shared.models import Job
+from shared.models.states import DeliveryStatus
 from shared.webhooks import guard
 from shared.webhooks import repository as repo
 from shared.webhooks.secrets import signed_headers, unseal
@@ -28,6 +30,16 @@ from shared.webhooks.secrets import signed_headers, unseal
 log = logging.getLogger("engram.webhooks")
 MAX_RETRY_SECONDS = 3600.0
 USER_AGENT = "Engram-Webhooks/0.1"
+
+
+class SendOutcome(StrEnum):
+    """What one try at a delivery came to (the worker's logs and metrics)."""
+
+    DELIVERED = "delivered"
+    RETRYING = "retrying"
+    FAILED = "failed"  # the retry budget is used up
+    SUPERSEDED = "superseded"  # its lease expired meanwhile: another send owns the delivery
+    NOT_DUE = "not_due"  # a duplicate message, or not yet time to retry
 
 
 def retry_delay(settings: Settings, tries: int) -> float:
@@ -41,7 +53,7 @@ def payload(event: str, job: Job | None, job_id: str, namespace: str, at: dateti
     return json.dumps({"type": event, "timestamp": at.isoformat(), "data": data}, separators=(",", ":"))
 
 
-def deliver(delivery_id: str, settings: Settings) -> str:
+def deliver(delivery_id: str, settings: Settings) -> SendOutcome:
     """Try the delivery once, if it is due. The outcome: delivered, retrying, failed (the retry
     budget is used up), superseded (its lease expired meanwhile) or not_due (a duplicate message)."""
     lease = timedelta(seconds=2 * settings.webhook_timeout_seconds + 5)  # the request's time, twice, and a margin
@@ -49,8 +61,8 @@ def deliver(delivery_id: str, settings: Settings) -> str:
         send = repo.claim(db, delivery_id, lease, settings.webhook_max_attempts)
         if send is None:
             log.info("webhook delivery %s not due (sent already, not yet time to retry, or deleted)", delivery_id)
-            WEBHOOK_DELIVERIES.labels("not_due").inc()
-            return "not_due"
+            WEBHOOK_DELIVERIES.labels(SendOutcome.NOT_DUE).inc()
+            return SendOutcome.NOT_DUE
         job = db.get(Job, send.job_id)
         body = payload(send.event, job, send.job_id, send.namespace, datetime.now(UTC))
         secret = unseal(settings, send.secret_encrypted)
@@ -76,11 +88,13 @@ def deliver(delivery_id: str, settings: Settings) -> str:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     duration_ms = int((time.perf_counter() - clock) * 1000)
     last_try = send.token >= settings.webhook_max_attempts
-    status = repo.SUCCEEDED if error is None else repo.FAILED if last_try else repo.PENDING
+    status = (DeliveryStatus.SUCCEEDED if error is None else DeliveryStatus.FAILED if last_try
+              else DeliveryStatus.PENDING)
     with unit_of_work(settings) as db:
         owned = repo.record(db, send, status=status, started_at=started, duration_ms=duration_ms,
                             status_code=status_code, error=error, retry_in=retry_delay(settings, send.token))
-    outcome = ("delivered" if error is None else "failed" if last_try else "retrying") if owned else "superseded"
+    outcome = ((SendOutcome.DELIVERED if error is None else SendOutcome.FAILED if last_try else SendOutcome.RETRYING)
+               if owned else SendOutcome.SUPERSEDED)
     WEBHOOK_DELIVERIES.labels(outcome).inc()
     (log.info if error is None else log.warning)("webhook delivery %s of job %s (%s), try %d: %s; %s", send.id,
                                                  send.job_id, send.event, send.token,

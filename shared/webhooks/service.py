@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 from shared.config import Settings
 from shared.errors import NotFound, Unprocessable
 from shared.models import Namespace, Webhook, WebhookDelivery
+from shared.models.states import DELIVERY_OPEN, DeliveryStatus
 from shared.schemas import Page, page_of
 from shared.webhooks import guard
 from shared.webhooks import repository as repo
-from shared.webhooks.schemas import AttemptRead, DeliveryRead, DeliveryStatus, Event, WebhookCreated, WebhookPut, WebhookRead
+from shared.webhooks.schemas import AttemptRead, DeliveryRead, Event, WebhookCreated, WebhookPut, WebhookRead
 from shared.webhooks.secrets import new_secret, seal
 
 
@@ -70,7 +71,7 @@ def _position(cursor: str | None) -> tuple[datetime, str] | None:
 
 
 def _read(d: WebhookDelivery, attempts: list[AttemptRead]) -> DeliveryRead:
-    open_ = d.status in (repo.PENDING, repo.SENDING)
+    open_ = d.status in DELIVERY_OPEN
     return DeliveryRead(id=d.id, event=Event(d.event), job_id=d.job_id, status=DeliveryStatus(d.status),
                         next_attempt_at=d.next_attempt_at if open_ else None, created_at=d.created_at,
                         finished_at=d.finished_at, attempts=attempts)

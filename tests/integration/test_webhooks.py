@@ -211,7 +211,9 @@ def test_a_send_whose_worker_was_lost_is_sent_again(world: World, settings: Sett
     # the late record of the lost send is fenced out by its token
     with unit_of_work(allowing) as db:
         from datetime import UTC, datetime
-        assert not webhooks_repo.record(db, send, status="failed", started_at=datetime.now(UTC), duration_ms=1,
+
+        from shared.models.states import DeliveryStatus
+        assert not webhooks_repo.record(db, send, status=DeliveryStatus.FAILED, started_at=datetime.now(UTC), duration_ms=1,
                                         status_code=None, error="late", retry_in=0)
 
 
