@@ -23,8 +23,9 @@ def test_every_state_column_is_constrained_to_its_enum(settings) -> None:
     expected = {"ck_jobs_kind": JobKind, "ck_jobs_status": JobStatus, "ck_webhook_deliveries_status": DeliveryStatus,
                 "ck_memories_kind": MemoryKind}
     with unit_of_work(settings) as db:
-        found = dict(db.execute(text("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                                     "WHERE conname = ANY(:names) AND convalidated"), {"names": list(expected)}).all())
+        rows = db.execute(text("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                               "WHERE conname = ANY(:names) AND convalidated"), {"names": list(expected)}).all()
+    found: dict[str, str] = {name: definition for name, definition in rows}
     assert sorted(found) == sorted(expected)
     for name, enum in expected.items():
         assert set(re.findall(r"'([^']*)'", found[name])) == {e.value for e in enum}, found[name]
