@@ -200,9 +200,9 @@ class Settings(BaseSettings):
         "words only add to their scores); when even the rarest word is in more, its shortest matches. It bounds a "
         "query's cost however much the agent remembers, and never by age.")
     recall_weight_reflections: float = Field(
-        1.0, ge=0, le=10, description="A reflection's BM25 score is multiplied by this (an observation's by 1).")
+        0.6, ge=0, le=10, description="A reflection's BM25 score is multiplied by this (an observation's by 1).")
     recall_weight_own_words: float = Field(
-        1.0, ge=0, le=10, description="The BM25 score of a memory of the asking agent's own words (an observation "
+        0.6, ge=0, le=10, description="The BM25 score of a memory of the asking agent's own words (an observation "
         "whose speaker is the agent) is multiplied by this: what others told an agent holds the facts it is asked "
         "about, its own replies restate and elaborate them.")
     recall_candidates: int = Field(

@@ -9,11 +9,13 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from api.main import create_app
 from shared.integrators import load_integrator
 from shared.jobs import effects
 from shared.jobs import repository as repo
 from shared.jobs.runner import run_job
 from shared.kit.db import unit_of_work
+from tests.conftest import ADMIN_KEY
 from tests.integration.conftest import World, unique
 
 WORKER = "test-worker"
@@ -171,7 +173,14 @@ def test_recall_leaves_out_a_memory_whose_turns_a_better_one_cites(world: World,
     remembered = [m for m in memories(world) if "Grace" in m["content"]]
     (profile,) = [m for m in remembered if m["content"].startswith("Grace — ")]
     assert profile["kind"] == "reflection" and profile["evidence"] == [1, 2, 3, 4]
-    items = recall(world, "What do we know about Grace?", limit=20)
+    # Reflections weigh as much as observations here, so that the profile (Grace's name five
+    # times) is the better memory of the five; by default a reflection weighs less.
+    pinned = settings.model_copy(update={"recall_weight_reflections": 1.0})
+    with TestClient(create_app(pinned), headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        r = client.post(f"{world.base}/agents/ada/recall", json={"query": "What do we know about Grace?", "limit": 20})
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert items[0]["id"] == profile["id"]
     # The profile says all four turns: their observations, which match too, are left out...
     assert [m["id"] for m in items if m["kind"] == "observation"] == []
     assert profile["id"] in [m["id"] for m in items]
