@@ -544,10 +544,12 @@ def with_distractors(http: httpx.Client, ns: str, ds: DevSet, dsn: str, count: i
 
 def measure(http: httpx.Client, ns: str, ds: DevSet, *, dsn: str | None = None, distractors: int = 0,
             distractor_questions: int = 6, concurrency: int = 8, integrate_after: bool = False,
-            skip_load: bool = False, log: Log = print) -> dict[str, Any]:
+            skip_load: bool = False, log: Log = print, before_distractors: Callable[[], None] | None = None
+            ) -> dict[str, Any]:
     """Load and integrate ``ds`` into ``ns`` (unless ``skip_load``), ask its questions, score them
     against BM25; with ``distractors``, the same for a subset after adding that many distractors to
-    each of its agents. A dict for bench/results.json."""
+    each of its agents (``before_distractors`` runs first: the bench's latency part). A dict for
+    bench/results.json."""
     loading = None if skip_load else load(http, ns, ds, concurrency=concurrency, integrate_after=integrate_after,
                                           log=log)
     asked = [q for q in ds.questions if q.asked]
@@ -567,6 +569,8 @@ def measure(http: httpx.Client, ns: str, ds: DevSet, *, dsn: str | None = None, 
                 "split": "per category, questions in sha256(id) order; even positions tune, odd heldout",
                 "bm25": "bm25s lucene k1 1.2 b 0.75, lowercase, bm25s 'en' stopwords, over the question's own haystack; "
                         "bm25_ref: as bench/recall_reference.py (its en_plus stopwords, k1 1.5)"})
+    if before_distractors is not None:
+        before_distractors()
     if distractors:
         if dsn is None:
             raise ValueError("distractors are written straight into the database: give its URL")

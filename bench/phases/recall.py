@@ -1,18 +1,16 @@
 """Recall: quality of the memories recalled on the LongMemEval_S dev set (bench/recall_dev.py, data we
 did not write) against BM25 over the raw turns, with and without 100,000 distractor memories per
-agent; and recall latency for an agent with many memories against a GET of one session (measured
-first, before the dev set's memories are in the table).
+agent; and recall latency for an agent with 100,000 memories against a GET of one session.
 
-The generated recall set (bench/recall_set.py) is no longer scored here (it stays for the tests);
-it is still loaded and integrated, in a second or so, because its memories are the templates of
-the latency part's 100,000 memories."""
+In that order: the dev set is loaded, integrated and asked; then the latency part copies the dev
+set's integrated memories (cycled) into one agent by COPY and asks the dev set's questions; then
+the distractors go in. The generated recall set (bench/recall_set.py) is only the tests' now."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,12 +18,9 @@ from typing import Any
 
 import httpx
 
-from bench import recall_dev, recall_quality
+from bench import recall_dev
 from bench.phases.common import Ctx, Figure, ms, pct
-from bench.recall_set import RecallSet, build
-from bench.recall_templates import CITIES, PEOPLE, PROJECTS, SERVICES
 
-RECALL_NS = "recall"  # the generated set: templates of the latency part's memories
 DEV_NS = "recall-dev"
 DEV_QUICK_LIMIT = 12  # --quick: one question per category and half
 DEV_DISTRACTORS = {"full": (100_000, 6), "quick": (10_000, 2)}  # per agent, agents (held-out questions)
@@ -35,29 +30,16 @@ SESSIONS = 50
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _templates(ctx: Ctx, rs: RecallSet) -> None:
-    """The generated set loaded and integrated: its memories are the latency part's templates."""
-    with httpx.Client(base_url=f"http://127.0.0.1:{ctx.procs.api_port}", timeout=120,
-                      headers={"Authorization": f"Bearer {ctx.procs.admin_key}"}) as http:
-        recall_quality.load(http, RECALL_NS, rs)
-        recall_quality.integrate_all(http, RECALL_NS, rs)
-
-
-def _dev(ctx: Ctx) -> dict[str, Any] | None:
-    """The dev set's measure (all of it; 12 questions with --quick), or None when the set is missing."""
-    try:
-        ds = recall_dev.load_set()
-    except recall_dev.DevSetMissing as exc:
-        ctx.say(f"{exc}; recall quality is not measured")
-        return None
+def _dev(ctx: Ctx, ds: recall_dev.DevSet, latency: Any) -> dict[str, Any]:
+    """The dev set's measure (all of it; 12 questions with --quick); ``latency`` runs between the
+    questions and the distractors."""
     quick = ctx.cfg.name == "quick"
-    ds = recall_dev.select(ds, limit=DEV_QUICK_LIMIT if quick else None)
     count, agents = DEV_DISTRACTORS["quick" if quick else "full"]
     limits = httpx.Limits(max_connections=12, max_keepalive_connections=12)
     with httpx.Client(base_url=f"http://127.0.0.1:{ctx.procs.api_port}", timeout=300, limits=limits,
                       headers={"Authorization": f"Bearer {ctx.procs.admin_key}"}) as http:
         return recall_dev.measure(http, DEV_NS, ds, dsn=ctx.dsn, distractors=count, distractor_questions=agents,
-                                  concurrency=8, log=ctx.say)
+                                  concurrency=8, log=ctx.say, before_distractors=latency)
 
 
 def _dev_figures(ctx: Ctx, dev: dict[str, Any]) -> list[Figure]:
@@ -100,14 +82,11 @@ def _dev_figures(ctx: Ctx, dev: dict[str, Any]) -> list[Figure]:
 
 
 def _rows(ctx: Ctx, agent_id: int, sessions: list[tuple[int, str]], count: int) -> list[tuple[Any, ...]]:
-    """Memories shaped like the integrated ones of the recall set, names swapped so contents vary,
-    spread over six months and the sessions in time order."""
+    """``count`` memories drawn from the dev set's integrated ones (kind, speaker, content,
+    importance, number of turns cited), spread over six months and the sessions in time order."""
     templates = ctx.sql("SELECT m.kind, m.speaker, m.content, m.importance, cardinality(m.evidence) FROM memories m "
                         "JOIN agents a ON a.id = m.agent_id JOIN namespaces n ON n.id = a.namespace_id "
-                        "WHERE n.name = %s ORDER BY m.id", (RECALL_NS,))
-    groups = [list(PEOPLE), [s for s, _ in SERVICES], list(PROJECTS), list(CITIES)]
-    group_of = {name: g for g in groups for name in g}
-    names = re.compile(r"\b(" + "|".join(sorted(map(re.escape, group_of), key=len, reverse=True)) + r")\b")
+                        "WHERE n.name = %s ORDER BY m.id", (DEV_NS,))
     rng = random.Random(11)
     start = datetime(2025, 9, 1, tzinfo=UTC)
     now = datetime.now(UTC)
@@ -117,7 +96,6 @@ def _rows(ctx: Ctx, agent_id: int, sessions: list[tuple[int, str]], count: int) 
         sid, sname = sessions[i // per_session]
         seq = i % per_session + 1
         kind, speaker, content, importance, n_ev = templates[rng.randrange(len(templates))]
-        content = names.sub(lambda m: rng.choice(group_of[m.group(0)]), content)
         evidence = [seq] if kind == "observation" else sorted(rng.sample(range(1, seq + 1), min(seq, n_ev or 1)))
         occurred = start + timedelta(days=180 * i / count, seconds=rng.randint(0, 600))
         rows.append((agent_id, sid, sname, 1, kind, speaker, content, importance, evidence,
@@ -145,18 +123,13 @@ async def _fill(ctx: Ctx, count: int) -> tuple[float, int]:
     return time.perf_counter() - t0, int(agent_id)
 
 
-async def run(ctx: Ctx) -> list[Figure]:
-    rs = build()
-    # Latency first: the dev set's 35,000 turns and 600,000 distractors would otherwise sit in the
-    # same memories table (and its full-text index) while it is measured.
-    await asyncio.to_thread(_templates, ctx, rs)
-
+async def _latency(ctx: Ctx, questions: list[str]) -> tuple[list[Figure], str]:
     count = ctx.cfg.recall_memories
     fill_s, _ = await _fill(ctx, count)
     ctx.say(f"{count:,} memories inserted by COPY (+ ANALYZE) in {fill_s:.1f}s")
     api = ctx.api
     recalls = [api.client.build("POST", f"/v1/namespaces/{ctx.ns}/agents/{AGENT}/recall",
-                                {"query": question.text, "limit": 10}) for question in rs.questions]
+                                {"query": question, "limit": 10}) for question in questions]
     get = api.client.build("GET", f"/v1/namespaces/{ctx.ns}/sessions/{AGENT}-00")
     warmup, rounds = 30, ctx.cfg.recall_rounds
     t_recall: list[float] = []
@@ -175,16 +148,32 @@ async def run(ctx: Ctx) -> list[Figure]:
             t_get.append(t2 - t1)
     cpu = ctx.cpu_since(snap)
     p50, p99, g50, g99 = pct(t_recall, 50), pct(t_recall, 99), pct(t_get, 50), pct(t_get, 99)
-    ctx.say(f"recall p50 {ms(p50)} ms p99 {ms(p99)} ms; GET session p50 {ms(g50)} ms p99 {ms(g99)} ms")
-    ldetails = {"memories": count, "fill": "COPY into memories (contents from the recall set's integrated memories, "
-                "names varied), then ANALYZE", "fill_s": round(fill_s, 1), "rounds": rounds, "warmup": warmup,
-                "cpu_pct_of_core": cpu}
-    dev = await asyncio.to_thread(_dev, ctx)
-    figures = [] if dev is None else _dev_figures(ctx, dev)
+    line = f"recall p50 {ms(p50)} ms p99 {ms(p99)} ms; GET session p50 {ms(g50)} ms p99 {ms(g99)} ms"
+    ldetails = {"memories": count, "fill": "COPY into memories (contents drawn from the dev set's integrated "
+                "memories), then ANALYZE; queries: the dev set's questions", "fill_s": round(fill_s, 1),
+                "rounds": rounds, "warmup": warmup, "cpu_pct_of_core": cpu}
     return [
-        *figures,
         Figure("recall_p50", f"recall p50, one agent with {count:,} memories, one client", ms(p50), "ms", ms(g50),
                "GET …/sessions/{s} p50, interleaved", round(p50 / g50, 2), "ratio <= 5", p50 / g50 <= 5, ldetails,
                f"{count:,} memories inserted by COPY in {fill_s:.0f} s"),
         Figure("recall_p99", "recall p99, same", ms(p99), "ms", ms(g99), "GET p99", round(p99 / g99, 2)),
-    ]
+    ], line
+
+
+async def run(ctx: Ctx) -> list[Figure]:
+    try:
+        ds = recall_dev.load_set()
+    except recall_dev.DevSetMissing as exc:
+        ctx.say(f"{exc}; the recall phase is skipped (its latency part draws its memories from the set too)")
+        return []
+    ds = recall_dev.select(ds, limit=DEV_QUICK_LIMIT if ctx.cfg.name == "quick" else None)
+    loop = asyncio.get_running_loop()
+    latency: list[Figure] = []
+
+    def between() -> None:  # in _dev's thread: the latency part on the phase's event loop
+        figures, line = asyncio.run_coroutine_threadsafe(_latency(ctx, [q.text for q in ds.questions]), loop).result()
+        latency.extend(figures)
+        ctx.say(line)
+
+    dev = await asyncio.to_thread(_dev, ctx, ds, between)
+    return [*_dev_figures(ctx, dev), *latency]
