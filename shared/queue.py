@@ -20,6 +20,7 @@ from celery import Celery
 
 from shared import task_names
 from shared.config import Settings, get_settings, redis_db
+from shared.kit.pg import tcp_timeouts
 
 log = logging.getLogger("engram.queue")
 _lock = threading.Lock()
@@ -38,15 +39,13 @@ def redis_socket_options(settings: Settings) -> dict[str, Any]:
     connection attempt gives up after 3 s; a link that stops answering breaks the connection after
     about ENGRAM_REDIS_TCP_TIMEOUT_SECONDS (a reply overdue, sent data unacknowledged, or keepalive
     probes unanswered from half of it on)."""
-    tcp = settings.redis_tcp_timeout_seconds
-    idle = max(1, int(tcp / 2))
+    tcp = tcp_timeouts(settings.redis_tcp_timeout_seconds)
     return {
         "socket_connect_timeout": 3,
-        "socket_timeout": tcp,
+        "socket_timeout": settings.redis_tcp_timeout_seconds,
         "socket_keepalive": True,
-        "socket_keepalive_options": {socket.TCP_KEEPIDLE: idle, socket.TCP_KEEPINTVL: 1,
-                                     socket.TCP_KEEPCNT: max(1, int(tcp) - idle),
-                                     socket.TCP_USER_TIMEOUT: int(tcp * 1000)},
+        "socket_keepalive_options": {socket.TCP_KEEPIDLE: tcp.idle, socket.TCP_KEEPINTVL: tcp.interval,
+                                     socket.TCP_KEEPCNT: tcp.probes, socket.TCP_USER_TIMEOUT: tcp.user_timeout_ms},
     }
 
 

@@ -23,25 +23,40 @@ from __future__ import annotations
 
 import os
 import select
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
 from shared.config import Settings
 
 
+class TcpTimeouts(NamedTuple):
+    """How a connection notices a silent cut within ``timeout`` seconds: keepalive probes start
+    after ``idle`` quiet seconds, one a second, ``probes`` of them unanswered break it; data sent and
+    unacknowledged ``user_timeout_ms`` breaks it too. Shared by PostgreSQL and Redis connections."""
+
+    idle: int
+    interval: int
+    probes: int
+    user_timeout_ms: int
+
+
+def tcp_timeouts(timeout: float) -> TcpTimeouts:
+    idle = max(1, int(timeout / 2))
+    return TcpTimeouts(idle=idle, interval=1, probes=max(1, int(timeout) - idle), user_timeout_ms=int(timeout * 1000))
+
+
 def connect_params(settings: Settings, role: str) -> dict[str, Any]:
     """libpq parameters of every connection to PostgreSQL, for a process of ``role``."""
-    tcp = settings.db_tcp_timeout_seconds
-    idle = max(1, int(tcp / 2))
+    tcp = tcp_timeouts(settings.db_tcp_timeout_seconds)
     return {
         "connect_timeout": max(1, round(settings.db_connect_timeout_seconds)),
         "application_name": f"engram-{role}-{os.getpid()}",
         "keepalives": 1,
-        "keepalives_idle": idle,  # a connection quiet this long is probed...
-        "keepalives_interval": 1,  # ...every second...
-        "keepalives_count": max(1, int(tcp) - idle),  # ...and broken when that many probes went unanswered
-        "tcp_user_timeout": int(tcp * 1000),  # sent data unacknowledged this long (ms) breaks it
+        "keepalives_idle": tcp.idle,
+        "keepalives_interval": tcp.interval,
+        "keepalives_count": tcp.probes,
+        "tcp_user_timeout": tcp.user_timeout_ms,
         "options": " ".join([
             f"-c statement_timeout={int(settings.db_statement_timeout_seconds * 1000)}",
             f"-c idle_in_transaction_session_timeout={int(settings.db_idle_in_transaction_timeout_seconds * 1000)}",

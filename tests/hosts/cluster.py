@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ TIMEOUTS = dict(db_pool_timeout_seconds=2, db_tcp_timeout_seconds=4, db_connect_
                 job_lease_seconds=3, job_redispatch_seconds=3, reconcile_interval_seconds=0.5)
 # A request made this long after a fault healed gets no 5xx (the README's Failure model).
 HEALED_AFTER = 15.0
+Heal = Callable[[], None]
 
 
 class Cluster:
@@ -118,17 +119,36 @@ class Cluster:
 
     # --- faults --------------------------------------------------------------------------------
 
-    def crash_postgres(self) -> None:
+    # Each fault is applied at once and returns what heals it.
+
+    def cut(self, host: str, segment: str) -> Heal:
+        """``host`` silently cut off ``segment``."""
+        self.net.cut(host, segment)
+        return lambda: self.net.heal(host, segment)
+
+    def crash_postgres(self) -> Heal:
+        """PostgreSQL stopped as by a crash (``immediate``); healed by starting it again."""
         crash_postgres(self.pg)
+        return lambda: restart_postgres(self.pg, self.data / "pg")
 
-    def restart_postgres(self) -> None:
-        restart_postgres(self.pg, self.data / "pg")
-
-    def stop_redis(self) -> None:
+    def wipe_redis(self) -> Heal:
+        """Redis killed (it keeps nothing); healed by starting it again, empty."""
         self.redis.stop("redis", signal.SIGKILL)
 
-    def start_redis(self) -> None:
-        start_redis(self.redis)
+        def heal() -> None:
+            start_redis(self.redis)
+
+        return heal
+
+    def kill_worker(self, name: str) -> Heal:
+        """A worker killed with kill -9; healed by starting it again."""
+        self.workers[name].stop("worker", signal.SIGKILL)
+        return lambda: self.start_worker(name)
+
+    def freeze_worker(self, name: str) -> Heal:
+        """A worker frozen (SIGSTOP); healed by SIGCONT."""
+        self.workers[name].kill("worker", signal.SIGSTOP)
+        return lambda: self.workers[name].kill("worker", signal.SIGCONT)
 
     @staticmethod
     def eventually(predicate: Any, timeout: float, what: str) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -37,7 +36,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import ADMIN_KEY
-from tests.hosts.cluster import Cluster, cluster
+from tests.hosts.cluster import Cluster, Heal, cluster
 
 NS = "soak"
 SESSIONS = 24
@@ -64,7 +63,7 @@ def _sentence(rng: random.Random, n: int) -> str:
 
 class Soak:
     def __init__(self, c: Cluster, jobs: int, minutes: float, every: float, seed: int,
-                 faults: list[tuple[str, Callable[[], Callable[[], None]]]] | None = None) -> None:
+                 faults: list[tuple[str, Callable[[], Heal]]] | None = None) -> None:
         self.c, self.jobs, self.deadline, self.every = c, jobs, time.monotonic() + minutes * 60, every
         self.chosen_faults = faults
         self.rng = random.Random(seed)
@@ -113,41 +112,14 @@ class Soak:
 
     # --- the faults -----------------------------------------------------------------------------
 
-    def _faults(self) -> list[tuple[str, Callable[[], Callable[[], None]]]]:
+    def _faults(self) -> list[tuple[str, Callable[[], Heal]]]:
         c = self.c
-
-        def cut(host: str, segment: str) -> Callable[[], Callable[[], None]]:
-            def apply() -> Callable[[], None]:
-                c.net.cut(host, segment)
-                return lambda: c.net.heal(host, segment)
-            return apply
-
-        def crash() -> Callable[[], None]:
-            c.crash_postgres()
-            return c.restart_postgres
-
-        def redis_restart() -> Callable[[], None]:
-            c.stop_redis()
-            return c.start_redis
-
-        def kill(worker: str) -> Callable[[], Callable[[], None]]:
-            def apply() -> Callable[[], None]:
-                c.workers[worker].stop("worker", signal.SIGKILL)
-                return lambda: c.start_worker(worker)
-            return apply
-
-        def freeze(worker: str) -> Callable[[], Callable[[], None]]:
-            def apply() -> Callable[[], None]:
-                c.workers[worker].kill("worker", signal.SIGSTOP)
-                return lambda: c.workers[worker].kill("worker", signal.SIGCONT)
-            return apply
-
         return [
-            ("w1 cut from PostgreSQL", cut("w1", "data")), ("w2 cut from Redis", cut("w2", "broker")),
-            ("API cut from Redis", cut("api", "broker")), ("API cut from PostgreSQL", cut("api", "data")),
-            ("PostgreSQL crash and restart", crash), ("Redis restart (empty)", redis_restart),
-            ("w1 killed (kill -9) and started again", kill("w1")),
-            ("w2 frozen (SIGSTOP) past its lease", freeze("w2")),
+            ("w1 cut from PostgreSQL", lambda: c.cut("w1", "data")), ("w2 cut from Redis", lambda: c.cut("w2", "broker")),
+            ("API cut from Redis", lambda: c.cut("api", "broker")), ("API cut from PostgreSQL", lambda: c.cut("api", "data")),
+            ("PostgreSQL crash and restart", c.crash_postgres), ("Redis restart (empty)", c.wipe_redis),
+            ("w1 killed (kill -9) and started again", lambda: c.kill_worker("w1")),
+            ("w2 frozen (SIGSTOP) past its lease", lambda: c.freeze_worker("w2")),
         ]
 
     def _inject(self) -> None:

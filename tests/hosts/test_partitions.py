@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.hosts.cluster import HEALED_AFTER, Cluster, cluster
+from tests.hosts.cluster import HEALED_AFTER, Cluster, Heal, cluster
 
 HOLD = 10.0  # seconds a fault lasts
 NS = "parts"
@@ -125,34 +125,14 @@ class LeaseWatch:
         return self.overdue
 
 
-def cut(segment: str, who: str | None = None) -> Callable[[Cluster, str], Callable[[], None]]:
-    """A fault: cut ``who`` (default: the worker running the job) off ``segment``; returns the heal."""
-
-    def apply(c: Cluster, owner: str) -> Callable[[], None]:
-        host = who or owner
-        c.net.cut(host, segment)
-        return lambda: c.net.heal(host, segment)
-
-    return apply
-
-
-def postgres_crash(c: Cluster, owner: str) -> Callable[[], None]:
-    c.crash_postgres()
-    return c.restart_postgres
-
-
-def redis_restart(c: Cluster, owner: str) -> Callable[[], None]:
-    c.stop_redis()
-    return c.start_redis
-
-
-FAULTS: dict[str, Callable[[Cluster, str], Callable[[], None]]] = {
-    "worker-postgres": cut("data"),
-    "worker-redis": cut("broker"),
-    "api-redis": cut("broker", "api"),
-    "api-postgres": cut("data", "api"),
-    "postgres-crash": postgres_crash,
-    "redis-restart": redis_restart,
+# Each takes the cluster and the worker running the job; applies the fault, returns its heal.
+FAULTS: dict[str, Callable[[Cluster, str], Heal]] = {
+    "worker-postgres": lambda c, owner: c.cut(owner, "data"),
+    "worker-redis": lambda c, owner: c.cut(owner, "broker"),
+    "api-redis": lambda c, _: c.cut("api", "broker"),
+    "api-postgres": lambda c, _: c.cut("api", "data"),
+    "postgres-crash": lambda c, _: c.crash_postgres(),
+    "redis-restart": lambda c, _: c.wipe_redis(),
 }
 
 
