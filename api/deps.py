@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.errors import UNKNOWN_KEY, Forbidden, NotFound, Unauthorized, Unprocessable
-from shared.kit.adb import AsyncDatabase
+from shared.kit.connector import AsyncConnector
 from shared.kit.db import session_factory
 from shared.models import Namespace
 from shared.namespaces import repository as namespaces_repo
@@ -36,7 +36,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 class LoopResources:
     """What the event loop's own request paths use: the PostgreSQL pool and the broker dispatcher."""
 
-    adb: AsyncDatabase
+    adb: AsyncConnector
     dispatcher: AsyncDispatcher
 
 

@@ -20,7 +20,7 @@ from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.routes import agents, jobs, memories, namespaces, ops, participants, sessions, turns, webhooks
 from api.waiters import JobWaiters
 from shared.config import Settings, get_settings
-from shared.kit.adb import AsyncDatabase
+from shared.kit.connector import AsyncConnector
 from shared.logs import configure_logging
 from shared.memories.service import recall_mode
 from shared.queue import AsyncDispatcher
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # One request thread per pooled connection: no request waits for a connection, and none
         # opens (and closes) one beyond the pool.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
-        loop, adb = asyncio.get_running_loop(), AsyncDatabase(settings)
+        loop, adb = asyncio.get_running_loop(), AsyncConnector(settings)
         await adb.open()
         app.state.loops[loop] = LoopResources(adb, AsyncDispatcher(settings))
         app.state.job_waiters.start()

@@ -53,7 +53,7 @@ def _headers(request: Request, job_read: JobRead) -> dict[str, str]:
 async def _accept(request: Request, settings: Settings, namespace: str, session: str, kind: JobKind,
                   authorization: str | None, idempotency_key: str | None) -> Response:
     """Accept a job. Without an Idempotency-Key: on the event loop, in one round trip to
-    PostgreSQL (shared.kit.adb). With one: in a thread, in the transaction that stores the response."""
+    PostgreSQL (shared.kit.connector). With one: in a thread, in the transaction that stores the response."""
     key = credentials(settings, authorization)
     if idempotency_key is None:
         enq = await service.enqueue_now(loop_resources(request).adb, namespace, session, kind, key)

@@ -16,7 +16,7 @@ from shared.embedders import Embedder
 from shared.integrators import ChatTurn, InsightDraft, Integrator, IntegratorError, Reflection
 from shared.jobs import repository as repo
 from shared.jobs.repository import Run
-from shared.kit import pipeline
+from shared.kit import connector
 from shared.kit.db import unit_of_work
 from shared.memories import repository as memories_repo
 from shared.memories import stream
@@ -135,7 +135,7 @@ def claim_integration(settings: Settings, job_id: str, owner: str, lease: timede
     params = {**repo.claim_params(job_id, owner, lease), "window": size, "agents": list(kept),
               "highs": [w.high for w in kept.values()]}
     run = repo.CLAIMED_INTEGRATION
-    claim, ((finished,),), dispatched, people, seen, earlier, deltas = pipeline.run(settings, [
+    claim, ((finished,),), dispatched, people, seen, earlier, deltas = connector.run(settings, [
         (repo.CLAIM, params), (repo.FINISH_IF_IDLE, params), (repo.DISPATCH_AFTER, params),
         (sessions_repo.participants_to_integrate_sql(run), params), (sessions_repo.new_turns_seen_sql(run), params),
         (sessions_repo.earlier_turns_seen_sql(run, settings.integration_context_turns), params),
@@ -270,7 +270,7 @@ def _try_step(run: Run, settings: Settings, writer: Plan, idle: list[Plan], wind
     """The step in one round trip, with the window the claim read; None when it did not apply
     because the agent's memories or the writer's turns changed since (nothing was written)."""
     step, after, results = _step(run, settings, writer, idle, window, done=done, last=last)
-    locked, _, *rows = pipeline.run(settings, [
+    locked, _, *rows = connector.run(settings, [
         (repo.LOCK_RUN, {"id": run.id, "token": run.token}), (memories_repo.LOCK_AGENT, {"agent_id": writer.agent_id}),
         step, *after])
     _fence_or_raise(run, locked, rows, last)
@@ -285,7 +285,7 @@ def _locked_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
     """The step with the agent's latest memories read under its lock first (two round trips;
     one without a writer)."""
     lock_run = (repo.LOCK_RUN, {"id": run.id, "token": run.token})
-    with pipeline.transaction(settings) as tx:
+    with connector.transaction(settings) as tx:
         if writer is None:
             step, after, results = _step(run, settings, None, idle, None, done=done, last=last)
             locked, *rows = tx.send([lock_run, step, *after], commit=True)

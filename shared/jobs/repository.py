@@ -88,7 +88,7 @@ class Accepted(NamedTuple):
     job: JobRow | None  # the created or coalesced job
 
 
-# Accepting a job is these two statements, in one transaction sent in one round trip (shared.kit.adb).
+# Accepting a job is these two statements, in one transaction sent in one round trip (shared.kit.connector).
 # The first locks the session row, which orders the session's jobs; the second, which takes its
 # snapshot only once the lock is held, decides and inserts. Their parameters: key (the caller, see
 # CALLER), namespace and session (names), kind, id (the new job's id).
@@ -138,7 +138,7 @@ ACCEPT = f"""
 
 def accept_statements(namespace: str, session: str, kind: JobKind, key: str | None,
                       job_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """The statements that accept a job, to run in one transaction (shared.kit.adb.AsyncDatabase.run,
+    """The statements that accept a job, to run in one transaction (shared.kit.connector.AsyncConnector.run,
     or ``accept`` on a synchronous session); ``accepted`` reads the last one's row."""
     params = {"namespace": namespace, "session": session, "kind": kind.value, "key": key, "id": job_id}
     return [(LOCK_SESSION, params), (ACCEPT, params)]
@@ -232,7 +232,7 @@ version. So an accept that coalesces a request into this job either commits befo
 the last seq (the snapshot then holds every turn appended before that request) or waits for the
 claim to commit and then sees the job running, and creates a new one."""
 
-# An integration's claim is one round trip (shared.kit.pipeline): CLAIM, then the reads of its plan
+# An integration's claim is one round trip (shared.kit.connector): CLAIM, then the reads of its plan
 # over this relation, the job's session and snapshot once the claim above made it this run's.
 CLAIMED_INTEGRATION = f"""(SELECT session_id, snapshot_seq FROM jobs WHERE id = %(id)s AND status = '{RUNNING}'
                             AND lease_owner = %(owner)s AND kind = '{JobKind.INTEGRATE.value}')"""

@@ -11,7 +11,7 @@ Rules (DESIGN.md section 3) and where they hold (docs/jobs.md has the whole tabl
 - accepted means done: a lost run leaves a running row whose lease expires; the reconciler
   re-queues it (bounded attempts).
 
-A trivial integration costs three round trips to PostgreSQL (shared.kit.pipeline): the claim with
+A trivial integration costs three round trips to PostgreSQL (shared.kit.connector): the claim with
 the reads of its plan; the fence with the agent's lock and recent memories; the writes with the
 finish, the notify and the dispatch of the next head, committed. With nothing new to integrate it
 costs one: the claim finishes the job. A truncate costs two transactions.
@@ -34,7 +34,7 @@ from shared.jobs import effects
 from shared.jobs import repository as repo
 from shared.jobs.repository import Run
 from shared.jobs.schemas import RunOutcome
-from shared.kit import pipeline
+from shared.kit import connector
 from shared.kit.db import unit_of_work
 from shared.logs import bind as bind_log_context
 from shared.logs import clear as clear_log_context
@@ -84,7 +84,7 @@ class Heartbeat:
         """Renew the lease now and learn whether the job was cancelled or taken away."""
         self.last = time.monotonic()
         try:
-            (rows,) = pipeline.run(self.settings, [(repo.HEARTBEAT, {
+            (rows,) = connector.run(self.settings, [(repo.HEARTBEAT, {
                 "id": self.job_id, "token": self.token, "lease": self.lease.total_seconds()})])
             self.lost = not rows
             self.cancel_requested = bool(rows and rows[0][0])

@@ -20,7 +20,7 @@ from shared.schemas import Page, page_of
 from shared.sessions import service as sessions
 
 if TYPE_CHECKING:
-    from shared.kit.adb import AsyncDatabase
+    from shared.kit.connector import AsyncConnector
 
 
 def job_path(namespace: str, job_id: str) -> str:
@@ -95,13 +95,13 @@ def enqueue(db: Session, namespace: str, session: str, kind: JobKind, key: str |
     return _enqueued(repo.accept(db, namespace, session, kind, key, str(uuid.uuid4())), namespace, session)
 
 
-async def enqueue_now(adb: AsyncDatabase, namespace: str, session: str, kind: JobKind, key: str | None) -> Enqueued:
+async def enqueue_now(adb: AsyncConnector, namespace: str, session: str, kind: JobKind, key: str | None) -> Enqueued:
     """Accept a long operation in a transaction of its own, in one round trip; committed on return."""
     rows = await adb.run(repo.accept_statements(namespace, session, kind, key, str(uuid.uuid4())))
     return _enqueued(repo.accepted(rows[-1][0]), namespace, session)
 
 
-async def read_now(adb: AsyncDatabase, namespace: str, key: str | None, job_id: str) -> JobRead:
+async def read_now(adb: AsyncConnector, namespace: str, key: str | None, job_id: str) -> JobRead:
     """A job as the caller may read it, in one round trip (the long-poll's look)."""
     try:
         uuid.UUID(job_id)

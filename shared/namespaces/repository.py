@@ -62,7 +62,7 @@ def namespace_of_secret_hash(db: Session, secret_hash: str) -> int | None:
 
 
 # --- the caller and the namespace wall ---------------------------------------------------------
-# These are written in psycopg's ``%(name)s`` style: the API's asynchronous hot paths (shared.kit.adb)
+# These are written in psycopg's ``%(name)s`` style: the API's asynchronous hot paths (shared.kit.connector)
 # and the synchronous ones (``exec_driver_sql``) run the same text.
 
 CALLER = """SELECT %(key)s::text IS NULL AS admin,

@@ -132,7 +132,7 @@ def truncate(db: Session, session_id: int) -> tuple[int, int]:
 # --- integration ---------------------------------------------------------------------------------
 
 
-# The reads of an integration's plan as psycopg statements (shared.kit.pipeline), over the run's
+# The reads of an integration's plan as psycopg statements (shared.kit.connector), over the run's
 # job: ``run`` is an SQL relation of one row (session_id, snapshot_seq), empty when the job is not
 # the run's. Run in the claim's round trip, they see what the claim saw or later.
 def _compiled(condition: ColumnElement[bool]) -> str:
