@@ -9,10 +9,11 @@ the turns that state them. Each name the batch mentions in several turns gets a 
 - Sentences: sentencex, Wikimedia's rule-based segmenter (~300 languages, compiled, no model).
 - Salience: YAKE keyphrases of the batch (a statistical keyword extractor, no model, no network);
   a batch of one sentence has nothing to rank it against and skips YAKE (``_lone_salience``).
-- Topics: a sentence joins the topic of the most salient sentence it shares enough distinctive
-  words with (weighted by how rare each word is in the batch); rapidfuzz spots sentences that
-  repeat one another, so an insight quotes a fact once (and cites every turn that stated it in
-  the same words).
+- Topics (``shared.integrators.topics``): a sentence joins the topic of the most salient sentence
+  it shares enough distinctive words with (weighted by how rare each word is in the batch);
+  rapidfuzz spots sentences that repeat one another, so an insight quotes a fact once (and cites
+  every turn that stated it in the same words).
+- Words, filler, budgets and excerpts: ``shared.integrators.text``.
 
 Same turns in, same insights out: no randomness, and nothing depends on set or hash order.
 """
@@ -20,71 +21,34 @@ Same turns in, same insights out: no randomness, and nothing depends on set or h
 from __future__ import annotations
 
 import math
-import re
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import cast
 
 import sentencex
 import yake
-from rapidfuzz import fuzz
-from rapidfuzz.utils import default_process
 
 from shared.integrators import profiles
 from shared.integrators.base import ChatTurn, InsightDraft, Reflection
+from shared.integrators.text import (
+    COURTESY,
+    WORD,
+    clean,
+    excerpt,
+    fit_budget,
+    same_statement,
+    states_something,
+    yake_corpus,
+)
+from shared.integrators.topics import Sentence, group_topics, write_insight
 
 # sentencex ships no type information (pyproject.toml tells mypy so); segment(language, text) is
 # typed here.
 _segment = cast(Callable[[str, str], Iterable[str]], sentencex.segment)
 
-# \w is Unicode-aware, so this tokenizes Latin, Cyrillic, CJK runs, digits, ... alike; emoji and
-# punctuation are not words, which is what we want for matching keyphrases.
-_WORD = re.compile(r"[^\W_]+")
-_SPACE = re.compile(r"\s+")
-# Control characters (NUL above all, which PostgreSQL text refuses) and byte-order marks.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
-# Runs of 64+ non-space characters (a pasted hash, base64, a long CJK sentence) make YAKE's
-# sentence splitter slow; breaking them up keeps the text but bounds the cost.
-_LONG_RUN = re.compile(r"\S{64,}")
-_SENTENCE_END = (".", "!", "?", "。", "！", "？", "…")
-_QUESTION_END = ("?", "？", "؟")
-_CLOSERS = " \"'»”’)]}*_"
-# Words that make a conversation polite rather than informative. With the stopwords, they do not
-# count as content when telling filler ("Nice to meet you Grace.") from facts.
-_COURTESY_WORDS = """
-hi hello hey thanks thank nice meet great welcome please sure ok okay glad bye goodbye cheers sorry
-morning evening afternoon good cool awesome perfect yes yeah yep no nope right got understood alright
-fine wonderful excellent lovely appreciate appreciated
-"""
-_COURTESY = frozenset(_COURTESY_WORDS.split())
 # YAKE's default deduplication threshold (KeywordExtractor's dedup_lim).
 _YAKE_DEDUP_LIMIT = 0.9
-
-
-@dataclass(frozen=True, slots=True)
-class _Sentence:
-    seq: int
-    speaker: str
-    text: str  # whitespace-collapsed, trimmed to a readable length
-    order: int  # position in the reflection, breaks every tie
-    terms: tuple[str, ...]  # distinct content words, normalized and sorted
-    salience: float
-
-
-@dataclass(slots=True)
-class _Topic:
-    leader: _Sentence
-    keys: tuple[str, ...]  # the leader's terms other sentences can share, rarest first
-    mass: float  # the summed weight of all the leader's terms
-    members: list[_Sentence] = field(default_factory=list)
-
-    @property
-    def score(self) -> float:
-        # A topic several turns come back to matters a little more than a passing remark.
-        turns = len({m.seq for m in self.members})
-        return self.leader.salience + 0.5 * math.log1p(turns - 1)
 
 
 class BuiltinIntegrator:
@@ -144,7 +108,7 @@ class BuiltinIntegrator:
         # (see _keyphrases).
         self._extractor = yake.KeywordExtractor(lan=language, n=self.max_phrase_words, top=1 << 30, dedup_lim=1.0)
         self._extracted = 0
-        self._stopwords = frozenset(w for w in self._extractor.stopword_set if w) | _COURTESY
+        self._stopwords = frozenset(w for w in self._extractor.stopword_set if w) | COURTESY
         # Participants of one session mostly see the same turns: their keyphrases are computed once.
         self._recent: OrderedDict[str, dict[tuple[str, ...], float]] = OrderedDict()
         self._recent_lock = threading.Lock()
@@ -165,37 +129,38 @@ class BuiltinIntegrator:
             weights = self._phrase_weights([text for _, text, _ in facts])
             saliences = [self._salience(text, weights) for _, text, _ in facts]
         sentences = [
-            _Sentence(turn.seq, turn.speaker, text, i, terms, salience)
+            Sentence(turn.seq, turn.speaker, text, i, terms, salience)
             for i, ((turn, text, terms), salience) in enumerate(zip(facts, saliences, strict=True))
         ]
-        topics = self._topics(sentences)
+        topics = group_topics(sentences, keys=self.topic_keys, overlap=self.topic_overlap, fanout=self.index_fanout)
 
         fact_turns = len({s.seq for s in sentences})
         want = min(self.max_insights, math.ceil(fact_turns / self.fact_turns_per_insight) + self.insight_headroom)
         chosen = sorted(topics, key=lambda t: (-t.score, t.leader.order))[:want]
         # In conversation order: the insights read as a short story of the batch.
         chosen.sort(key=lambda t: min(m.order for m in t.members))
-        insights = [self._insight(t) for t in chosen]
+        insights = [write_insight(t, quotes=self.max_quotes, chars=self.insight_chars, repeat_ratio=self.repeat_ratio)
+                    for t in chosen]
         # The earlier turns' sentences, before the new ones in order, weighed by the new batch's
         # keyphrases: the context a profile of a name the new turns mention draws on.
         earlier = self._fact_sentences(self._cleaned(reflection.earlier))
         before = [
-            _Sentence(turn.seq, turn.speaker, text, i - len(earlier), terms,
-                      self._salience(text, weights) if weights is not None else self._lone_salience(text))
+            Sentence(turn.seq, turn.speaker, text, i - len(earlier), terms,
+                     self._salience(text, weights) if weights is not None else self._lone_salience(text))
             for i, (turn, text, terms) in enumerate(earlier)
         ]
         return insights + self._profiles([*before, *sentences], [frozenset(i.evidence) for i in insights])
 
     def _cleaned(self, turns: Sequence[ChatTurn]) -> list[tuple[ChatTurn, str]]:
-        cleaned = [(t, _SPACE.sub(" ", _CONTROL.sub("", t.content[: 2 * self.turn_chars])).strip()) for t in turns]
+        cleaned = [(t, clean(t.content[: 2 * self.turn_chars])) for t in turns]
         return [(t, text) for t, text in cleaned if text]
 
-    def _profiles(self, sentences: list[_Sentence], grouped: list[frozenset[int]]) -> list[InsightDraft]:
+    def _profiles(self, sentences: list[Sentence], grouped: list[frozenset[int]]) -> list[InsightDraft]:
         """Profiles of the names the new sentences (order 0 and up) mention, drawing on all of them."""
         mentions = [profiles.Mention(s.seq, s.speaker, s.text, s.order, s.salience) for s in sentences]
         found = profiles.profiles(mentions, self._stopwords, most=self.max_profiles, quotes=self.profile_quotes,
                                   chars=self.profile_chars,
-                                  same=lambda a, b: _same_statement(a, b, self.repeat_ratio), grouped=grouped,
+                                  same=lambda a, b: same_statement(a, b, self.repeat_ratio), grouped=grouped,
                                   new_from=0)
         return [InsightDraft(content=profiles.render(p), importance=p.importance,
                              evidence=sorted({m.seq for m in p.quoted})) for p in found]
@@ -204,7 +169,7 @@ class BuiltinIntegrator:
 
     def _fact_sentences(self, turns: list[tuple[ChatTurn, str]]) -> list[tuple[ChatTurn, str, tuple[str, ...]]]:
         """The turns' sentences that state something, with their content terms."""
-        texts = _fit_budget([text[: self.turn_chars] for _, text in turns], self.split_char_budget)
+        texts = fit_budget([text[: self.turn_chars] for _, text in turns], self.split_char_budget)
         facts: list[tuple[ChatTurn, str, tuple[str, ...]]] = []
         for (turn, whole), text in zip(turns, texts, strict=False):
             try:
@@ -216,35 +181,26 @@ class BuiltinIntegrator:
             for piece in pieces:
                 sentence = piece.strip()
                 terms = self._terms(sentence)
-                if self._states_something(sentence, terms):
-                    facts.append((turn, _excerpt(sentence, self.sentence_chars), terms))
+                if states_something(sentence, terms):
+                    facts.append((turn, excerpt(sentence, self.sentence_chars), terms))
         return facts
 
     def _terms(self, sentence: str) -> tuple[str, ...]:
         """Distinct content words, lowercased, with YAKE's own plural folding (a trailing "s")."""
         terms: set[str] = set()
-        for word in _WORD.findall(sentence[: self.match_chars].lower()):
+        for word in WORD.findall(sentence[: self.match_chars].lower()):
             if word in self._stopwords or len(word) > self.max_word_chars:
                 continue
             terms.add(word[:-1] if len(word) > 3 and word.endswith("s") else word)
         return tuple(sorted(terms))
-
-    def _states_something(self, sentence: str, terms: tuple[str, ...]) -> bool:
-        """Filler ("ok", "Nice to meet you Grace.") has little content; a question asks for facts
-        rather than giving them, unless it carries several itself ("Shall we move the billing
-        deploy to Friday after the migration?")."""
-        if sum(len(t) for t in terms) < 8:
-            return False
-        return len(terms) >= 4 or not sentence.rstrip(_CLOSERS).endswith(_QUESTION_END)
 
     # --- salience ----------------------------------------------------------------------------
 
     def _phrase_weights(self, texts: list[str]) -> dict[tuple[str, ...], float]:
         """YAKE keyphrases of the whole batch, as word tuples, weighted 1.0 (best) down to ~0."""
         stride = max(1, math.ceil(len(texts) * self.yake_sentence_chars / self.yake_char_budget))
-        fitted = _fit_budget(texts[::stride], self.yake_char_budget)
-        # The full stops and breaks added for YAKE count too: the budget is a hard bound.
-        corpus = " ".join(_as_sentence(_LONG_RUN.sub(_break_run, t)) for t in fitted)[: self.yake_char_budget]
+        fitted = fit_budget(texts[::stride], self.yake_char_budget)
+        corpus = yake_corpus(fitted, self.yake_char_budget)
         with self._recent_lock:
             if corpus in self._recent:
                 self._recent.move_to_end(corpus)
@@ -255,7 +211,7 @@ class BuiltinIntegrator:
             ranked = []
         weights: dict[tuple[str, ...], float] = {}
         for rank, phrase in enumerate(ranked):
-            words = tuple(w.lower() for w in _WORD.findall(phrase))
+            words = tuple(w.lower() for w in WORD.findall(phrase))
             if words and words not in weights:
                 weights[words] = (self.top_phrases - rank) / self.top_phrases
         with self._recent_lock:
@@ -300,7 +256,7 @@ class BuiltinIntegrator:
         is in the sentence, and ``_salience`` counts the best three: their weights are those of
         ranks 1 to 3, or fewer when the sentence has fewer candidate phrases (n-grams of up to
         ``max_phrase_words`` words neither starting nor ending with a stopword, as YAKE's)."""
-        words = [w.lower() for w in _WORD.findall(text[: self.match_chars])]
+        words = [w.lower() for w in WORD.findall(text[: self.match_chars])]
         stop = self._extractor.stopword_set
         phrases = {tuple(words[i : i + n]) for n in range(1, self.max_phrase_words + 1)
                    for i in range(len(words) - n + 1) if words[i] not in stop and words[i + n - 1] not in stop}
@@ -308,7 +264,7 @@ class BuiltinIntegrator:
         return sum(best) + 0.5 * math.log1p(min(len(words), 60))
 
     def _salience(self, text: str, weights: dict[tuple[str, ...], float]) -> float:
-        words = [w.lower() for w in _WORD.findall(text[: self.match_chars])]
+        words = [w.lower() for w in WORD.findall(text[: self.match_chars])]
         found: dict[tuple[str, ...], float] = {}
         longest = max((len(k) for k in weights), default=0)
         # Every n-gram of the sentence looked up in the phrase table: linear in its length.
@@ -323,139 +279,3 @@ class BuiltinIntegrator:
         # sentence.
         best = sorted(found.values(), reverse=True)[:3]
         return sum(best) + 0.5 * math.log1p(min(len(words), 60))
-
-    # --- topics ------------------------------------------------------------------------------
-
-    def _topics(self, sentences: list[_Sentence]) -> list[_Topic]:
-        """Leader clustering: the most salient sentences open topics, the others join the one
-        they overlap most, or open their own."""
-        n = len(sentences)
-        df = Counter(t for s in sentences for t in s.terms)
-        # Smoothed inverse document frequency: a word every sentence uses weighs 1, a rare one more.
-        idf = {t: 1 + math.log((1 + n) / (1 + c)) for t, c in df.items()}
-        topics: list[_Topic] = []
-        index: dict[str, list[int]] = {}
-        repeats: dict[tuple[str, ...], int] = {}
-        for s in sorted(sentences, key=lambda s: (-s.salience, s.order)):
-            if (seen := repeats.get(s.terms)) is not None:
-                topics[seen].members.append(s)  # the same words again: the same statement
-                continue
-            mass = math.fsum(idf[t] for t in s.terms)
-            # Words no other sentence uses weigh in the mass but cannot be shared: the keys are
-            # the rarest of the others.
-            keys = tuple(sorted(sorted((t for t in s.terms if df[t] > 1), key=lambda t: (df[t], t))[: self.topic_keys]))
-            shared: dict[int, list[float]] = {}
-            for t in keys:
-                for g in index.get(t, ()):
-                    shared.setdefault(g, []).append(idf[t])
-            best, best_share = -1, 0.0
-            for g in sorted(shared):
-                topic, weights = topics[g], shared[g]
-                share = math.fsum(weights) / min(mass, topic.mass)
-                if len(weights) >= min(2, len(keys), len(topic.keys)) and share > best_share:
-                    best, best_share = g, share
-            if best < 0 or best_share < self.topic_overlap:
-                best = len(topics)
-                topics.append(_Topic(leader=s, keys=keys, mass=mass))
-                for t in keys:
-                    listed = index.setdefault(t, [])
-                    if len(listed) < self.index_fanout:
-                        listed.append(best)
-            topics[best].members.append(s)
-            if s.terms:
-                repeats.setdefault(s.terms, best)
-        return topics
-
-    # --- insight -----------------------------------------------------------------------------
-
-    def _insight(self, topic: _Topic) -> InsightDraft:
-        quoted: list[_Sentence] = []
-        used = 0
-        for s in sorted(topic.members, key=lambda s: (-s.salience, s.order)):
-            if len(quoted) == self.max_quotes:
-                break
-            if any(_same_statement(s.text, q.text, self.repeat_ratio) for q in quoted):
-                continue
-            cost = len(s.speaker) + len(s.text) + 3
-            if quoted and used + cost > self.insight_chars:
-                continue
-            quoted.append(s)
-            used += cost
-        quoted.sort(key=lambda s: s.order)
-
-        parts: list[str] = []
-        speaker = None
-        for s in quoted:
-            parts.append(s.text if s.speaker == speaker else f"{s.speaker}: {s.text}")
-            speaker = s.speaker
-        content = _excerpt(" ".join(parts), self.insight_chars)
-
-        # Absolute (not batch-relative) scale so importance compares across reflections, and
-        # saturating so only topics dense with the batch's key phrases get near 10.
-        importance = min(10, max(1, 1 + round(9 * (1 - math.exp(-topic.score / 3)))))
-        # It cites the turns of the sentences it quotes and of the members that say one of them word
-        # for word (case and punctuation aside). A near-repeat ("Grace is not vegetarian", "release
-        # 2" for "release 1") or a member left out for room is not cited: its own observation holds it.
-        said = {default_process(q.text) for q in quoted}
-        evidence = sorted({m.seq for m in topic.members if default_process(m.text) in said})
-        return InsightDraft(content=content, importance=importance, evidence=evidence)
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def _same_statement(a: str, b: str, ratio: float) -> bool:
-    return fuzz.token_sort_ratio(a, b, processor=default_process) >= ratio
-
-
-def _fit_budget(texts: list[str], budget: int) -> list[str]:
-    """Truncate the longest texts first so the total stays within ``budget`` characters."""
-    total = sum(len(t) for t in texts)
-    if total <= budget:
-        return texts
-    # Find the per-text cap c with sum(min(len, c)) <= budget ("water filling"), so short texts
-    # are kept whole and every text still contributes its opening words.
-    lengths = sorted(len(t) for t in texts)
-    remaining, left = budget, len(lengths)
-    cap = 0
-    for length in lengths:
-        share = remaining // left
-        if length <= share:
-            remaining -= length
-            left -= 1
-        else:
-            cap = share
-            break
-    # Very many texts: each keeps at least its opening words, and the texts past the budget are
-    # left out, so the budget is a bound, never exceeded.
-    cap = max(cap, 20)
-    kept: list[str] = []
-    for text in texts:
-        piece = text if len(text) <= cap else _cut(text, cap)
-        budget -= len(piece)
-        if budget < 0:
-            break
-        kept.append(piece)
-    return kept
-
-
-def _break_run(match: re.Match[str]) -> str:
-    run = match.group(0)
-    return " ".join(run[i : i + 64] for i in range(0, len(run), 64))
-
-
-def _as_sentence(text: str) -> str:
-    # YAKE joins lines with spaces; ending each sentence with a full stop keeps keyphrases from
-    # spanning two of them.
-    return text if text.endswith(_SENTENCE_END) else text + "."
-
-
-def _cut(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, at a space when one is reasonably close."""
-    cut = text[:limit]
-    space = cut.rfind(" ")
-    return cut[:space] if space >= limit * 2 // 3 else cut
-
-
-def _excerpt(text: str, limit: int) -> str:
-    return text if len(text) <= limit else _cut(text, limit - 1).rstrip() + "…"
