@@ -14,7 +14,7 @@ from collections import defaultdict
 import psycopg
 
 from shared.config import Settings
-from shared.jobs.repository import JOBS_CHANNEL, listen_to_finished_jobs
+from shared.jobs.runs import JOBS_CHANNEL, listen_to_finished_jobs
 from shared.kit import pg
 
 log = logging.getLogger("engram.api.waiters")

@@ -22,6 +22,7 @@ from shared.config import Settings
 from shared.errors import problem_body
 from shared.idempotency import repository as idempotency_repo
 from shared.jobs import repository as repo
+from shared.jobs import runs
 from shared.kit import pg
 from shared.kit.db import unit_of_work
 from shared.models.states import JobStatus
@@ -50,7 +51,7 @@ def reconcile_once(settings: Settings) -> PassReport:
         # they have used up their attempts.
         report.requeued = len(repo.requeue_expired(db, settings.job_max_attempts))
         for job_id, attempts in repo.lock_exhausted(db, settings.job_max_attempts):
-            repo.finish(db, job_id, JobStatus.FAILED, error=problem_body(
+            runs.finish(db, job_id, JobStatus.FAILED, error=problem_body(
                 500, "The job was lost too many times",
                 f"{attempts} runs of this job were lost (worker killed or unreachable) before finishing; "
                 f"the limit is ENGRAM_JOB_MAX_ATTEMPTS={settings.job_max_attempts}.", type_slug="attempts-exhausted"))
@@ -120,7 +121,7 @@ class _DeliveriesListener:
         """Whether deliveries were notified within ``timeout`` seconds (all pending notes are read)."""
         if self._conn is None:
             self._conn = psycopg.connect(self._dsn, autocommit=True, **self._params)
-            self._conn.execute(f"LISTEN {repo.DELIVERIES_CHANNEL}")
+            self._conn.execute(f"LISTEN {runs.DELIVERIES_CHANNEL}")
         return any(True for _ in self._conn.notifies(timeout=max(timeout, 0.0), stop_after=1000))
 
     def close(self) -> None:

@@ -15,7 +15,8 @@ from shared.config import Settings
 from shared.embedders import Embedder
 from shared.integrators import ChatTurn, InsightDraft, Integrator, IntegratorError, Reflection
 from shared.jobs import repository as repo
-from shared.jobs.repository import Run
+from shared.jobs import runs
+from shared.jobs.runs import Run
 from shared.kit import connector
 from shared.kit.db import unit_of_work
 from shared.memories import repository as memories_repo
@@ -53,8 +54,8 @@ class SafePoint(Protocol):
     def checkpoint(self) -> None: ...
 
 
-def fence(run: Run, locked: repo.Fence | None) -> None:
-    """Raise unless the fence (repo.LOCK_RUN, taken before any write of ``run``) lets the run
+def fence(run: Run, locked: runs.Fence | None) -> None:
+    """Raise unless the fence (runs.LOCK_RUN, taken before any write of ``run``) lets the run
     write: the job is still the run's, the session was not truncated since the claim, and no
     cancel was requested."""
     if locked is None:
@@ -71,7 +72,7 @@ def fence(run: Run, locked: repo.Fence | None) -> None:
 def truncate_run(settings: Settings, run: Run) -> list[Dispatch]:
     """A claimed truncate, in one fenced transaction (a cancel requested since the claim stops it)."""
     with unit_of_work(settings) as db:
-        fence(run, repo.lock_run(db, run.id, run.token))
+        fence(run, runs.lock_run(db, run.id, run.token))
         return truncate(db, run)
 
 
@@ -79,7 +80,7 @@ def truncate(db: Session, run: Run) -> list[Dispatch]:
     """Reset the session, finish the job, dispatch the next one (in a fenced transaction)."""
     sessions_repo.lock(db, run.session_id)
     turns, generation = sessions_repo.truncate(db, run.session_id)
-    repo.finish(db, run.id, JobStatus.SUCCEEDED, result={"turns_deleted": turns, "generation": generation},
+    runs.finish(db, run.id, JobStatus.SUCCEEDED, result={"turns_deleted": turns, "generation": generation},
                 completed=1)
     return repo.dispatch_next(db, run.session_id)
 
@@ -126,31 +127,29 @@ class Claim:
 
 def claim_integration(settings: Settings, job_id: str, owner: str, lease: timedelta) -> Claim:
     """Claim the job and, in the same round trip, finish it if no participant has anything new
-    (repo.FINISH_IF_IDLE), else read the plan of its integration: who to integrate and which turns
+    (runs.FINISH_IF_IDLE), else read the plan of its integration: who to integrate and which turns
     each one sees, as of the claim, and the memories their agents gained since this process last
     wrote them (``Plan.window``; checked again under the agent's lock when writing). A truncate's
     claim has no plan."""
     size = settings.memory_dedup_window
     kept = stream.kept(settings.libpq_url, size)
-    params = {**repo.claim_params(job_id, owner, lease), "window": size, "agents": list(kept),
+    params = {**runs.claim_params(job_id, owner, lease), "window": size, "agents": list(kept),
               "highs": [w.high for w in kept.values()]}
-    run = repo.CLAIMED_INTEGRATION
     claim, ((finished,),), dispatched, people, seen, earlier, deltas = connector.run(settings, [
-        (repo.CLAIM, params), (repo.FINISH_IF_IDLE, params), (repo.DISPATCH_AFTER, params),
-        (sessions_repo.participants_to_integrate_sql(run), params), (sessions_repo.new_turns_seen_sql(run), params),
-        (sessions_repo.earlier_turns_seen_sql(run, settings.integration_context_turns), params),
-        (memories_repo.window_deltas_sql(sessions_repo.participant_agents_sql(run)), params)])
+        (runs.CLAIM, params), (runs.FINISH_IF_IDLE, params), (repo.DISPATCH_AFTER, params),
+        (runs.PARTICIPANTS_TO_INTEGRATE, params), (runs.NEW_TURNS_SEEN, params),
+        (runs.earlier_turns_seen(settings.integration_context_turns), params), (runs.WINDOW_DELTAS, params)])
     plans = plans_of(people, seen, earlier)
     newer: dict[int, list[tuple[int, str, str]]] = {}
     for agent_id, memory_id, kind, said in deltas:
         newer.setdefault(agent_id, []).append((memory_id, kind, said))
     for plan in plans:
         # A memory of the kept window deleted since is not seen here: the write's check
-        # (WINDOW_UNCHANGED) catches it, and the write then reads the window again under the lock.
+        # (runs.COMMIT_STEP's window check) catches it, and the write then reads the window again under the lock.
         if plan.turns:
             _, plan.window = stream.window_of(settings.libpq_url, plan.agent_id, size)
             plan.window.advance(newer.get(plan.agent_id, []))
-    return Claim(repo.claimed(claim[0] if claim else None), plans, bool(finished),
+    return Claim(runs.claimed(claim[0] if claim else None), plans, bool(finished),
                  [Dispatch(r[0], r[1]) for r in dispatched])
 
 
@@ -262,7 +261,7 @@ def _step(run: Run, settings: Settings, writer: Plan | None, idle: list[Plan], w
     others, entries, results = _step_result(run, members, counts)
     params.update(participants=[p.participant_id for p in members], watermarks=[p.watermark for p in members],
                   others=json.dumps(others), entries=json.dumps(entries))
-    return (repo.COMMIT_STEP, params), after, results
+    return (runs.COMMIT_STEP, params), after, results
 
 
 def _try_step(run: Run, settings: Settings, writer: Plan, idle: list[Plan], window: stream.Window, *,
@@ -271,7 +270,7 @@ def _try_step(run: Run, settings: Settings, writer: Plan, idle: list[Plan], wind
     because the agent's memories or the writer's turns changed since (nothing was written)."""
     step, after, results = _step(run, settings, writer, idle, window, done=done, last=last)
     locked, _, *rows = connector.run(settings, [
-        (repo.LOCK_RUN, {"id": run.id, "token": run.token}), (memories_repo.LOCK_AGENT, {"agent_id": writer.agent_id}),
+        (runs.LOCK_RUN, {"id": run.id, "token": run.token}), (memories_repo.LOCK_AGENT, {"agent_id": writer.agent_id}),
         step, *after])
     _fence_or_raise(run, locked, rows, last)
     if not rows[0][0][0]:
@@ -284,7 +283,7 @@ def _locked_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
                  last: bool) -> list[Dispatch]:
     """The step with the agent's latest memories read under its lock first (two round trips;
     one without a writer)."""
-    lock_run = (repo.LOCK_RUN, {"id": run.id, "token": run.token})
+    lock_run = (runs.LOCK_RUN, {"id": run.id, "token": run.token})
     with connector.transaction(settings) as tx:
         if writer is None:
             step, after, results = _step(run, settings, None, idle, None, done=done, last=last)
@@ -300,7 +299,7 @@ def _locked_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
             lock_run, (memories_repo.LOCK_AGENT, agent), (memories_repo.RECENT, agent),
             (memories_repo.COUNT_BETWEEN, {"agent_id": writer.agent_id, "low": window.low, "high": window.high}),
             (sessions_repo.REDACTED_AMONG, seqs)])
-        fence(run, repo.fenced(locked[0] if locked else None))
+        fence(run, runs.fenced(locked[0] if locked else None))
         if count != len(window.order):  # memories of the window were deleted: read it all again
             window = stream.Window(window.size)
             (newer,) = tx.send([(memories_repo.RECENT, {**agent, "after": 0})])
@@ -317,7 +316,7 @@ def _locked_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
 def _fence_or_raise(run: Run, locked: list[tuple[Any, ...]], rows: list[list[tuple[Any, ...]]], last: bool) -> None:
     """Raise unless the fence sent in the step's round trip let it write."""
     try:
-        fence(run, repo.fenced(locked[0] if locked else None))
+        fence(run, runs.fenced(locked[0] if locked else None))
     except Fenced as exc:
         # The job is no longer the run's: if it was re-queued as its session's head, the
         # step's dispatch marked it and its message is the runner's to send.

@@ -1,28 +1,21 @@
-"""All SQL of the job lifecycle. Every statement has a name and a one-line purpose; the words
-(head, dispatch, run, token, fence) are those of docs/jobs.md.
-
-A write made by a run carries its fencing token (the job's ``attempts`` when the run claimed it).
+"""All SQL of jobs outside a run: accepting and reading them, listing and cancelling, dispatching a
+session's head, and the reconciler's. A run's statements are in shared.jobs.runs. The words (head,
+dispatch, run) are those of docs/jobs.md.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-import psycopg
-from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from shared.kit.db import rowcount
-from shared.memories import repository as memories_repo
+from shared.kit import connector
 from shared.models import Job
-from shared.models.states import OPEN, OPEN_SQL, JobKind, JobStatus
+from shared.models.states import OPEN_SQL, JobKind, JobStatus
 from shared.namespaces.repository import CALLER, known, reaches
 from shared.queue import Dispatch
-from shared.sessions import repository as sessions_repo
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
 
@@ -35,16 +28,31 @@ def is_head(job: str) -> str:
             f" AND earlier.status IN {OPEN_SQL} AND earlier.seq < {job}.seq)")
 
 
+_JOB = ("jobs.id, jobs.seq, jobs.namespace_id, jobs.session_id, jobs.session_name, jobs.kind, jobs.status, "
+        "jobs.attempts, jobs.progress_completed, jobs.progress_total, jobs.result, jobs.error, jobs.cancel_requested, "
+        "jobs.created_at, jobs.started_at, jobs.finished_at, jobs.dispatched_at, jobs.redispatches, jobs.lease_owner, "
+        "jobs.lease_expires_at, jobs.run_generation, jobs.snapshot_seq")
+"""Fragment: every column of a job, as the model ``Job`` has them."""
+
+GET = f"SELECT {_JOB} FROM jobs WHERE id = %(id)s AND namespace_id = %(namespace_id)s"
+"""A job of a namespace (params: id, namespace_id)."""
+GET_LOCKED = GET + " FOR UPDATE"
+"""GET, the job's row locked for the rest of the transaction."""
+
+
 def get(db: Session, namespace_id: int, job_id: str, *, lock: bool = False) -> Job | None:
-    q = select(Job).where(Job.id == job_id, Job.namespace_id == namespace_id)
-    if lock:
-        q = q.with_for_update()
-    return db.execute(q).scalar_one_or_none()
+    row = connector.fetch_one(db, GET_LOCKED if lock else GET, {"id": job_id, "namespace_id": namespace_id})
+    return None if row is None else Job(**row._mapping)
+
+
+STATUS_OF = "SELECT status FROM jobs WHERE id = %(id)s"
+"""A job's status, whatever its namespace (param: id)."""
 
 
 def status_of(db: Session, job_id: str) -> str | None:
     """The job's status, whatever its namespace (for the worker's log of a skipped message)."""
-    return db.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+    row = connector.fetch_one(db, STATUS_OF, {"id": job_id})
+    return None if row is None else str(row[0])
 
 
 # --- accepting a job ---------------------------------------------------------------------------
@@ -150,11 +158,11 @@ def accepted(row: tuple[Any, ...]) -> Accepted:
 
 def accept(db: Session, namespace: str, session: str, kind: JobKind, key: str | None, job_id: str) -> Accepted:
     """Accept a job within the caller's transaction (the path of a request with an Idempotency-Key)."""
-    conn = db.connection()
-    last: Any = None
-    for sql, params in accept_statements(namespace, session, kind, key, job_id):
-        last = conn.exec_driver_sql(sql, params)
-    return accepted(last.one())
+    (lock, lock_params), (decide, decide_params) = accept_statements(namespace, session, kind, key, job_id)
+    connector.execute(db, lock, lock_params)
+    row = connector.fetch_one(db, decide, decide_params)
+    assert row is not None  # ACCEPT returns its decision's row, whatever it is
+    return accepted(tuple(row))
 
 
 READ_JOB = f"""
@@ -167,250 +175,47 @@ READ_JOB = f"""
 """A job as the caller may read it: (key known, namespace reached, the job's columns or NULLs)."""
 
 
+OPEN_TRUNCATE = f"""SELECT id FROM jobs WHERE session_id = %(session_id)s AND kind = '{JobKind.TRUNCATE.value}'
+                     AND status IN {OPEN_SQL} LIMIT 1"""
+"""A truncate of the session that is queued or running, if any (param: session_id): its id."""
+
+
 def open_truncate(db: Session, session_id: int) -> str | None:
     """The id of a truncate of the session that is queued or running, if any."""
-    return db.execute(
-        select(Job.id).where(Job.session_id == session_id, Job.kind == JobKind.TRUNCATE,
-                             Job.status.in_([s.value for s in OPEN])).limit(1)
-    ).scalar_one_or_none()
+    row = connector.fetch_one(db, OPEN_TRUNCATE, {"session_id": session_id})
+    return None if row is None else str(row[0])
+
+
+LIST_BEFORE = f"""
+    SELECT {_JOB} FROM jobs
+    WHERE namespace_id = %(namespace_id)s AND (CAST(%(before)s AS bigint) IS NULL OR seq < %(before)s)
+      AND (CAST(%(session_id)s AS bigint) IS NULL OR session_id = %(session_id)s)
+      AND (CAST(%(kind)s AS text) IS NULL OR kind = %(kind)s)
+      AND (CAST(%(status)s AS text) IS NULL OR status = %(status)s)
+    ORDER BY seq DESC LIMIT %(limit)s
+"""
+"""A namespace's jobs, newest first, before a position (params: namespace_id, limit; before (a job's
+``seq``), session_id, kind and status, each NULL for any)."""
 
 
 def list_before(db: Session, namespace_id: int, *, before: int | None, limit: int, session_id: int | None,
                 kind: str | None, status: str | None) -> list[Job]:
     """The namespace's jobs, newest first, before a position (a job's ``seq``)."""
-    q = select(Job).where(Job.namespace_id == namespace_id).order_by(Job.seq.desc()).limit(limit)
-    if before is not None:
-        q = q.where(Job.seq < before)
-    if session_id is not None:
-        q = q.where(Job.session_id == session_id)
-    if kind is not None:
-        q = q.where(Job.kind == kind)
-    if status is not None:
-        q = q.where(Job.status == status)
-    return list(db.execute(q).scalars())
+    rows = connector.fetch_all(db, LIST_BEFORE, {"namespace_id": namespace_id, "before": before, "limit": limit,
+                                                 "session_id": session_id, "kind": kind, "status": status})
+    return [Job(**row._mapping) for row in rows]
+
+
+REQUEST_CANCEL = "UPDATE jobs SET cancel_requested = true WHERE id = %(id)s"
+"""Mark a job cancelled-on-request (param: id)."""
 
 
 def request_cancel(db: Session, job_id: str) -> None:
     """Mark the job cancelled-on-request; a running one sees it at its next safe point."""
-    db.execute(text("UPDATE jobs SET cancel_requested = true WHERE id = :id"), {"id": job_id})
+    connector.execute(db, REQUEST_CANCEL, {"id": job_id})
 
 
-# --- a run -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """What a run needs to know about its job: read once, by the claim."""
-
-    id: str
-    session_id: int
-    session_name: str
-    kind: str
-    token: int  # the job's attempts when this run claimed it: its fencing token
-    generation: int  # the session's generation at the claim: a truncate since then supersedes the run
-    snapshot_seq: int  # the session's last seq at the claim: the run integrates nothing after it
-    result: dict[str, Any] | None
-
-
-CLAIM = f"""
-    UPDATE jobs j
-    SET status = '{RUNNING}', attempts = j.attempts + 1, lease_owner = %(owner)s,
-        lease_expires_at = now() + make_interval(secs => %(lease)s), started_at = coalesce(j.started_at, now()),
-        run_generation = s.generation, snapshot_seq = s.turn_count, progress_completed = 0,
-        progress_total = CASE WHEN j.kind = '{JobKind.TRUNCATE.value}' THEN 1
-                              ELSE (SELECT count(*) FROM participants p WHERE p.session_id = j.session_id) END
-    FROM (SELECT s.id, s.generation, s.turn_count FROM sessions s
-          WHERE s.id = (SELECT q.session_id FROM jobs q WHERE q.id = %(id)s) FOR SHARE) s
-    WHERE j.id = %(id)s AND s.id = j.session_id AND j.status = '{QUEUED}' AND {is_head("j")}
-    RETURNING j.id, j.session_id, j.session_name, j.kind, j.attempts, j.run_generation, j.snapshot_seq, j.result
-"""
-"""Start a run (params: id, owner, lease in seconds): the row of a ``Run``, or none.
-
-The claim share-locks the session row, which an accept (LOCK_SESSION) and an append lock for
-update, and reads the session's generation and last seq from the row it locked, its newest
-version. So an accept that coalesces a request into this job either commits before the claim reads
-the last seq (the snapshot then holds every turn appended before that request) or waits for the
-claim to commit and then sees the job running, and creates a new one."""
-
-# An integration's claim is one round trip (shared.kit.connector): CLAIM, then the reads of its plan
-# over this relation, the job's session and snapshot once the claim above made it this run's.
-CLAIMED_INTEGRATION = f"""(SELECT session_id, snapshot_seq FROM jobs WHERE id = %(id)s AND status = '{RUNNING}'
-                            AND lease_owner = %(owner)s AND kind = '{JobKind.INTEGRATE.value}')"""
-
-
-def claim_params(job_id: str, owner: str, lease: timedelta) -> dict[str, Any]:
-    return {"id": job_id, "owner": owner, "lease": lease.total_seconds()}
-
-
-def claimed(row: tuple[Any, ...] | None) -> Run | None:
-    """The run of CLAIM's row, or None when the job was not claimed (the worker's claim:
-    shared.jobs.effects.claim_integration)."""
-    return None if row is None else Run(*row)
-
-
-class Fence(NamedTuple):
-    generation: int  # the session's generation now: another than the run's means a truncate came between
-    cancel_requested: bool
-
-
-LOCK_RUN = f"""
-    SELECT s.generation, j.cancel_requested
-    FROM jobs j JOIN sessions s ON s.id = j.session_id
-    WHERE j.id = %(id)s AND j.attempts = %(token)s AND j.status = '{RUNNING}'
-    FOR UPDATE OF j FOR SHARE OF s
-"""
-"""The fence (params: id, token): one row (session generation, cancel requested), or none."""
-
-
-def fenced(row: tuple[Any, ...] | None) -> Fence | None:
-    return None if row is None else Fence(row[0], bool(row[1]))
-
-
-def lock_run(db: Session, job_id: str, token: int) -> Fence | None:
-    """The fence, taken before any write of a run, in one round trip: lock the job row if this run
-    still owns it, and share-lock its session so no truncate commits in between. None when the
-    job is no longer the run's (re-queued after a lost lease, finished, cancelled, or purged)."""
-    return fenced(db.connection().exec_driver_sql(LOCK_RUN, {"id": job_id, "token": token}).first())
-
-
-# The channels a job's finish is notified on: the API's long-polls listen to the first; the
-# scheduler, which sends webhook deliveries, to the second.
-JOBS_CHANNEL = "engram_jobs"
-DELIVERIES_CHANNEL = "engram_deliveries"
-
-
-def listen_to_finished_jobs(conn: psycopg.Connection[Any]) -> None:
-    """Subscribe a (psycopg, autocommit) connection to the notifications of finished jobs."""
-    conn.execute(f"LISTEN {JOBS_CHANNEL}")
-
-
-# What every statement that finishes jobs ends with, over its CTE ``done`` of the finished job rows
-# (id, namespace_id, status): the outbox, a CTE writing their webhook deliveries in the same
-# transaction as the finish, and a select expression that notifies at commit the API's long-polls
-# and, when deliveries were written, the scheduler that sends them.
-_OUTBOX = """outbox AS (
-        INSERT INTO webhook_deliveries (id, webhook_id, job_id, event)
-        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), w.id, done.id, 'job.' || done.status
-        FROM done JOIN webhooks w ON w.namespace_id = done.namespace_id AND 'job.' || done.status = ANY(w.events)
-        RETURNING id)"""
-"""One delivery per endpoint of the job's namespace subscribed to its final status. Written with
-no message sent (``dispatched_at`` NULL): the scheduler, woken at the commit by the notification,
-sends them at once (shared.webhooks.repository.due); a delivery written as "just sent" would wait
-for ENGRAM_JOB_REDISPATCH_SECONDS, as if its message had been lost."""
-_NOTIFY = (f"(SELECT count(*) FROM (SELECT pg_notify('{JOBS_CHANNEL}', id) FROM done) n)"
-           f" + (SELECT count(*) FROM (SELECT pg_notify('{DELIVERIES_CHANNEL}', id) FROM done"
-           " WHERE EXISTS (SELECT FROM outbox)) d)")
-
-
-# With nothing new for any participant, an integration is done in its claim's round trip: this
-# statement, run right after CLAIM in the same transaction (the job row is the run's, locked by it;
-# no truncate can come between, the job being its session's head), moves the watermarks, finishes
-# the job with its result and wakes its long-polls. A job with the result of an earlier attempt
-# goes the usual way (its result adds up, see shared.jobs.effects).
-_IDLE_JOB = f"""(SELECT id, session_id, snapshot_seq FROM jobs WHERE id = %(id)s AND status = '{RUNNING}'
-                 AND lease_owner = %(owner)s AND kind = '{JobKind.INTEGRATE.value}' AND result IS NULL)"""
-FINISH_IF_IDLE = f"""
-    WITH job AS MATERIALIZED {_IDLE_JOB},
-    people(id, agent_id, name, description, watermark) AS MATERIALIZED (
-        {sessions_repo.participants_to_integrate_sql("job")}),
-    idle AS MATERIALIZED (
-        SELECT job.id, job.snapshot_seq FROM job WHERE NOT EXISTS ({sessions_repo.new_turns_seen_sql("job")})),
-    moved AS MATERIALIZED ({sessions_repo.MOVE_WATERMARKS.format(
-        snapshot="(SELECT snapshot_seq FROM idle)", read="people AS w", when="EXISTS (SELECT FROM idle)")}),
-    done AS (
-        UPDATE jobs SET status = '{JobStatus.SUCCEEDED.value}', finished_at = now(), lease_expires_at = NULL,
-                        progress_completed = (SELECT count(*) FROM people),
-                        result = jsonb_build_object('participants', coalesce((
-                            SELECT jsonb_agg(jsonb_build_object(
-                                       'name', p.name, 'turns_integrated', 0, 'insights_created', 0,
-                                       'memories_created', 0, 'watermark', coalesce(m.last_integration_turn, p.watermark))
-                                   ORDER BY p.name COLLATE "C")
-                            FROM people p LEFT JOIN moved m ON m.id = p.id), '[]'::jsonb))
-        WHERE id = (SELECT id FROM idle)
-        RETURNING id, namespace_id, status),
-    {_OUTBOX}
-    SELECT least(1, {_NOTIFY})
-"""
-"""Params: id, owner. One row: 1 when the job was finished, else 0."""
-
-_FINISH = text(f"""
-    WITH done AS (
-        UPDATE jobs SET status = :status, result = coalesce(CAST(:result AS jsonb), result),
-               error = CAST(:error AS jsonb), progress_completed = coalesce(:completed, progress_completed),
-               finished_at = now(), lease_expires_at = NULL
-        WHERE id = :id RETURNING id, namespace_id, status
-    ),
-    {_OUTBOX}
-    SELECT {_NOTIFY}
-""")
-
-
-def finish(db: Session, job_id: str, status: JobStatus, *, result: dict[str, Any] | None = None,
-           error: dict[str, Any] | None = None, completed: int | None = None) -> None:
-    """Finish a job (locked by the caller), write its webhook deliveries (the outbox) and wake
-    its long-polls, in one statement. The notifications are delivered at commit: the API's LISTEN
-    wakes the requests waiting on the job, the scheduler's sends the new deliveries."""
-    db.execute(_FINISH, {"id": job_id, "status": status.value, "completed": completed,
-                         "result": None if result is None else json.dumps(result),
-                         "error": None if error is None else json.dumps(error)})
-
-
-# One step of an integration, in one statement: the participants it commits (at most one with new
-# turns, the writer, and any with nothing to write) move their watermarks; the writer's insights
-# and memories go in, conditional on its watermark moving (a participant unbound or rebound since
-# the claim gets nothing); the job records its result and progress, or, on the last step, finishes
-# and wakes its long-polls. Nothing applies unless the run still owns the job, no cancel was
-# requested and the session's generation is the run's: the fence (LOCK_RUN), sent before this
-# statement in the same transaction, holds the locks that keep it so. Nor unless the writer's
-# memories were sifted against the agent's latest ones and none of its turns was redacted since
-# (the agent's lock, LOCK_AGENT, is taken before this statement too): a write prepared from what
-# was read without the lock applies only if that is still so.
-# The result is computed here from what moved: ``others`` are the result's entries of participants
-# not in this step, ``entries`` give each participant of the step its entry if it moved or if not.
-COMMIT_STEP = f"""
-    WITH ok AS MATERIALIZED (
-        SELECT j.id FROM jobs j JOIN sessions s ON s.id = j.session_id
-        WHERE j.id = %(id)s AND j.attempts = %(token)s AND j.status = '{RUNNING}' AND NOT j.cancel_requested
-          AND s.generation = %(generation)s
-          AND {memories_repo.WINDOW_UNCHANGED} AND {sessions_repo.NONE_REDACTED}),
-    moved AS MATERIALIZED ({sessions_repo.MOVE_WATERMARKS.format(
-        snapshot="%(snapshot)s", read=sessions_repo.AS_READ, when="EXISTS (SELECT FROM ok)")}),
-    writer AS MATERIALIZED (SELECT FROM moved WHERE moved.id = CAST(%(writer)s AS bigint)),
-    new_insights AS ({sessions_repo.INSERT_INSIGHTS.format(when="EXISTS (SELECT FROM writer)")}),
-    new_memories AS ({memories_repo.INSERT_MEMORIES.format(when="EXISTS (SELECT FROM writer)")}),
-    reinforced AS ({memories_repo.REINFORCE.format(when="EXISTS (SELECT FROM writer)")}),
-    result AS (
-        SELECT jsonb_build_object('participants', coalesce(jsonb_agg(r.e ORDER BY r.e ->> 'name' COLLATE "C"),
-                                                           '[]'::jsonb)) AS value
-        FROM (SELECT e FROM jsonb_array_elements(CAST(%(others)s AS jsonb)) AS e
-              UNION ALL
-              SELECT CASE WHEN EXISTS (SELECT FROM moved WHERE moved.id = x.participant) THEN x.moved ELSE x.stayed END
-              FROM jsonb_to_recordset(CAST(%(entries)s AS jsonb)) AS x(participant bigint, moved jsonb, stayed jsonb)) r),
-    step AS (
-        UPDATE jobs SET result = (SELECT value FROM result), progress_completed = %(completed)s,
-                        status = CASE WHEN %(last)s THEN '{JobStatus.SUCCEEDED.value}' ELSE status END,
-                        finished_at = CASE WHEN %(last)s THEN now() ELSE finished_at END,
-                        lease_expires_at = CASE WHEN %(last)s THEN NULL ELSE lease_expires_at END
-        WHERE id = (SELECT id FROM ok)
-        RETURNING id, namespace_id, status),
-    done AS (SELECT id, namespace_id, status FROM step WHERE %(last)s),
-    {_OUTBOX}
-    SELECT EXISTS (SELECT FROM step), ARRAY(SELECT id FROM moved), {_NOTIFY}
-"""
-"""Params: id, token, generation, session_id, session_name, snapshot, participants and watermarks
-(as read), writer (a participant id or None), agent_id, insights, memories, reinforce, the window
-sifted against (low, high, kept), seqs (the writer's turns), others, entries, completed, last.
-One row: (the step applied, ids of the participants whose watermark moved, notifications sent).
-The last step also writes the job's webhook deliveries (the outbox)."""
-
-
-def requeue(db: Session, job_id: str, error: dict[str, Any]) -> None:
-    """Put a failed run's job (locked by the caller) back in the queue, keeping the error seen."""
-    db.execute(text(f"""
-        UPDATE jobs SET status = '{QUEUED}', lease_owner = NULL, lease_expires_at = NULL, dispatched_at = NULL,
-                        redispatches = 0, error = CAST(:error AS jsonb)
-        WHERE id = :id
-    """), {"id": job_id, "error": json.dumps(error)})
+# --- dispatching the head ---------------------------------------------------------------------
 
 
 def _dispatch_next_sql(session: str) -> str:
@@ -430,48 +235,42 @@ DISPATCH_AFTER = _dispatch_next_sql("(SELECT session_id FROM jobs WHERE id = %(i
 def dispatch_next(db: Session, session_id: int) -> list[Dispatch]:
     """Mark the session's head as dispatched when it is queued and has no message yet; returns
     the message to send after commit. Run in every transaction that finishes or re-queues a job."""
-    return [Dispatch(r[0], r[1]) for r in db.connection().exec_driver_sql(DISPATCH_NEXT, {"session_id": session_id})]
-
-
-HEARTBEAT = f"""
-    UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s)
-    WHERE id = %(id)s AND attempts = %(token)s AND status = '{RUNNING}'
-    RETURNING cancel_requested
-"""
-"""Extend the lease (params: id, token, lease in seconds): one row (cancel requested) while the run's."""
+    return [Dispatch(r[0], r[1]) for r in connector.fetch_all(db, DISPATCH_NEXT, {"session_id": session_id})]
 
 
 # --- the reconciler ----------------------------------------------------------------------------
 
 
-_REQUEUE_EXPIRED = text(f"""
+REQUEUE_EXPIRED = f"""
     UPDATE jobs SET status = '{QUEUED}', lease_owner = NULL, lease_expires_at = NULL, dispatched_at = NULL,
                     redispatches = 0
-    WHERE status = '{RUNNING}' AND lease_expires_at < now() AND attempts < :max_attempts
+    WHERE status = '{RUNNING}' AND lease_expires_at < now() AND attempts < %(max_attempts)s
     RETURNING id
-""")
+"""
+"""Running jobs whose lease expired, with attempts left, back to the queue (param: max_attempts): their ids."""
 
 
 def requeue_expired(db: Session, max_attempts: int) -> list[str]:
     """Running jobs whose lease expired (worker lost) with attempts left: back to the queue."""
-    return list(db.execute(_REQUEUE_EXPIRED, {"max_attempts": max_attempts}).scalars())
+    return [str(r[0]) for r in connector.fetch_all(db, REQUEUE_EXPIRED, {"max_attempts": max_attempts})]
 
 
-_LOCK_EXHAUSTED = text(f"""
+LOCK_EXHAUSTED = f"""
     SELECT id, attempts FROM jobs
-    WHERE status = '{RUNNING}' AND lease_expires_at < now() AND attempts >= :max_attempts
+    WHERE status = '{RUNNING}' AND lease_expires_at < now() AND attempts >= %(max_attempts)s
     FOR UPDATE SKIP LOCKED
-""")
+"""
+"""Running jobs whose lease expired and whose attempts are used up, locked (param: max_attempts): (id, attempts)."""
 
 
 def lock_exhausted(db: Session, max_attempts: int) -> list[tuple[str, int]]:
     """Running jobs whose lease expired and that used up their attempts: (id, attempts), locked."""
-    return [(r[0], r[1]) for r in db.execute(_LOCK_EXHAUSTED, {"max_attempts": max_attempts})]
+    return [(r[0], r[1]) for r in connector.fetch_all(db, LOCK_EXHAUSTED, {"max_attempts": max_attempts})]
 
 
 REDISPATCH_BACKOFF_CAP = 4  # at most 2**4 = 16 times the base interval between re-sends
 
-_REDISPATCH_HEADS = text(f"""
+REDISPATCH_HEADS = f"""
     UPDATE jobs j
     SET redispatches = j.redispatches + CASE WHEN j.dispatched_at IS NULL THEN 0 ELSE 1 END,
         dispatched_at = now()
@@ -479,20 +278,25 @@ _REDISPATCH_HEADS = text(f"""
         SELECT h.id FROM jobs h
         WHERE h.status = '{QUEUED}' AND {is_head("h")}
           AND (h.dispatched_at IS NULL OR h.dispatched_at < now() - make_interval(
-                   secs => :interval * power(2, least(h.redispatches, {REDISPATCH_BACKOFF_CAP}))))
-        ORDER BY h.seq LIMIT :limit
+                   secs => %(interval)s * power(2, least(h.redispatches, {REDISPATCH_BACKOFF_CAP}))))
+        ORDER BY h.seq LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED)
     RETURNING j.id, j.kind
-""")
+"""
+"""Mark due heads dispatched (params: interval in seconds, limit): rows (id, kind) of ``Dispatch``."""
 
 
 def redispatch_heads(db: Session, interval: timedelta, limit: int = 1000) -> list[Dispatch]:
     """Queued heads with no message, or whose message is older than ``interval`` doubled for each
     re-send already made (up to 16 times): mark them dispatched and return the messages to send."""
-    rows = db.execute(_REDISPATCH_HEADS, {"interval": interval.total_seconds(), "limit": limit})
+    rows = connector.fetch_all(db, REDISPATCH_HEADS, {"interval": interval.total_seconds(), "limit": limit})
     return [Dispatch(r[0], r[1]) for r in rows]
+
+
+PURGE_FINISHED = "DELETE FROM jobs WHERE finished_at < %(before)s"
+"""Delete the jobs finished before a time (param: before)."""
 
 
 def purge_finished(db: Session, before: datetime) -> int:
     """Delete the jobs finished before ``before``; returns how many."""
-    return rowcount(db.execute(delete(Job).where(Job.finished_at < before)))
+    return connector.execute(db, PURGE_FINISHED, {"before": before})

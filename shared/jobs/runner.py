@@ -1,8 +1,8 @@
 """Running one job: claim with fencing, heartbeat, effects, finish, dispatch the next job.
 
 Rules (DESIGN.md section 3) and where they hold (docs/jobs.md has the whole table):
-- effects at most once: the claim (``effects.claim_integration``, ``repo.CLAIM``) returns the
-  run's token; every effect transaction takes the fence (``repo.LOCK_RUN``, judged by
+- effects at most once: the claim (``effects.claim_integration``, ``runs.CLAIM``) returns the
+  run's token; every effect transaction takes the fence (``runs.LOCK_RUN``, judged by
   ``effects.fence``: the job row locked with that token, the session's generation checked), so a
   duplicate message, a late worker or an integration overtaken by a truncate writes nothing;
 - one at a time per session: the claim refuses a job that is not its session's head; the
@@ -30,9 +30,9 @@ from shared import queue
 from shared.config import Settings
 from shared.errors import problem_body
 from shared.integrators import Integrator, IntegratorError, TimedIntegrator, load_integrator
-from shared.jobs import effects
+from shared.jobs import effects, runs
 from shared.jobs import repository as repo
-from shared.jobs.repository import Run
+from shared.jobs.runs import Run
 from shared.jobs.schemas import RunOutcome
 from shared.kit import connector
 from shared.kit.db import unit_of_work
@@ -84,7 +84,7 @@ class Heartbeat:
         """Renew the lease now and learn whether the job was cancelled or taken away."""
         self.last = time.monotonic()
         try:
-            (rows,) = connector.run(self.settings, [(repo.HEARTBEAT, {
+            (rows,) = connector.run(self.settings, [(runs.HEARTBEAT, {
                 "id": self.job_id, "token": self.token, "lease": self.lease.total_seconds()})])
             self.lost = not rows
             self.cancel_requested = bool(rows and rows[0][0])
@@ -176,8 +176,8 @@ def run_job(job_id: str, settings: Settings, owner: str) -> RunOutcome:
     except effects.Cancelled:
         outcome = RunOutcome.CANCELLED
         with unit_of_work(settings) as db:
-            if repo.lock_run(db, job_id, run.token) is not None:
-                repo.finish(db, job_id, JobStatus.CANCELLED)
+            if runs.lock_run(db, job_id, run.token) is not None:
+                runs.finish(db, job_id, JobStatus.CANCELLED)
             to_dispatch = repo.dispatch_next(db, run.session_id)
     except IntegratorError as exc:
         outcome, to_dispatch = _fail_or_retry(run, settings, exc.retryable, problem_body(
@@ -195,11 +195,11 @@ def run_job(job_id: str, settings: Settings, owner: str) -> RunOutcome:
 def _fail_or_retry(run: Run, settings: Settings, retryable: bool,
                    error: dict[str, Any]) -> tuple[RunOutcome, list[Dispatch]]:
     with unit_of_work(settings) as db:
-        if repo.lock_run(db, run.id, run.token) is None:
+        if runs.lock_run(db, run.id, run.token) is None:
             return RunOutcome.FENCED, []
         if retryable and run.token < settings.job_max_attempts:
             # Back in the queue as its session's head, dispatched again right away.
-            repo.requeue(db, run.id, error)
+            runs.requeue(db, run.id, error)
             return RunOutcome.RETRYING, repo.dispatch_next(db, run.session_id)
-        repo.finish(db, run.id, JobStatus.FAILED, error=error)
+        runs.finish(db, run.id, JobStatus.FAILED, error=error)
         return RunOutcome.FAILED, repo.dispatch_next(db, run.session_id)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from shared.errors import UNKNOWN_KEY, Conflict, NotFound, SessionDeleted, Unauthorized
 from shared.jobs import repository as repo
+from shared.jobs import runs
 from shared.jobs.repository import Accepted, JobRow, Outcome
 from shared.jobs.schemas import JobLinks, JobRead, Progress
 from shared.models import Job, Namespace
@@ -146,9 +147,6 @@ def cancel(db: Session, ns: Namespace, job_id: str) -> tuple[Job, list[Dispatch]
     if JobStatus(job.status).finished:
         raise Conflict(f"job '{job_id}' already finished ({job.status})")
     repo.request_cancel(db, job.id)
-    if job.status == JobStatus.RUNNING:
-        db.refresh(job)
-        return job, []
-    repo.finish(db, job.id, JobStatus.CANCELLED)
-    db.refresh(job)
-    return job, repo.dispatch_next(db, job.session_id)
+    if job.status != JobStatus.RUNNING:
+        runs.finish(db, job.id, JobStatus.CANCELLED)
+    return get(db, ns, job_id), [] if job.status == JobStatus.RUNNING else repo.dispatch_next(db, job.session_id)

@@ -46,17 +46,18 @@ TUPLES_OK = pq.ExecStatus.TUPLES_OK
 Params = Mapping[str, Any] | None
 Statement = tuple[str, dict[str, Any] | None]
 Rows = list[tuple[Any, ...]]
+Record = Row[*tuple[Any, ...]]  # a row of the unit of work: columns by name (``row.name``) or position
 
 
 # --- the unit of work ------------------------------------------------------------------------
 
 
-def fetch_all(db: Session, sql: str, params: Params = None) -> list[Row[Any]]:
+def fetch_all(db: Session, sql: str, params: Params = None) -> list[Record]:
     """The rows of a statement run in the unit of work's transaction (columns by name or position)."""
     return list(db.connection().exec_driver_sql(sql, _driver(params)))
 
 
-def fetch_one(db: Session, sql: str, params: Params = None) -> Row[Any] | None:
+def fetch_one(db: Session, sql: str, params: Params = None) -> Record | None:
     """The first row of a statement run in the unit of work's transaction, or None."""
     return db.connection().exec_driver_sql(sql, _driver(params)).first()
 

@@ -40,46 +40,6 @@ COUNT_BETWEEN = "SELECT count(*) FROM memories WHERE agent_id = %(agent_id)s AND
 were deleted (forgotten, or their evidence redacted) since."""
 
 
-WINDOW_UNCHANGED = """(NOT EXISTS (SELECT FROM memories WHERE agent_id = %(agent_id)s AND id > %(high)s)
-    AND (SELECT count(*) FROM memories WHERE agent_id = %(agent_id)s AND id BETWEEN %(low)s AND %(high)s) = %(kept)s)"""
-"""A condition: the agent's latest memories are still the window a write was sifted against: none
-after its newest (``high``), and ``kept`` of them from its oldest (``low``) to ``high``, none deleted
-(params: agent_id, low, high, kept). True for a NULL agent_id and kept 0."""
-
-
-def window_deltas_sql(people: str) -> str:
-    """For the agents of ``people`` (a relation with an ``agent_id`` column), as read without their
-    lock: the memories after the newest one the process kept of each (params: agents and highs, the
-    kept windows' agent ids and newest ids; window), rows (agent_id, id, kind, text) newest first."""
-    return f"""
-        SELECT people.agent_id, m.id, m.kind, m.text
-        FROM (SELECT DISTINCT agent_id FROM {people} AS agents) people
-        LEFT JOIN unnest(CAST(%(agents)s AS bigint[]), CAST(%(highs)s AS bigint[])) AS kept(agent_id, high)
-             ON kept.agent_id = people.agent_id
-        CROSS JOIN LATERAL (
-            SELECT id, kind, coalesce(speaker || ': ', '') || content AS text FROM memories
-            WHERE agent_id = people.agent_id AND id > coalesce(kept.high, 0) ORDER BY id DESC LIMIT %(window)s) m"""
-
-
-# The writes of an integration step into an agent's stream, as parts of one statement
-# (shared.jobs.repository.COMMIT_STEP); ``{when}`` is the condition under which they apply.
-INSERT_MEMORIES = """
-    INSERT INTO memories (agent_id, session_id, session_name, generation, kind, speaker, content, importance,
-                          evidence, occurred_at, job_id)
-    SELECT %(agent_id)s, %(session_id)s, %(session_name)s, %(generation)s, m.kind, m.speaker, m.content,
-           m.importance, m.evidence, m.occurred_at, %(id)s
-    FROM jsonb_to_recordset(CAST(%(memories)s AS jsonb))
-         AS m(kind text, speaker text, content text, importance smallint, evidence bigint[], occurred_at timestamptz)
-    WHERE {when}"""
-"""Insert memories in the order of the JSON list (params: agent_id, session_id, session_name,
-generation, id (the job), memories)."""
-
-REINFORCE = """
-    UPDATE memories m SET reinforcements = m.reinforcements + r.times, last_seen_at = now()
-    FROM (SELECT id, count(*) AS times FROM unnest(CAST(%(reinforce)s AS bigint[])) AS id GROUP BY id) r
-    WHERE m.id = r.id AND {when}"""
-"""A near-duplicate was seen again: count it on the memory, and note when (param: reinforce, ids)."""
-
 INSERT_VECTORS = """
     INSERT INTO memory_embeddings (memory_id, agent_id, dimensions, embedding)
     SELECT m.id, m.agent_id, v.dimensions, CAST(v.embedding AS vector)
@@ -88,9 +48,10 @@ INSERT_VECTORS = """
     JOIN memories m ON m.agent_id = %(agent_id)s AND m.id > %(after)s AND m.job_id = %(id)s AND m.kind = v.kind
                    AND m.speaker IS NOT DISTINCT FROM v.speaker AND m.content = v.content
 """
-"""The vectors of memories just inserted by INSERT_MEMORIES, found by what they say (unique in one
-write: a repeat is a near-duplicate) among the agent's memories after ``after``, the newest id read
-under the agent's lock (params: vectors, agent_id, after, id (the job)). Needs pgvector."""
+"""The vectors of memories just inserted by the integration step (shared.jobs.runs.COMMIT_STEP),
+found by what they say (unique in one write: a repeat is a near-duplicate) among the agent's
+memories after ``after``, the newest id read under the agent's lock (params: vectors, agent_id,
+after, id (the job)). Needs pgvector."""
 
 
 def list_before(db: Session, agent_id: int, before: int | None, limit: int) -> list[Memory]:

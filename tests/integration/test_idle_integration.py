@@ -1,5 +1,5 @@
 """An integration with nothing new for any participant is finished by its claim's transaction
-(shared.jobs.repository.FINISH_IF_IDLE): the same watermarks, result and progress as the usual way,
+(shared.jobs.runs.FINISH_IF_IDLE): the same watermarks, result and progress as the usual way,
 without asking the integrator."""
 
 from __future__ import annotations

@@ -11,8 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from shared.integrators import load_integrator
-from shared.jobs import effects
-from shared.jobs import repository as repo
+from shared.jobs import effects, runs
 from shared.jobs.runner import run_job
 from shared.kit.db import unit_of_work
 from tests.conftest import ADMIN_KEY
@@ -356,7 +355,7 @@ def test_fencing_of_the_new_writes_a_stale_run_writes_no_memory(world: World, se
     stale, plans = claim.run, claim.plans
     assert stale is not None
     with unit_of_work(settings) as db:  # the run's token is taken away (lease expired, re-queued)
-        repo.requeue(db, job_id, {"detail": "lease expired"})
+        runs.requeue(db, job_id, {"detail": "lease expired"})
     try:
         effects.integrate(stale, settings, load_integrator(settings), NoBeat(), plans)
     except effects.Fenced:
