@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from psycopg import sql
-from sqlalchemy import any_, delete, literal, select
 from sqlalchemy.orm import Session
 
-from shared.kit.db import rowcount
+from shared.kit import connector
 from shared.memories import vectors
 from shared.models import Insight, Memory
+from shared.models.states import MemoryKind
 
 
 class Known(NamedTuple):
@@ -54,28 +54,46 @@ memories after ``after``, the newest id read under the agent's lock (params: vec
 after, id (the job)). Needs pgvector."""
 
 
+_MEMORY = ("m.id, m.agent_id, m.session_id, m.session_name, m.generation, m.kind, m.speaker, m.content, "
+           "m.importance, m.evidence, m.job_id, m.occurred_at, m.created_at, m.reinforcements, m.last_seen_at")
+"""Fragment: the columns of a memory (aliased ``m``) a ``Memory`` record holds (not its index columns)."""
+
+LIST_BEFORE = f"""
+    SELECT {_MEMORY} FROM memories m
+    WHERE m.agent_id = %(agent_id)s AND (CAST(%(before)s AS bigint) IS NULL OR m.id < %(before)s)
+    ORDER BY m.id DESC LIMIT %(limit)s
+"""
+"""The agent's memories, newest first, before a memory id (params: agent_id, before or NULL, limit)."""
+
+
 def list_before(db: Session, agent_id: int, before: int | None, limit: int) -> list[Memory]:
     """The agent's memories, newest first, before a position (a memory id)."""
-    q = select(Memory).where(Memory.agent_id == agent_id).order_by(Memory.id.desc()).limit(limit)
-    if before is not None:
-        q = q.where(Memory.id < before)
-    return list(db.execute(q).scalars())
+    rows = connector.fetch_all(db, LIST_BEFORE, {"agent_id": agent_id, "before": before, "limit": limit})
+    return [Memory(**row._mapping) for row in rows]
+
+
+DELETE_ONE = "DELETE FROM memories WHERE agent_id = %(agent_id)s AND id = %(id)s"
+"""Forget one memory of an agent (params: agent_id, id)."""
 
 
 def delete_one(db: Session, agent_id: int, memory_id: int) -> bool:
     """Forget one memory of the agent; False when it has no such memory."""
-    return rowcount(db.execute(delete(Memory).where(Memory.agent_id == agent_id, Memory.id == memory_id))) > 0
+    return connector.execute(db, DELETE_ONE, {"agent_id": agent_id, "id": memory_id}) > 0
+
+
+DELETE_INSIGHTS_CITING = "DELETE FROM insights WHERE session_id = %(session_id)s AND %(seq)s = ANY(evidence)"
+"""The insights of a session citing a turn (params: session_id, seq): insights are always of the
+session's current generation (a truncate deletes them)."""
+DELETE_MEMORIES_CITING = """DELETE FROM memories WHERE session_id = %(session_id)s AND generation = %(generation)s
+                            AND %(seq)s = ANY(evidence)"""
+"""The memories citing a turn of a session's generation (params: session_id, generation, seq)."""
 
 
 def delete_citing(db: Session, session_id: int, generation: int, seq: int) -> tuple[int, int]:
     """Delete every insight and memory citing a turn of the session as evidence; (insights,
-    memories) deleted. Insights are always of the session's current generation (a truncate
-    deletes them); memories carry the generation their evidence belongs to."""
-    insights = rowcount(db.execute(
-        delete(Insight).where(Insight.session_id == session_id, literal(seq) == any_(Insight.evidence))))
-    memories = rowcount(db.execute(delete(Memory).where(
-        Memory.session_id == session_id, Memory.generation == generation, literal(seq) == any_(Memory.evidence))))
-    return insights, memories
+    memories) deleted. Memories carry the generation their evidence belongs to."""
+    params = {"session_id": session_id, "generation": generation, "seq": seq}
+    return connector.execute(db, DELETE_INSIGHTS_CITING, params), connector.execute(db, DELETE_MEMORIES_CITING, params)
 
 
 # --- recall ------------------------------------------------------------------------------------
@@ -121,7 +139,7 @@ with a NULL lexeme when the query has no term."""
 
 
 def query_terms(db: Session, agent_id: int, text: str, strict: bool) -> QueryTerms:
-    rows = db.connection().exec_driver_sql(QUERY_TERMS, {"agent_id": agent_id, "text": text, "strict": strict}).all()
+    rows = connector.fetch_all(db, QUERY_TERMS, {"agent_id": agent_id, "text": text, "strict": strict})
     return QueryTerms(terms=[Term(r[0], int(r[1])) for r in rows if r[0] is not None], docs=int(rows[0][2]),
                       total_length=int(rows[0][3]), strict_query=rows[0][4] or None)
 
@@ -150,7 +168,7 @@ def _bm25(memory: str) -> str:
     """What a query term (``w`` of words, ``t`` of _term_frequencies) adds to the score of ``memory``
     (a row with kind, speaker and doc_length): its BM25, weighed by w_reflections for a reflection and
     by w_own_words for what the asking agent said itself."""
-    return (f"CASE WHEN {memory}.kind = 'reflection' THEN %(w_reflections)s"
+    return (f"CASE WHEN {memory}.kind = '{MemoryKind.REFLECTION.value}' THEN %(w_reflections)s"
             f" WHEN {memory}.speaker = %(agent_name)s THEN %(w_own_words)s ELSE 1 END * w.idf * t.tf"
             f" / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * {memory}.doc_length / %(average_length)s))")
 
@@ -162,21 +180,26 @@ def _term_frequencies(tsv: str) -> str:
             f"FROM unnest(ts_filter(setweight({tsv}, 'A', CAST(%(lexemes)s AS text[])), '{{a}}')))")
 
 
-# The candidates are the matches of a tsquery written into the statement as a literal, so that the
-# planner sees how many there are (GIN statistics) and picks the index for them, and no generic plan
-# is made for all queries. At most `scored` of them, the shortest: the best BM25 for a word said once.
-_FULL_TEXT = """
+# The filters of a recall request, on a memory ``m`` (params: session, kinds; NULL for any). Recall's
+# statements are planned for the values of their parameters (RECALL_PLANNING), so a NULL filter
+# costs nothing and the planner sees how many memories match the tsquery (GIN statistics).
+_FILTERS = """(CAST(%(session)s AS text) IS NULL OR m.session_name = %(session)s)
+          AND (CAST(%(kinds)s AS text[]) IS NULL OR m.kind = ANY(%(kinds)s))"""
+
+# The candidates are the matches of the tsquery ``matching`` (NULL: none), at most `scored` of them,
+# the shortest: the best BM25 for a word said once.
+_FULL_TEXT = f"""
     words AS (
         SELECT lexeme, ln(1 + (%(docs)s - df + 0.5) / (df + 0.5)) AS idf
         FROM unnest(CAST(%(lexemes)s AS text[]), CAST(%(dfs)s AS float8[])) AS w(lexeme, df)),
     candidate AS MATERIALIZED (
         SELECT m.id, m.kind, m.speaker, m.tsv, m.doc_length, m.occurred_at FROM memories m
-        WHERE m.agent_id = %(agent_id)s AND {matching} {filters}
+        WHERE m.agent_id = %(agent_id)s AND m.tsv @@ CAST(%(matching)s AS tsquery) AND {_FILTERS}
         ORDER BY m.doc_length, m.id DESC
         LIMIT %(scored)s),
     scored AS (
-        SELECT c.id, c.occurred_at, sum({bm25}) AS score
-        FROM candidate c CROSS JOIN LATERAL {term_frequencies} t JOIN words w ON w.lexeme = t.lexeme
+        SELECT c.id, c.occurred_at, sum({_bm25("c")}) AS score
+        FROM candidate c CROSS JOIN LATERAL {_term_frequencies("c.tsv")} t JOIN words w ON w.lexeme = t.lexeme
         GROUP BY c.id, c.occurred_at),
     fts AS (
         SELECT id, occurred_at, score, row_number() OVER (ORDER BY score DESC, occurred_at DESC, id DESC) AS rank
@@ -201,39 +224,43 @@ _FUSED = """
 
 # The best `limit` of the fused ranking, then their memories. Equal scores go to the most recent
 # (occurred_at, then id): recency breaks ties, it never outweighs a word.
-_BEST = """
+_BEST = f"""
     SELECT m.id, m.kind, m.speaker, m.content, m.importance, m.evidence, m.session_id, m.session_name, m.generation,
            m.occurred_at, m.created_at, m.reinforcements, m.last_seen_at, r.score,
            r.full_text_rank, r.full_text_score, r.vector_rank, r.vector_score,
            CASE WHEN %(explain)s AND r.full_text_rank IS NOT NULL THEN (
-               SELECT jsonb_object_agg(t.lexeme, {bm25})
-               FROM {term_frequencies} t JOIN words w ON w.lexeme = t.lexeme) END AS full_text_terms
+               SELECT jsonb_object_agg(t.lexeme, {_bm25("m")})
+               FROM {_term_frequencies("m.tsv")} t JOIN words w ON w.lexeme = t.lexeme) END AS full_text_terms
     FROM (SELECT * FROM ranked ORDER BY score DESC, occurred_at DESC, id DESC LIMIT %(limit)s) r
     JOIN memories m ON m.id = r.id
     ORDER BY r.score DESC, r.occurred_at DESC, r.id DESC"""
 
+RECALL_PLANNING = """SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
+                            set_config('hnsw.ef_search', %(ef_search)s, true)"""
+"""For the rest of the transaction (params: ef_search): recall's statements are planned for their
+parameters' values, never with a generic plan (the tsquery's matches decide between the GIN index
+and the agent's rows), and HNSW looks at ``ef_search`` rows before the agent and filters apply."""
 
-def _literal(value: str) -> str:
-    """A string as an SQL literal inside a statement run with %(name)s parameters."""
-    return sql.Literal(value).as_string().replace("%", "%%")
+RECALL = f"WITH {_FULL_TEXT}, {_FTS_ONLY} {_BEST}"
+"""The agent's memories for a query, best first, by BM25 (params: ``recall_params``)."""
 
 
-def recall_sql(q: RecallQuery, dimensions: int | None) -> str:
-    """The recall statement: full-text (BM25) alone, or fused with the vector ranking of a query vector
-    of ``dimensions`` (params: ``recall_params``)."""
-    filters = ""
-    if q.session is not None:
-        filters += " AND m.session_name = %(session)s"
-    if q.kinds:
-        filters += " AND m.kind = ANY(%(kinds)s)"
-    matching = "false" if q.matching is None else f"m.tsv @@ CAST({_literal(q.matching)} AS tsquery)"
-    ctes = _FULL_TEXT.format(matching=matching, filters=filters, term_frequencies=_term_frequencies("c.tsv"),
-                             bm25=_bm25("c"))
-    if dimensions is None:
-        ctes += "," + _FTS_ONLY
-    else:
-        ctes += "," + vectors.candidates_cte(dimensions).format(filters=filters) + "," + _FUSED
-    return "WITH" + ctes + _BEST.format(term_frequencies=_term_frequencies("m.tsv"), bm25=_bm25("m"))
+@functools.cache
+def recall_hybrid(dimensions: int) -> str:
+    """RECALL with a vector ranking fused in, for query vectors of ``dimensions`` (an embedder's, set
+    for the process). The length is written into the statement: the HNSW index of that length is on
+    ``embedding::vector(n)`` where ``dimensions = n`` (vectors.hnsw_index)."""
+    n = int(dimensions)
+    distance = f"(e.embedding::vector({n})) <=> CAST(%(query_vector)s AS vector({n}))"
+    vec = f"""
+    vec AS (
+        SELECT m.id, m.occurred_at, row_number() OVER (ORDER BY {distance}, m.id DESC) AS rank,
+               1 - ({distance}) AS similarity
+        FROM memory_embeddings e JOIN memories m ON m.id = e.memory_id
+        WHERE e.agent_id = %(agent_id)s AND e.dimensions = {n} AND {_FILTERS}
+        ORDER BY {distance}, m.id DESC
+        LIMIT %(candidates)s)"""
+    return f"WITH {_FULL_TEXT}, {vec}, {_FUSED} {_BEST}"
 
 
 def recall_params(q: RecallQuery, query_vector: Sequence[float] | None) -> dict[str, Any]:
@@ -242,7 +269,8 @@ def recall_params(q: RecallQuery, query_vector: Sequence[float] | None) -> dict[
         "docs": q.terms.docs, "average_length": q.terms.average_length, "k1": q.k1, "b": q.b, "scored": q.scored,
         "candidates": q.candidates, "rrf_k": q.rrf_k, "w_vectors": q.w_vectors, "w_reflections": q.w_reflections,
         "agent_name": q.agent_name, "w_own_words": q.w_own_words,
-        "limit": q.limit, "explain": q.explain, "session": q.session, "kinds": q.kinds}
+        "limit": q.limit, "explain": q.explain, "session": q.session, "kinds": q.kinds or None,
+        "matching": q.matching}
     if query_vector is not None:
         params["query_vector"] = vectors.literal(query_vector)
     return params
@@ -253,14 +281,19 @@ def recall(db: Session, q: RecallQuery, query_vector: Sequence[float] | None = N
     each ranking fused. With a query vector, the vector ranking joins the full-text one."""
     if q.matching is None and query_vector is None:
         return []
-    if query_vector is not None:
-        vectors.set_search_breadth(db, q.candidates)
-    stmt = recall_sql(q, None if query_vector is None else len(query_vector))
-    return [dict(r._mapping) for r in db.connection().exec_driver_sql(stmt, recall_params(q, query_vector))]
+    connector.fetch_all(db, RECALL_PLANNING, {"ef_search": str(max(40, min(q.candidates * 4, 1000)))})
+    stmt = RECALL if query_vector is None else recall_hybrid(len(query_vector))
+    return [dict(r._mapping) for r in connector.fetch_all(db, stmt, recall_params(q, query_vector))]
+
+
+LATEST_INSIGHTS = """
+    SELECT id, session_id, agent_id, content, importance, evidence, job_id, created_at FROM insights
+    WHERE session_id = %(session_id)s AND agent_id = %(agent_id)s ORDER BY id DESC LIMIT %(limit)s
+"""
+"""A participant's latest insights in a session, newest first (params: session_id, agent_id, limit)."""
 
 
 def latest_insights(db: Session, session_id: int, agent_id: int, limit: int) -> list[Insight]:
     """The participant's latest insights in the session, newest first."""
-    return list(db.execute(
-        select(Insight).where(Insight.session_id == session_id, Insight.agent_id == agent_id)
-        .order_by(Insight.id.desc()).limit(limit)).scalars())
+    rows = connector.fetch_all(db, LATEST_INSIGHTS, {"session_id": session_id, "agent_id": agent_id, "limit": limit})
+    return [Insight(**row._mapping) for row in rows]
