@@ -5,60 +5,102 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.kit.db import rowcount
+from shared.kit.connector import execute, fetch_all, fetch_one
 from shared.models import ApiKey, Namespace
+
+# The columns of a namespace and of a key, as their models name them (``Namespace(**row._mapping)``).
+NAMESPACE_COLUMNS = "id, name, description, created_at"
+KEY_COLUMNS = "id, namespace_id, secret_hash, description, created_at"
+
+INSERT_NAMESPACE = f"""
+    INSERT INTO namespaces (name, description) VALUES (%(name)s, %(description)s)
+    ON CONFLICT (name) DO NOTHING RETURNING {NAMESPACE_COLUMNS}
+"""
+"""Create the namespace ``name`` with its ``description``; no row when the name is taken."""
+
+SET_DESCRIPTION = f"""
+    WITH changed AS (UPDATE namespaces SET description = %(description)s
+                     WHERE name = %(name)s AND description IS DISTINCT FROM %(description)s RETURNING {NAMESPACE_COLUMNS})
+    SELECT {NAMESPACE_COLUMNS} FROM changed
+    UNION ALL
+    SELECT {NAMESPACE_COLUMNS} FROM namespaces WHERE name = %(name)s AND NOT EXISTS (SELECT FROM changed)
+"""
+"""Give the namespace ``name`` the ``description`` (no write when it already has it); the namespace."""
+
+NAMESPACE_BY_NAME = f"SELECT {NAMESPACE_COLUMNS} FROM namespaces WHERE name = %(name)s"
+"""The namespace called ``name``."""
+
+NAMESPACES_AFTER = f"""
+    SELECT {NAMESPACE_COLUMNS} FROM namespaces
+    WHERE (%(after)s::text IS NULL OR name > %(after)s) AND (%(only_id)s::bigint IS NULL OR id = %(only_id)s)
+    ORDER BY name LIMIT %(limit)s
+"""
+"""Up to ``limit`` namespaces by name, after the name ``after`` (NULL: from the first), only ``only_id`` unless NULL."""
+
+INSERT_KEY = f"""
+    INSERT INTO api_keys (id, namespace_id, secret_hash, description)
+    VALUES (%(id)s, %(namespace_id)s, %(secret_hash)s, %(description)s) RETURNING {KEY_COLUMNS}
+"""
+"""Store a namespace key: its ``id``, ``namespace_id``, ``secret_hash`` and ``description``."""
+
+KEYS_AFTER = f"""
+    SELECT {KEY_COLUMNS} FROM api_keys
+    WHERE namespace_id = %(namespace_id)s AND (%(after)s::text IS NULL OR id > %(after)s)
+    ORDER BY id LIMIT %(limit)s
+"""
+"""Up to ``limit`` keys of the namespace ``namespace_id`` by id, after the id ``after`` (NULL: from the first)."""
+
+DELETE_KEY = "DELETE FROM api_keys WHERE namespace_id = %(namespace_id)s AND id = %(id)s"
+"""Revoke the key ``id`` of the namespace ``namespace_id``."""
+
+NAMESPACE_OF_SECRET = "SELECT namespace_id FROM api_keys WHERE secret_hash = %(secret_hash)s"
+"""The namespace of the key whose secret has the SHA-256 ``secret_hash``."""
 
 
 def upsert(db: Session, name: str, description: str) -> tuple[Namespace, bool]:
     """Create the namespace or update its description; True when it was created."""
-    row = db.execute(
-        insert(Namespace)
-        .values(name=name, description=description)
-        .on_conflict_do_nothing(index_elements=[Namespace.name])
-        .returning(Namespace.id)
-    ).scalar_one_or_none()
-    ns = db.execute(select(Namespace).where(Namespace.name == name)).scalar_one()
-    if row is None and ns.description != description:
-        ns.description = description
-    return ns, row is not None
+    params = {"name": name, "description": description}
+    row = fetch_one(db, INSERT_NAMESPACE, params)
+    if row is not None:
+        return Namespace(**row._mapping), True
+    # Another statement, so another snapshot: it sees the row that made the insert do nothing.
+    row = fetch_one(db, SET_DESCRIPTION, params)
+    assert row is not None  # namespaces are never deleted
+    return Namespace(**row._mapping), False
 
 
 def get_by_name(db: Session, name: str) -> Namespace | None:
-    return db.execute(select(Namespace).where(Namespace.name == name)).scalar_one_or_none()
+    row = fetch_one(db, NAMESPACE_BY_NAME, {"name": name})
+    return None if row is None else Namespace(**row._mapping)
 
 
 def list_after(db: Session, after: str | None, limit: int, only_id: int | None) -> list[Namespace]:
-    q = select(Namespace).order_by(Namespace.name).limit(limit)
-    if after is not None:
-        q = q.where(Namespace.name > after)
-    if only_id is not None:
-        q = q.where(Namespace.id == only_id)
-    return list(db.execute(q).scalars())
+    rows = fetch_all(db, NAMESPACES_AFTER, {"after": after, "limit": limit, "only_id": only_id})
+    return [Namespace(**r._mapping) for r in rows]
 
 
-def add_key(db: Session, key: ApiKey) -> None:
-    db.add(key)
-    db.flush()
+def add_key(db: Session, key: ApiKey) -> ApiKey:
+    """Store the key; the stored key (with its ``created_at``)."""
+    row = fetch_one(db, INSERT_KEY, {"id": key.id, "namespace_id": key.namespace_id, "secret_hash": key.secret_hash,
+                                     "description": key.description})
+    assert row is not None  # INSERT ... RETURNING
+    return ApiKey(**row._mapping)
 
 
 def keys_after(db: Session, namespace_id: int, after: str | None, limit: int) -> list[ApiKey]:
-    q = select(ApiKey).where(ApiKey.namespace_id == namespace_id).order_by(ApiKey.id).limit(limit)
-    if after is not None:
-        q = q.where(ApiKey.id > after)
-    return list(db.execute(q).scalars())
+    rows = fetch_all(db, KEYS_AFTER, {"namespace_id": namespace_id, "after": after, "limit": limit})
+    return [ApiKey(**r._mapping) for r in rows]
 
 
 def delete_key(db: Session, namespace_id: int, key_id: str) -> bool:
-    res = db.execute(delete(ApiKey).where(ApiKey.namespace_id == namespace_id, ApiKey.id == key_id))
-    return rowcount(res) > 0
+    return execute(db, DELETE_KEY, {"namespace_id": namespace_id, "id": key_id}) > 0
 
 
 def namespace_of_secret_hash(db: Session, secret_hash: str) -> int | None:
-    return db.execute(select(ApiKey.namespace_id).where(ApiKey.secret_hash == secret_hash)).scalar_one_or_none()
+    row = fetch_one(db, NAMESPACE_OF_SECRET, {"secret_hash": secret_hash})
+    return None if row is None else int(row[0])
 
 
 # --- the caller and the namespace wall ---------------------------------------------------------
@@ -98,7 +140,9 @@ _RESOLVE = f"""
 
 def resolve(db: Session, name: str, key_hash: str | None) -> Reached:
     """Authenticate the caller and find the namespace it asks for, in one round trip."""
-    row = db.connection().exec_driver_sql(_RESOLVE, {"key": key_hash, "namespace": name}).one()
+    found = fetch_one(db, _RESOLVE, {"key": key_hash, "namespace": name})
+    assert found is not None  # one row: the caller's, left-joined with the namespace
+    row = tuple(found)
     if row[1] is None:
         return Reached(bool(row[0]), None)
     created_at: datetime = row[4]

@@ -42,8 +42,8 @@ def create_key(db: Session, ns: Namespace, body: KeyCreate) -> KeyCreated:
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(id="key_" + secrets.token_hex(8), namespace_id=ns.id, secret_hash=hash_secret(secret),
                  description=body.description)
-    repo.add_key(db, key)
-    return KeyCreated(id=key.id, description=key.description, created_at=key.created_at, secret=secret)
+    stored = repo.add_key(db, key)
+    return KeyCreated(id=stored.id, description=stored.description, created_at=stored.created_at, secret=secret)
 
 
 def list_keys(db: Session, ns: Namespace, *, cursor: str | None, limit: int) -> Page[KeyRead]:

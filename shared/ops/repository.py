@@ -1,51 +1,77 @@
-"""All SQL of the operational endpoints: readiness and the job figures of /metrics."""
+"""All SQL of the operational endpoints: readiness and the job figures of /metrics.
+
+They run on a connection of their own (``Engine.connect``), outside any unit of work: a scrape or
+a readiness check is not part of a request's transaction.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from typing import Any
+
+from sqlalchemy import Connection, Row
 
 from shared.models.states import JobStatus
 
-_QUEUED, _SUCCEEDED = JobStatus.QUEUED.value, JobStatus.SUCCEEDED.value
+PING = "SELECT 1"
+"""A round trip to PostgreSQL."""
+
+BOUND_TIME = "SELECT set_config('statement_timeout', %(ms)s::text, true)"
+"""Give up on this transaction's statements after ``ms`` milliseconds (a string)."""
+
+JOB_COUNTS = "SELECT kind, status, count(*) AS jobs FROM jobs GROUP BY kind, status"
+"""(kind, status, count) of the jobs kept."""
+
+QUEUE_LAG = f"""
+    SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) AS seconds FROM jobs WHERE status = '{JobStatus.QUEUED.value}'
+"""
+"""Age in seconds of the oldest queued job, 0 when none is queued."""
+
+RUN_TIME_QUANTILES = f"""
+    SELECT kind,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)) AS p50,
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)) AS p99
+    FROM jobs WHERE status = '{JobStatus.SUCCEEDED.value}' AND finished_at > now() - interval '1 hour' GROUP BY kind
+"""
+"""(kind, p50, p99) run time in seconds of the jobs that succeeded in the last hour."""
+
+PENDING_TURNS = """
+    SELECT coalesce(sum(greatest(s.turn_count - greatest(p.last_integration_turn, p.bound_after_seq), 0)), 0) AS turns
+    FROM participants p JOIN sessions s ON s.id = p.session_id WHERE s.deleted_at IS NULL
+"""
+"""Turns after each participant's watermark, summed over live sessions."""
+
+
+def _rows(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> list[Row[Any]]:
+    # The statement text as it is (psycopg's %(name)s), on the connection: no ORM session here.
+    return list(conn.exec_driver_sql(sql, params or {}))
 
 
 def ping(conn: Connection) -> None:
     """A round trip to PostgreSQL."""
-    conn.execute(text("SELECT 1"))
+    _rows(conn, PING)
 
 
 def bound_time(conn: Connection, milliseconds: int) -> None:
     """Give up on this transaction's statements after ``milliseconds`` (a scrape must not hang)."""
-    conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(int(milliseconds))})
+    _rows(conn, BOUND_TIME, {"ms": str(int(milliseconds))})
 
 
 def job_counts(conn: Connection) -> list[tuple[str, str, int]]:
     """(kind, status, count) of the jobs kept."""
-    return [(r[0], r[1], int(r[2])) for r in conn.execute(text("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status"))]
+    return [(r.kind, r.status, int(r.jobs)) for r in _rows(conn, JOB_COUNTS)]
 
 
 def queue_lag_seconds(conn: Connection) -> float:
     """Age of the oldest queued job, 0 when none is queued."""
-    return float(conn.execute(text(
-        f"SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM jobs WHERE status = '{_QUEUED}'"
-    )).scalar_one())
+    return float(_rows(conn, QUEUE_LAG)[0].seconds)
 
 
 def run_time_quantiles(conn: Connection) -> list[tuple[str, float, float]]:
     """(kind, p50, p99) run time in seconds of the jobs that succeeded in the last hour."""
-    rows = conn.execute(text(f"""
-        SELECT kind,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)),
-               percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
-        FROM jobs WHERE status = '{_SUCCEEDED}' AND finished_at > now() - interval '1 hour' GROUP BY kind
-    """))
-    return [(r[0], float(r[1]), float(r[2])) for r in rows]
+    return [(r.kind, float(r.p50), float(r.p99)) for r in _rows(conn, RUN_TIME_QUANTILES)]
 
 
 def pending_turns(conn: Connection) -> float:
     """Turns after each participant's watermark, summed over live sessions (an upper bound: before
     visibility is applied, which would cost a join with every turn)."""
-    return float(conn.execute(text("""
-        SELECT coalesce(sum(greatest(s.turn_count - greatest(p.last_integration_turn, p.bound_after_seq), 0)), 0)
-        FROM participants p JOIN sessions s ON s.id = p.session_id WHERE s.deleted_at IS NULL
-    """)).scalar_one())
+    return float(_rows(conn, PENDING_TURNS)[0].turns)
