@@ -107,6 +107,7 @@ _SESSION_OF_CALLER = f"""
 """
 
 LOCK_SESSION = _SESSION_OF_CALLER + " FOR UPDATE OF s"
+"""Lock the session a job is asked for, if the caller reaches it (params: key, namespace, session)."""
 
 ACCEPT = f"""
     WITH caller AS ({CALLER}),
@@ -142,6 +143,8 @@ ACCEPT = f"""
         SELECT {", ".join("c." + c.strip() for c in JOB_COLUMNS.split(","))} FROM jobs c JOIN last ON c.id = last.id
         WHERE (SELECT outcome FROM decision) = '{Outcome.COALESCED}') j ON true
 """
+"""Decide what the request comes to and create the job (params: key, namespace, session, kind, id): one
+row (outcome, head, then the job's columns, JOB_COLUMNS, or NULLs)."""
 
 
 def accept_statements(namespace: str, session: str, kind: JobKind, key: str | None,

@@ -34,7 +34,7 @@ import psycopg
 from psycopg import pq
 from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import CursorResult, Row
+from sqlalchemy import Connection, CursorResult, Row
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
@@ -52,22 +52,30 @@ Record = Row[*tuple[Any, ...]]  # a row of the unit of work: columns by name (``
 # --- the unit of work ------------------------------------------------------------------------
 
 
-def fetch_all(db: Session, sql: str, params: Params = None) -> list[Record]:
+Transaction_ = Session | Connection  # a unit of work (a Session), or a connection for reads outside one
+
+
+def fetch_all(db: Transaction_, sql: str, params: Params = None) -> list[Record]:
     """The rows of a statement run in the unit of work's transaction (columns by name or position)."""
-    return list(db.connection().exec_driver_sql(sql, _driver(params)))
+    return list(_connection(db).exec_driver_sql(sql, _driver(params)))
 
 
-def fetch_one(db: Session, sql: str, params: Params = None) -> Record | None:
+def fetch_one(db: Transaction_, sql: str, params: Params = None) -> Record | None:
     """The first row of a statement run in the unit of work's transaction, or None."""
-    return db.connection().exec_driver_sql(sql, _driver(params)).first()
+    return _connection(db).exec_driver_sql(sql, _driver(params)).first()
 
 
-def execute(db: Session, sql: str, params: Params = None) -> int:
+def execute(db: Transaction_, sql: str, params: Params = None) -> int:
     """Run a statement in the unit of work's transaction; the rows it changed."""
-    return cast(CursorResult[Any], db.connection().exec_driver_sql(sql, _driver(params))).rowcount
+    return cast(CursorResult[Any], _connection(db).exec_driver_sql(sql, _driver(params))).rowcount
+
+
+def _connection(db: Transaction_) -> Connection:
+    return db if isinstance(db, Connection) else db.connection()
 
 
 def _driver(params: Params) -> dict[str, Any]:
+    # Always a mapping, so that psycopg always reads the text for placeholders: a literal % is %% in every statement.
     return {} if params is None else dict(params)
 
 

@@ -27,6 +27,7 @@ class Known(NamedTuple):
 # lock has been granted to see what the previous holder committed. The window bounds the cost of
 # an integration however much the agent remembers.
 LOCK_AGENT = "SELECT id FROM agents WHERE id = %(agent_id)s FOR UPDATE"
+"""Lock the agent (param: agent_id): its memories are written under this lock."""
 RECENT = """
     SELECT id, kind, coalesce(speaker || ': ', '') || content FROM memories WHERE agent_id = %(agent_id)s
     AND id > %(after)s ORDER BY id DESC LIMIT %(window)s

@@ -6,10 +6,9 @@ a readiness check is not part of a request's transaction.
 
 from __future__ import annotations
 
-from typing import Any
+from sqlalchemy import Connection
 
-from sqlalchemy import Connection, Row
-
+from shared.kit import connector
 from shared.models.states import JobStatus
 
 PING = "SELECT 1"
@@ -41,37 +40,32 @@ PENDING_TURNS = """
 """Turns after each participant's watermark, summed over live sessions."""
 
 
-def _rows(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> list[Row[Any]]:
-    # The statement text as it is (psycopg's %(name)s), on the connection: no ORM session here.
-    return list(conn.exec_driver_sql(sql, params or {}))
-
-
 def ping(conn: Connection) -> None:
     """A round trip to PostgreSQL."""
-    _rows(conn, PING)
+    connector.fetch_all(conn, PING)
 
 
 def bound_time(conn: Connection, milliseconds: int) -> None:
     """Give up on this transaction's statements after ``milliseconds`` (a scrape must not hang)."""
-    _rows(conn, BOUND_TIME, {"ms": str(int(milliseconds))})
+    connector.fetch_all(conn, BOUND_TIME, {"ms": str(int(milliseconds))})
 
 
 def job_counts(conn: Connection) -> list[tuple[str, str, int]]:
     """(kind, status, count) of the jobs kept."""
-    return [(r.kind, r.status, int(r.jobs)) for r in _rows(conn, JOB_COUNTS)]
+    return [(r.kind, r.status, int(r.jobs)) for r in connector.fetch_all(conn, JOB_COUNTS)]
 
 
 def queue_lag_seconds(conn: Connection) -> float:
     """Age of the oldest queued job, 0 when none is queued."""
-    return float(_rows(conn, QUEUE_LAG)[0].seconds)
+    return float(connector.fetch_all(conn, QUEUE_LAG)[0].seconds)
 
 
 def run_time_quantiles(conn: Connection) -> list[tuple[str, float, float]]:
     """(kind, p50, p99) run time in seconds of the jobs that succeeded in the last hour."""
-    return [(r.kind, float(r.p50), float(r.p99)) for r in _rows(conn, RUN_TIME_QUANTILES)]
+    return [(r.kind, float(r.p50), float(r.p99)) for r in connector.fetch_all(conn, RUN_TIME_QUANTILES)]
 
 
 def pending_turns(conn: Connection) -> float:
     """Turns after each participant's watermark, summed over live sessions (an upper bound: before
     visibility is applied, which would cost a join with every turn)."""
-    return float(_rows(conn, PENDING_TURNS)[0].turns)
+    return float(connector.fetch_all(conn, PENDING_TURNS)[0].turns)
