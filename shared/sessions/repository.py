@@ -1,131 +1,256 @@
-"""All SQL on sessions and their participants, and the rule of what a participant sees."""
+"""All SQL on sessions and their participants. What a participant sees, and which turns it has not
+integrated, are the SQL functions ``sees`` and ``not_yet_integrated`` (migration 0007)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, any_, delete, func, literal, or_, select, update
-from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy.orm import Session
 
-from shared.kit.db import rowcount
-from shared.models import ActivitySession, Agent, Insight, Participant, Turn
+from shared.kit.connector import Record, execute, fetch_all, fetch_one
+from shared.models import ActivitySession, Agent, Insight, Participant
+
+_SESSION = ("s.id, s.namespace_id, s.name, s.description, s.data, s.turn_count, s.generation, s.version, "
+            "s.created_at, s.updated_at, s.deleted_at, s.expire_time")
+"""Fragment: every column of a session (aliased ``s``), as the model ``ActivitySession`` has them."""
+
+_PARTICIPANT = "p.id, p.session_id, p.agent_id, p.bound_after_seq, p.last_integration_turn, p.bound_at"
+"""Fragment: every column of a participant (aliased ``p``), as the model ``Participant`` has them."""
+
+_AGENT = "a.id, a.namespace_id, a.name, a.description, a.metadata AS metadata_, a.created_at, a.updated_at"
+"""Fragment: every column of an agent (aliased ``a``), as the model ``Agent`` has them."""
+
+_INSIGHT = "i.id, i.session_id, i.agent_id, i.content, i.importance, i.evidence, i.job_id, i.created_at"
+"""Fragment: every column of an insight (aliased ``i``), as the model ``Insight`` has them."""
+
+# The models' names of the columns of _PARTICIPANT and _AGENT, in order: a row of PARTICIPANTS holds both.
+_PARTICIPANT_FIELDS = ("id", "session_id", "agent_id", "bound_after_seq", "last_integration_turn", "bound_at")
+_AGENT_FIELDS = ("id", "namespace_id", "name", "description", "metadata_", "created_at", "updated_at")
 
 
-def sees(agent_name: str | ColumnElement[str] | QueryableAttribute[str]) -> ColumnElement[bool]:
-    """What a participant sees (DESIGN.md section 2, Turns): the turns addressed to everyone, to
-    it, or spoken by it. Every read of a participant's turns applies this condition."""
-    name = literal(agent_name) if isinstance(agent_name, str) else agent_name
-    return or_(Turn.visible_to.is_(None), name == any_(Turn.visible_to), Turn.speaker == name)
+def _session(row: Record | None) -> ActivitySession | None:
+    return None if row is None else ActivitySession(**row._mapping)
+
+
+# --- sessions ------------------------------------------------------------------------------------
+
+GET = f"SELECT {_SESSION} FROM sessions s WHERE s.namespace_id = %(namespace_id)s AND s.name = %(name)s"
+"""A session of a namespace, deleted or not (params: namespace_id, name)."""
+GET_LOCKED = GET + " FOR UPDATE"
+"""GET, the session's row locked for the rest of the transaction (writes to it wait)."""
 
 
 def get(db: Session, namespace_id: int, name: str, *, lock: bool = False) -> ActivitySession | None:
-    q = select(ActivitySession).where(ActivitySession.namespace_id == namespace_id, ActivitySession.name == name)
-    if lock:
-        q = q.with_for_update()
-    return db.execute(q).scalar_one_or_none()
+    return _session(fetch_one(db, GET_LOCKED if lock else GET, {"namespace_id": namespace_id, "name": name}))
+
+
+LIST_AFTER = f"""
+    SELECT {_SESSION} FROM sessions s
+    WHERE s.namespace_id = %(namespace_id)s AND (CAST(%(after)s AS bigint) IS NULL OR s.id > %(after)s)
+      AND (CAST(%(include_deleted)s AS boolean) OR s.deleted_at IS NULL)
+    ORDER BY s.id LIMIT %(limit)s
+"""
+"""A namespace's sessions in creation order (params: namespace_id, after (an id or NULL), limit, include_deleted)."""
 
 
 def list_after(db: Session, namespace_id: int, after: int | None, limit: int, include_deleted: bool) -> list[ActivitySession]:
-    q = select(ActivitySession).where(ActivitySession.namespace_id == namespace_id).order_by(ActivitySession.id).limit(limit)
-    if after is not None:
-        q = q.where(ActivitySession.id > after)
-    if not include_deleted:
-        q = q.where(ActivitySession.deleted_at.is_(None))
-    return list(db.execute(q).scalars())
+    rows = fetch_all(db, LIST_AFTER, {"namespace_id": namespace_id, "after": after, "limit": limit,
+                                      "include_deleted": include_deleted})
+    return [ActivitySession(**row._mapping) for row in rows]
 
 
-def participant_names(db: Session, session_ids: list[int]) -> dict[int, list[str]]:
-    rows = db.execute(
-        select(Participant.session_id, Agent.name)
-        .join(Agent, Agent.id == Participant.agent_id)
-        .where(Participant.session_id.in_(session_ids))
-        .order_by(Agent.name)
-    )
-    out: dict[int, list[str]] = {sid: [] for sid in session_ids}
-    for sid, name in rows:
-        out[sid].append(name)
-    return out
+CREATE = f"""
+    INSERT INTO sessions AS s (namespace_id, name, description, data, turn_count, generation, version)
+    VALUES (%(namespace_id)s, %(name)s, %(description)s, CAST(%(data)s AS jsonb), 0, 1, 1)
+    ON CONFLICT (namespace_id, name) DO NOTHING
+    RETURNING {_SESSION}
+"""
+"""Create a session (params: namespace_id, name, description, data as JSON): its row; none if the name is taken."""
 
 
-def not_yet_integrated() -> ColumnElement[bool]:
-    """A turn the participant has not integrated: appended after it was bound and after its
-    watermark (``last_integration_turn``)."""
-    return Turn.seq > func.greatest(Participant.last_integration_turn, Participant.bound_after_seq)
+def create(db: Session, namespace_id: int, name: str, description: str, data: dict[str, Any]) -> ActivitySession | None:
+    """The new session, or None when the name is taken in the namespace."""
+    return _session(fetch_one(db, CREATE, {"namespace_id": namespace_id, "name": name, "description": description,
+                                           "data": json.dumps(data)}))
+
+
+PATCH = f"""
+    UPDATE sessions s
+    SET description = coalesce(CAST(%(description)s AS text), s.description),
+        data = coalesce(CAST(%(data)s AS jsonb), s.data), version = s.version + 1, updated_at = now()
+    WHERE s.id = %(id)s
+    RETURNING {_SESSION}
+"""
+"""Set a session's description and data as its new version (params: id, description, data as JSON; NULL keeps one)."""
+
+
+def patch(db: Session, session_id: int, description: str | None, data: dict[str, Any] | None) -> ActivitySession:
+    """Set the session's description and data (None: unchanged) as its new version."""
+    row = fetch_one(db, PATCH, {"id": session_id, "description": description,
+                                "data": None if data is None else json.dumps(data)})
+    assert row is not None  # the caller holds the session's row lock
+    return ActivitySession(**row._mapping)
+
+
+SOFT_DELETE = f"""
+    UPDATE sessions s
+    SET deleted_at = now(), expire_time = now() + CAST(%(retention)s AS interval), version = s.version + 1,
+        updated_at = now()
+    WHERE s.id = %(id)s
+    RETURNING {_SESSION}
+"""
+"""Soft-delete a session, to be purged after the retention (params: id, retention): its row."""
+
+UNDELETE = f"""
+    UPDATE sessions s
+    SET deleted_at = NULL, expire_time = NULL, version = s.version + 1, updated_at = now()
+    WHERE s.id = %(id)s
+    RETURNING {_SESSION}
+"""
+"""Restore a soft-deleted session (param: id): its row."""
+
+
+def soft_delete(db: Session, session_id: int, retention: timedelta) -> ActivitySession:
+    row = fetch_one(db, SOFT_DELETE, {"id": session_id, "retention": retention})
+    assert row is not None  # the caller holds the session's row lock
+    return ActivitySession(**row._mapping)
+
+
+def undelete(db: Session, session_id: int) -> ActivitySession:
+    row = fetch_one(db, UNDELETE, {"id": session_id})
+    assert row is not None  # the caller holds the session's row lock
+    return ActivitySession(**row._mapping)
+
+
+TOUCH = "UPDATE sessions SET version = version + 1, updated_at = now() WHERE id = %(id)s"
+"""A new version of a session, its resource changed (its participants) (param: id)."""
+
+
+def touch(db: Session, session_id: int) -> None:
+    execute(db, TOUCH, {"id": session_id})
+
+
+LOCK = "SELECT id FROM sessions WHERE id = %(id)s FOR UPDATE"
+"""Lock a session's row for the rest of the transaction (param: id)."""
 
 
 def lock(db: Session, session_id: int) -> None:
     """Lock the session row (waits for any write to it in flight, e.g. an append)."""
-    db.execute(select(ActivitySession.id).where(ActivitySession.id == session_id).with_for_update())
+    fetch_one(db, LOCK, {"id": session_id})
 
 
-def participants(db: Session, session_id: int) -> list[tuple[Participant, Agent, int]]:
-    """Each participant with its agent and the count of the turns it sees and has not integrated."""
-    pending = (
-        select(func.count())
-        .where(Turn.session_id == Participant.session_id, not_yet_integrated(), sees(Agent.name))
-        .correlate(Participant, Agent)
-        .scalar_subquery()
-    )
-    rows = db.execute(
-        select(Participant, Agent, pending)
-        .join(Agent, Agent.id == Participant.agent_id)
-        .where(Participant.session_id == session_id)
-        .order_by(Agent.name)
-    )
-    return [(p, a, n) for p, a, n in rows]
-
-
-def participant(db: Session, session_id: int, agent_id: int) -> Participant | None:
-    return db.execute(
-        select(Participant).where(Participant.session_id == session_id, Participant.agent_id == agent_id)
-    ).scalar_one_or_none()
-
-
-def unbind(db: Session, session_id: int, agent_id: int) -> bool:
-    res = db.execute(delete(Participant).where(Participant.session_id == session_id, Participant.agent_id == agent_id))
-    return rowcount(res) > 0
-
-
-def insights_after(db: Session, session_id: int, agent_id: int, after: int | None, limit: int) -> list[Insight]:
-    q = (
-        select(Insight)
-        .where(Insight.session_id == session_id, Insight.agent_id == agent_id)
-        .order_by(Insight.id)
-        .limit(limit)
-    )
-    if after is not None:
-        q = q.where(Insight.id > after)
-    return list(db.execute(q).scalars())
+PURGE_EXPIRED = "DELETE FROM sessions WHERE deleted_at IS NOT NULL AND expire_time <= %(now)s"
+"""Delete for good the soft-deleted sessions whose expire_time has come (param: now)."""
 
 
 def purge_expired(db: Session, now: datetime) -> int:
-    res = db.execute(
-        delete(ActivitySession).where(ActivitySession.deleted_at.is_not(None), ActivitySession.expire_time <= now)
-    )
-    return rowcount(res)
+    return execute(db, PURGE_EXPIRED, {"now": now})
+
+
+TRUNCATE = """
+    WITH turns_deleted AS (DELETE FROM turns WHERE session_id = %(id)s RETURNING seq),
+    insights_deleted AS (DELETE FROM insights WHERE session_id = %(id)s),
+    watermarks AS (UPDATE participants SET last_integration_turn = 0, bound_after_seq = 0 WHERE session_id = %(id)s)
+    UPDATE sessions s
+    SET generation = s.generation + 1, version = s.version + 1, turn_count = 0, data = '{}'::jsonb, updated_at = now()
+    WHERE s.id = %(id)s
+    RETURNING (SELECT count(*) FROM turns_deleted) AS turns, s.generation
+"""
+"""Reset a session's conversation, its next generation (param: id): its turns and insights deleted, watermarks at 0."""
 
 
 def truncate(db: Session, session_id: int) -> tuple[int, int]:
     """Reset the session's conversation; returns (turns deleted, new generation). Memories stay:
     they are the agents'."""
-    turns = rowcount(db.execute(delete(Turn).where(Turn.session_id == session_id)))
-    db.execute(delete(Insight).where(Insight.session_id == session_id))
-    db.execute(
-        update(Participant).where(Participant.session_id == session_id).values(last_integration_turn=0, bound_after_seq=0)
-    )
-    generation = db.execute(
-        update(ActivitySession)
-        .where(ActivitySession.id == session_id)
-        .values(
-            generation=ActivitySession.generation + 1,
-            version=ActivitySession.version + 1,
-            turn_count=0,
-            data={},
-            updated_at=func.now(),
-        )
-        .returning(ActivitySession.generation)
-    ).scalar_one()
-    return turns, generation
+    row = fetch_one(db, TRUNCATE, {"id": session_id})
+    assert row is not None  # the caller holds the session's row lock
+    return int(row.turns), int(row.generation)
+
+
+# --- participants --------------------------------------------------------------------------------
+
+PARTICIPANT_NAMES = """
+    SELECT p.session_id, a.name FROM participants p JOIN agents a ON a.id = p.agent_id
+    WHERE p.session_id = ANY(CAST(%(session_ids)s AS bigint[]))
+    ORDER BY a.name
+"""
+"""The names of the participants of sessions, by name (param: session_ids); rows (session_id, name)."""
+
+
+def participant_names(db: Session, session_ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {sid: [] for sid in session_ids}
+    if session_ids:
+        for sid, name in fetch_all(db, PARTICIPANT_NAMES, {"session_ids": list(session_ids)}):
+            out[sid].append(name)
+    return out
+
+
+PARTICIPANTS = f"""
+    SELECT {_PARTICIPANT}, {_AGENT},
+           (SELECT count(*) FROM turns t
+            WHERE t.session_id = p.session_id
+              AND not_yet_integrated(t.seq, p.last_integration_turn, p.bound_after_seq)
+              AND sees(a.name, t.visible_to, t.speaker)) AS pending
+    FROM participants p JOIN agents a ON a.id = p.agent_id
+    WHERE p.session_id = %(session_id)s
+    ORDER BY a.name
+"""
+"""A session's participants by name, each with its agent and its turns pending (seen, not integrated) (param: session_id)."""
+
+
+def participants(db: Session, session_id: int) -> list[tuple[Participant, Agent, int]]:
+    """Each participant with its agent and the count of the turns it sees and has not integrated."""
+    n, m = len(_PARTICIPANT_FIELDS), len(_PARTICIPANT_FIELDS) + len(_AGENT_FIELDS)
+    return [(Participant(**dict(zip(_PARTICIPANT_FIELDS, row[:n], strict=True))),
+             Agent(**dict(zip(_AGENT_FIELDS, row[n:m], strict=True))), int(row[m]))
+            for row in fetch_all(db, PARTICIPANTS, {"session_id": session_id})]
+
+
+PARTICIPANT = f"SELECT {_PARTICIPANT} FROM participants p WHERE p.session_id = %(session_id)s AND p.agent_id = %(agent_id)s"
+"""An agent's participation in a session (params: session_id, agent_id)."""
+
+
+def participant(db: Session, session_id: int, agent_id: int) -> Participant | None:
+    row = fetch_one(db, PARTICIPANT, {"session_id": session_id, "agent_id": agent_id})
+    return None if row is None else Participant(**row._mapping)
+
+
+BIND = """
+    INSERT INTO participants (session_id, agent_id, bound_after_seq, last_integration_turn)
+    SELECT s.id, %(agent_id)s, s.turn_count, s.turn_count FROM sessions s WHERE s.id = %(session_id)s
+    ON CONFLICT (session_id, agent_id) DO NOTHING
+"""
+"""Bind an agent to a session, to see the turns appended from now on (params: session_id, agent_id); 0 rows if bound."""
+
+
+def bind(db: Session, session_id: int, agent_id: int) -> bool:
+    """Bind the agent to the session; False when it was bound already. The caller holds the session's row lock."""
+    return execute(db, BIND, {"session_id": session_id, "agent_id": agent_id}) > 0
+
+
+UNBIND = "DELETE FROM participants WHERE session_id = %(session_id)s AND agent_id = %(agent_id)s"
+"""Unbind an agent from a session (params: session_id, agent_id)."""
+
+
+def unbind(db: Session, session_id: int, agent_id: int) -> bool:
+    return execute(db, UNBIND, {"session_id": session_id, "agent_id": agent_id}) > 0
+
+
+INSIGHTS_AFTER = f"""
+    SELECT {_INSIGHT} FROM insights i
+    WHERE i.session_id = %(session_id)s AND i.agent_id = %(agent_id)s
+      AND (CAST(%(after)s AS bigint) IS NULL OR i.id > %(after)s)
+    ORDER BY i.id LIMIT %(limit)s
+"""
+"""A participant's insights in a session, oldest first (params: session_id, agent_id, after (an id or NULL), limit)."""
+
+
+def insights_after(db: Session, session_id: int, agent_id: int, after: int | None, limit: int) -> list[Insight]:
+    rows = fetch_all(db, INSIGHTS_AFTER, {"session_id": session_id, "agent_id": agent_id, "after": after,
+                                          "limit": limit})
+    return [Insight(**row._mapping) for row in rows]
 
 
 # --- integration ---------------------------------------------------------------------------------

@@ -5,15 +5,14 @@ from __future__ import annotations
 import copy
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import json_merge_patch
-from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.agents import service as agents
 from shared.errors import Conflict, NotFound, PreconditionFailed, SessionDeleted, Unprocessable
-from shared.models import ActivitySession, Namespace, Participant
+from shared.models import ActivitySession, Namespace
 from shared.schemas import MAX_JSON_BYTES, Page, check_json_object, page_of
 from shared.sessions import repository as repo
 from shared.sessions.schemas import InsightRead, ParticipantRead, SessionCreate, SessionPatch, SessionRead
@@ -32,8 +31,7 @@ def to_read(s: ActivitySession, participants: list[str]) -> SessionRead:
 
 
 def read(db: Session, s: ActivitySession) -> SessionRead:
-    db.flush()
-    db.refresh(s)
+    """The session as read, with its participants (``s`` as returned by this module: its row as stored)."""
     return to_read(s, repo.participant_names(db, [s.id])[s.id])
 
 
@@ -54,13 +52,9 @@ def get_live(db: Session, ns: Namespace, name: str) -> ActivitySession:
 
 def create(db: Session, ns: Namespace, body: SessionCreate) -> ActivitySession:
     name = body.name or f"session-{secrets.token_hex(6)}"
-    s = ActivitySession(namespace_id=ns.id, name=name, description=body.description, data=body.data)
-    try:
-        with db.begin_nested():
-            db.add(s)
-            db.flush()
-    except IntegrityError:
-        raise Conflict(f"session '{name}' already exists in namespace '{ns.name}'") from None
+    s = repo.create(db, ns.id, name, body.description, body.data)
+    if s is None:
+        raise Conflict(f"session '{name}' already exists in namespace '{ns.name}'")
     return s
 
 
@@ -71,48 +65,33 @@ def list_(db: Session, ns: Namespace, *, include_deleted: bool, cursor: str | No
     return Page[SessionRead](items=[to_read(r, names[r.id]) for r in page.items], next_cursor=page.next_cursor)
 
 
-def _touch(s: ActivitySession) -> None:
-    s.version += 1
-    s.updated_at = func.now()
-
-
 def patch(db: Session, ns: Namespace, name: str, body: SessionPatch, fields: set[str], if_match: str | None) -> ActivitySession:
     s = get_live(db, ns, name)
     if if_match is not None and if_match.strip() not in ("*", etag(s)):
         raise PreconditionFailed(f"session '{name}' changed since ETag {if_match}; its ETag is now {etag(s)}")
-    if "description" in fields:
-        s.description = body.description or ""
+    description = (body.description or "") if "description" in fields else None
+    data: dict[str, Any] | None = None
     if "data" in fields:
-        # The merge edits its target in place, nested objects included: it works on a deep copy, or
-        # it would change the value SQLAlchemy compares against and the write would be lost.
+        # The merge edits its target in place, nested objects included: it works on a deep copy.
         merged = {} if body.data is None else json_merge_patch.merge(copy.deepcopy(s.data), body.data)
         try:
-            s.data = check_json_object(merged)
+            data = check_json_object(merged)
         except ValueError as exc:
             raise Unprocessable(f"the merged data {exc} (limit {MAX_JSON_BYTES} bytes)", loc=["body", "data"]) from None
-    _touch(s)
-    return s
+    return repo.patch(db, s.id, description, data)
 
 
 def delete(db: Session, ns: Namespace, name: str, retention: timedelta) -> ActivitySession:
     """Soft delete (AIP-164). Deleting a deleted session changes nothing and returns it."""
     s = get(db, ns, name, lock=True)
-    if s.deleted_at is None:
-        now = datetime.now(UTC)
-        s.deleted_at = now
-        s.expire_time = now + retention
-        _touch(s)
-    return s
+    return repo.soft_delete(db, s.id, retention) if s.deleted_at is None else s
 
 
 def undelete(db: Session, ns: Namespace, name: str) -> ActivitySession:
     s = get(db, ns, name, lock=True)
     if s.deleted_at is None:
         raise Conflict(f"session '{name}' is not deleted")
-    s.deleted_at = None
-    s.expire_time = None
-    _touch(s)
-    return s
+    return repo.undelete(db, s.id)
 
 
 def purge_expired(db: Session) -> int:
@@ -134,12 +113,9 @@ def bind(db: Session, ns: Namespace, name: str, agent_name: str) -> tuple[Partic
     """Bind an agent; it will see the turns appended from now on. Binding a bound agent changes nothing."""
     s = get_live(db, ns, name)
     agent = agents.get(db, ns, agent_name)
-    created = repo.participant(db, s.id, agent.id) is None
+    created = repo.bind(db, s.id, agent.id)
     if created:
-        db.add(Participant(session_id=s.id, agent_id=agent.id, bound_after_seq=s.turn_count,
-                           last_integration_turn=s.turn_count))
-        _touch(s)
-        db.flush()
+        repo.touch(db, s.id)
     return participant_read(db, s.id, agent_name), created
 
 
@@ -148,7 +124,7 @@ def unbind(db: Session, ns: Namespace, name: str, agent_name: str) -> None:
     agent = agents.get(db, ns, agent_name)
     if not repo.unbind(db, s.id, agent.id):
         raise NotFound(f"agent '{agent_name}' is not a participant of session '{name}'")
-    _touch(s)
+    repo.touch(db, s.id)
 
 
 def participants(db: Session, ns: Namespace, name: str) -> Page[ParticipantRead]:
