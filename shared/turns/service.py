@@ -40,12 +40,12 @@ def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns
             if unknown:
                 raise Unprocessable(f"names agents that are not participants of the session: {', '.join(unknown)}",
                                     loc=["body", "turns", i, "visible_to"])
-    first = s.turn_count + 1
+    first, last = s.turn_count + 1, s.turn_count + len(batch.turns)
     stored = repo.append(db, s, batch.turns)
-    return AppendResult(first_seq=first, last_seq=s.turn_count, turns=[
+    return AppendResult(first_seq=first, last_seq=last, turns=[
         TurnRead(seq=seq, speaker=t.speaker, content=t.content, visible_to=t.visible_to, metadata=t.metadata,
                  occurred_at=occurred_at, created_at=created_at)
-        for seq, t, (created_at, occurred_at) in zip(range(first, s.turn_count + 1), batch.turns, stored, strict=True)])
+        for seq, t, (created_at, occurred_at) in zip(range(first, last + 1), batch.turns, stored, strict=True)])
 
 
 def list_(db: Session, ns: Namespace, name: str, *, participant: str | None, after_seq: int, cursor: str | None,

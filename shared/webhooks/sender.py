@@ -18,10 +18,9 @@ from enum import StrEnum
 import httpx
 
 from shared.config import Settings
-from shared.jobs.service import to_read
+from shared.jobs.service import JobFields, to_read
 from shared.kit.db import unit_of_work
 from shared.kit.metrics import WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
-from shared.models import Job
 from shared.models.states import DeliveryStatus
 from shared.webhooks import guard
 from shared.webhooks import repository as repo
@@ -47,7 +46,7 @@ def retry_delay(settings: Settings, tries: int) -> float:
     return min(settings.webhook_retry_base_seconds * 2.0 ** (tries - 1), MAX_RETRY_SECONDS)
 
 
-def payload(event: str, job: Job | None, job_id: str, namespace: str, at: datetime) -> str:
+def payload(event: str, job: JobFields | None, job_id: str, namespace: str, at: datetime) -> str:
     """The request body: the event type, when it was sent, and the job as `GET …/jobs/{id}` shows it."""
     data = to_read(job, namespace).model_dump(mode="json") if job is not None else {"id": job_id}
     return json.dumps({"type": event, "timestamp": at.isoformat(), "data": data}, separators=(",", ":"))
@@ -63,7 +62,7 @@ def deliver(delivery_id: str, settings: Settings) -> SendOutcome:
             log.info("webhook delivery %s not due (sent already, not yet time to retry, or deleted)", delivery_id)
             WEBHOOK_DELIVERIES.labels(SendOutcome.NOT_DUE).inc()
             return SendOutcome.NOT_DUE
-        job = db.get(Job, send.job_id)
+        job = repo.job(db, send.job_id)
         body = payload(send.event, job, send.job_id, send.namespace, datetime.now(UTC))
         secret = unseal(settings, send.secret_encrypted)
     started, clock = datetime.now(UTC), time.perf_counter()
