@@ -178,17 +178,6 @@ READ_JOB = f"""
 """A job as the caller may read it: (key known, namespace reached, the job's columns or NULLs)."""
 
 
-OPEN_TRUNCATE = f"""SELECT id FROM jobs WHERE session_id = %(session_id)s AND kind = '{JobKind.TRUNCATE.value}'
-                     AND status IN {OPEN_SQL} LIMIT 1"""
-"""A truncate of the session that is queued or running, if any (param: session_id): its id."""
-
-
-def open_truncate(db: Session, session_id: int) -> str | None:
-    """The id of a truncate of the session that is queued or running, if any."""
-    row = connector.fetch_one(db, OPEN_TRUNCATE, {"session_id": session_id})
-    return None if row is None else str(row[0])
-
-
 LIST_BEFORE = f"""
     SELECT {_JOB} FROM jobs
     WHERE namespace_id = %(namespace_id)s AND (CAST(%(before)s AS bigint) IS NULL OR seq < %(before)s)

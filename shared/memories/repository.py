@@ -82,21 +82,6 @@ def delete_one(db: Session, agent_id: int, memory_id: int) -> bool:
     return connector.execute(db, DELETE_ONE, {"agent_id": agent_id, "id": memory_id}) > 0
 
 
-DELETE_INSIGHTS_CITING = "DELETE FROM insights WHERE session_id = %(session_id)s AND %(seq)s = ANY(evidence)"
-"""The insights of a session citing a turn (params: session_id, seq): insights are always of the
-session's current generation (a truncate deletes them)."""
-DELETE_MEMORIES_CITING = """DELETE FROM memories WHERE session_id = %(session_id)s AND generation = %(generation)s
-                            AND %(seq)s = ANY(evidence)"""
-"""The memories citing a turn of a session's generation (params: session_id, generation, seq)."""
-
-
-def delete_citing(db: Session, session_id: int, generation: int, seq: int) -> tuple[int, int]:
-    """Delete every insight and memory citing a turn of the session as evidence; (insights,
-    memories) deleted. Memories carry the generation their evidence belongs to."""
-    params = {"session_id": session_id, "generation": generation, "seq": seq}
-    return connector.execute(db, DELETE_INSIGHTS_CITING, params), connector.execute(db, DELETE_MEMORIES_CITING, params)
-
-
 # --- recall ------------------------------------------------------------------------------------
 # Recall ranks by BM25 over the agent's memories (Lucene's form: idf = ln(1 + (N - df + 0.5) /
 # (df + 0.5)), a term adds idf * tf / (tf + k1 * (1 - b + b * length / average length))), from the

@@ -1,4 +1,5 @@
-"""All SQL on turns (what a participant sees is the rule ``sees`` of shared.sessions.repository, as text here)."""
+"""All SQL on turns: appending, reading (what a participant sees is the SQL function ``sees``,
+migration 0007), and redacting."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from datetime import datetime
 
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from shared.kit.connector import fetch_all, fetch_one
-from shared.models import ActivitySession, Turn
+from shared.models import Turn
+from shared.models.states import OPEN_SQL, JobKind
 from shared.turns.schemas import TurnCreate
 
 # One statement, one round trip: the turns travel as one JSON array (one parameter, so the statement
@@ -38,25 +39,30 @@ FROM appended
 _TURN_LIST = TypeAdapter(list[TurnCreate])
 
 
-def append(db: Session, s: ActivitySession, turns: list[TurnCreate]) -> list[tuple[datetime, datetime]]:
+def append(db: Session, session_id: int, turn_count: int, turns: list[TurnCreate]) -> list[tuple[datetime, datetime]]:
     """Insert the turns after the session's last (seq = turn_count + 1, …) and advance its
     ``turn_count`` and ``updated_at``; returns the turns' (created_at, occurred_at), in order.
-    The caller holds the session's row lock. ``s`` is kept in step without a flush of its own."""
+    The caller holds the session's row lock (``turn_count`` is as read under it)."""
     if not turns:
         return []
-    first, last = s.turn_count + 1, s.turn_count + len(turns)
+    first, last = turn_count + 1, turn_count + len(turns)
     doc = _TURN_LIST.dump_json(turns).decode()
-    row = fetch_one(db, APPEND, {"session_id": s.id, "first": first, "last": last, "turns": doc})
+    row = fetch_one(db, APPEND, {"session_id": session_id, "first": first, "last": last, "turns": doc})
     assert row is not None  # an aggregate: always one row
-    # The record is told what the statement wrote, as committed state: nothing to write back.
-    set_committed_value(s, "turn_count", last)
-    set_committed_value(s, "updated_at", row.updated_at)
     return list(zip(row.created, row.occurred, strict=True))
 
 
-# What a participant sees (shared.sessions.repository.sees; DESIGN.md section 2, Turns), as a condition on
-# a turn row for the text parameter %(viewer)s: the turns addressed to everyone, to it, or spoken by it.
-_SEES = "(visible_to IS NULL OR CAST(%(viewer)s AS text) = ANY(visible_to) OR speaker = CAST(%(viewer)s AS text))"
+TRUNCATE_PENDING = f"""SELECT id FROM jobs WHERE session_id = %(session_id)s AND kind = '{JobKind.TRUNCATE.value}'
+                        AND status IN {OPEN_SQL} LIMIT 1"""
+"""A truncate of the session queued or running, which would delete turns appended now (param:
+session_id): its id."""
+
+
+def truncate_pending(db: Session, session_id: int) -> str | None:
+    """The id of a truncate of the session that is queued or running, if any."""
+    row = fetch_one(db, TRUNCATE_PENDING, {"session_id": session_id})
+    return None if row is None else str(row[0])
+
 
 # The columns of a Turn, in the model's names, for ``Turn(**row._mapping)``.
 TURN_COLUMNS = ("session_id, seq, speaker, content, visible_to, metadata AS metadata_, created_at, occurred_at, "
@@ -64,24 +70,40 @@ TURN_COLUMNS = ("session_id, seq, speaker, content, visible_to, metadata AS meta
 
 LIST_AFTER = f"""
     SELECT {TURN_COLUMNS} FROM turns
-    WHERE session_id = %(session_id)s AND seq > %(after)s AND (CAST(%(viewer)s AS text) IS NULL OR {_SEES})
+    WHERE session_id = %(session_id)s AND seq > %(after)s
+      AND (CAST(%(viewer)s AS text) IS NULL OR sees(CAST(%(viewer)s AS text), visible_to, speaker))
     ORDER BY seq LIMIT %(limit)s
 """
 """A session's turns after a seq, in order: session_id, after, limit, viewer (only the turns it sees; None: all)."""
 
 LATEST_SEEN = f"""
     SELECT {TURN_COLUMNS} FROM turns
-    WHERE session_id = %(session_id)s AND seq > %(after)s AND {_SEES}
+    WHERE session_id = %(session_id)s AND seq > %(after)s AND sees(CAST(%(viewer)s AS text), visible_to, speaker)
     ORDER BY seq DESC LIMIT %(limit)s
 """
 """The latest turns a participant sees after a seq, newest first: session_id, viewer, after, limit."""
 
+# Redacting a turn forgets what was derived from it, in the same statement: the insights of the
+# session and the memories of its generation that cite the turn as evidence.
 REDACT = """
-    UPDATE turns SET content = '', metadata = '{}'::jsonb, redacted_at = coalesce(redacted_at, now())
-    WHERE session_id = %(session_id)s AND seq = %(seq)s
-    RETURNING redacted_at
+    WITH redacted AS (
+        UPDATE turns SET content = '', metadata = '{}'::jsonb, redacted_at = coalesce(redacted_at, now())
+        WHERE session_id = %(session_id)s AND seq = %(seq)s
+        RETURNING redacted_at),
+    insights_forgotten AS (
+        DELETE FROM insights WHERE session_id = %(session_id)s AND %(seq)s = ANY(evidence)
+          AND EXISTS (SELECT FROM redacted)
+        RETURNING id),
+    memories_forgotten AS (
+        DELETE FROM memories WHERE session_id = %(session_id)s AND generation = %(generation)s
+          AND %(seq)s = ANY(evidence) AND EXISTS (SELECT FROM redacted)
+        RETURNING id)
+    SELECT (SELECT redacted_at FROM redacted), (SELECT count(*) FROM insights_forgotten),
+           (SELECT count(*) FROM memories_forgotten)
 """
-"""Erase a turn's content and metadata, keeping its seq: session_id, seq; when it was first redacted."""
+"""Erase a turn's content and metadata, keeping its seq, and delete the insights and memories citing
+it (params: session_id, generation (the session's), seq): when it was first redacted (NULL: no such
+turn), and how many insights and memories were deleted."""
 
 
 def list_after(db: Session, session_id: int, after: int, limit: int, *, viewer: str | None, after_seq: int) -> list[Turn]:
@@ -97,8 +119,9 @@ def latest_seen(db: Session, session_id: int, viewer: str, after_seq: int, limit
     return [Turn(**r._mapping) for r in rows]
 
 
-def redact(db: Session, session_id: int, seq: int) -> datetime | None:
-    """Erase a turn's content and metadata, keeping its seq; when it was redacted (the first time),
-    or None when there is no such turn."""
-    row = fetch_one(db, REDACT, {"session_id": session_id, "seq": seq})
-    return None if row is None else row.redacted_at
+def redact(db: Session, session_id: int, generation: int, seq: int) -> tuple[datetime, int, int] | None:
+    """Erase a turn and forget what cites it: (when it was first redacted, insights deleted, memories
+    deleted), or None when there is no such turn."""
+    row = fetch_one(db, REDACT, {"session_id": session_id, "generation": generation, "seq": seq})
+    assert row is not None  # its select has no FROM: always one row
+    return None if row[0] is None else (row[0], int(row[1]), int(row[2]))

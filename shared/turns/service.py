@@ -6,8 +6,6 @@ from sqlalchemy.orm import Session
 
 from shared.agents import repository as agents_repo
 from shared.errors import Conflict, NotFound, Unprocessable
-from shared.jobs import repository as jobs_repo
-from shared.memories import repository as memories_repo
 from shared.models import Namespace, Turn
 from shared.schemas import Page, page_of
 from shared.sessions import repository as sessions_repo
@@ -28,7 +26,7 @@ def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns
         if len(t.content) > max_chars:
             raise Unprocessable(f"is longer than {max_chars} characters", loc=["body", "turns", i, "content"])
     s = sessions.get_live(db, ns, name)  # row lock: appends to one session are numbered one batch at a time
-    pending = jobs_repo.open_truncate(db, s.id)
+    pending = repo.truncate_pending(db, s.id)
     if pending is not None:
         # The truncate would delete these turns when it runs: refuse them rather than lose them.
         raise Conflict(f"session '{name}' has a truncate pending (job {pending}); append after it finishes",
@@ -41,7 +39,7 @@ def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns
                 raise Unprocessable(f"names agents that are not participants of the session: {', '.join(unknown)}",
                                     loc=["body", "turns", i, "visible_to"])
     first, last = s.turn_count + 1, s.turn_count + len(batch.turns)
-    stored = repo.append(db, s, batch.turns)
+    stored = repo.append(db, s.id, s.turn_count, batch.turns)
     return AppendResult(first_seq=first, last_seq=last, turns=[
         TurnRead(seq=seq, speaker=t.speaker, content=t.content, visible_to=t.visible_to, metadata=t.metadata,
                  occurred_at=occurred_at, created_at=created_at)
@@ -67,8 +65,8 @@ def redact(db: Session, ns: Namespace, name: str, seq: int) -> RedactResult:
     and delete every insight and memory that cites it. The session row lock orders it with
     appends and truncates, and an integration's fence (a share lock) with its writes."""
     s = sessions.get_live(db, ns, name)
-    redacted_at = repo.redact(db, s.id, seq)
-    if redacted_at is None:
+    redacted = repo.redact(db, s.id, s.generation, seq)
+    if redacted is None:
         raise NotFound(f"session '{name}' has no turn {seq}")
-    insights, memories = memories_repo.delete_citing(db, s.id, s.generation, seq)
+    redacted_at, insights, memories = redacted
     return RedactResult(seq=seq, redacted_at=redacted_at, insights_deleted=insights, memories_deleted=memories)
