@@ -62,12 +62,17 @@ def echo_settings(settings: Settings) -> Iterator[Settings]:
     echo.reset()
 
 
-def integrate(world: World, settings: Settings, session: str) -> dict[str, Any]:
-    """Integrate the session as a worker would, and return the finished job."""
-    r = world.post(f"/sessions/{session}/integrate")
+def run(world: World, settings: Settings, session: str, kind: str) -> dict[str, Any]:
+    """Start an integrate or a truncate and run it as a worker would; the finished job."""
+    r = world.post(f"/sessions/{session}/{kind}")
     assert r.status_code == 202, r.text
     assert run_job(r.json()["id"], settings, WORKER) == "succeeded"
     return job(world, r.json()["id"])
+
+
+def integrate(world: World, settings: Settings, session: str) -> dict[str, Any]:
+    """Integrate the session as a worker would, and return the finished job."""
+    return run(world, settings, session, "integrate")
 
 
 def job(world: World, job_id: str) -> dict[str, Any]:

@@ -21,10 +21,8 @@ task runs them (``run_job``, ``reconcile_once``), without eager Celery. The inte
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
 from shared.config import Settings
@@ -32,60 +30,24 @@ from shared.jobs.runner import run_job
 from shared.kit.db import unit_of_work
 from tests.integration import echo_integrator as echo
 from tests.integration.conftest import World
+from tests.integration.test_integrate_semantics import (
+    LINES,
+    WORKER,
+    echo_settings,
+    insights,
+    job,
+    memories,
+    participants,
+    run,
+)
 from worker.reconciler import reconcile_once
 
-WORKER = "semantics-worker"
-
-LINES = [
-    "Invoices in Japan are rounded down since the consumption tax change.",
-    "Maria prefers meetings before noon on Tuesdays.",
-    "The staging cluster runs out of disk every Friday night.",
-    "Our largest customer renews its contract in March.",
-]
-
-
-@pytest.fixture
-def echo_settings(settings: Settings) -> Iterator[Settings]:
-    echo.reset()
-    yield settings.model_copy(update={"integrator": echo.PATH})
-    echo.release.set()  # never leave a run of a failed test waiting
-    echo.reset()
-
-
-def job(world: World, job_id: str) -> dict[str, Any]:
-    r = world.get(f"/jobs/{job_id}")
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def run(world: World, settings: Settings, session: str, kind: str) -> dict[str, Any]:
-    """Start an integrate or a truncate and run it as a worker would; the finished job."""
-    r = world.post(f"/sessions/{session}/{kind}")
-    assert r.status_code == 202, r.text
-    assert run_job(r.json()["id"], settings, WORKER) == "succeeded"
-    return job(world, r.json()["id"])
+__all__ = ["echo_settings"]  # the fixture, used by name below
 
 
 def session_json(world: World, session: str) -> dict[str, Any]:
     body: dict[str, Any] = world.get(f"/sessions/{session}").json()
     return body
-
-
-def participants(world: World, session: str) -> dict[str, dict[str, Any]]:
-    return {p["name"]: p for p in world.get(f"/sessions/{session}/participants").json()["items"]}
-
-
-def insights(world: World, session: str, agent: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = world.get(f"/sessions/{session}/participants/{agent}/insights").json()["items"]
-    return items
-
-
-def memories(world: World, agent: str) -> list[dict[str, Any]]:
-    """The agent's reflections: what its insights became in its memory stream (each turn also
-    becomes an observation; tests/integration/test_memory_stream.py covers those)."""
-    items: list[dict[str, Any]] = world.get(f"/agents/{agent}/memories", params={"limit": 200}).json()["items"]
-    return [m for m in items if m["kind"] == "reflection"]
 
 
 def integrated_session(world: World, settings: Settings, *agents: str) -> str:
