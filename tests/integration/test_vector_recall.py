@@ -72,6 +72,16 @@ def _integrate(world: World, settings: Any, session: str) -> None:
     assert run_job(job_id, settings, WORKER) == "succeeded"
 
 
+def _remembering(world: World, settings: Any, *said: str) -> str:
+    """A new agent that heard the user say ``said`` in a session, integrated."""
+    agent = world.agent(f"a{secrets.token_hex(3)}")
+    s = world.session()
+    world.bind(s, agent)
+    world.turns(s, *[{"speaker": "user", "content": line} for line in said])
+    _integrate(world, settings, s)
+    return agent
+
+
 def _embeddings(settings: Any, agent: str) -> int:
     with unit_of_work(settings) as db:
         return int(db.execute(text(
@@ -96,12 +106,7 @@ def test_embeddings_are_computed_by_workers_in_batches_never_on_append(vworld: t
 
 def test_vector_recall_finds_a_paraphrase_full_text_misses(vworld: tuple[World, Any]) -> None:
     world, settings = vworld
-    agent = world.agent(f"a{secrets.token_hex(3)}")
-    s = world.session()
-    world.bind(s, agent)
-    world.turns(s, {"speaker": "user", "content": "Grace maintains the billing service."},
-                {"speaker": "user", "content": "The weather was lovely on Saturday."})
-    _integrate(world, settings, s)
+    agent = _remembering(world, settings, "Grace maintains the billing service.", "The weather was lovely on Saturday.")
     hybrid = world.post(f"/agents/{agent}/recall", json={"query": "Who looks after invoicing?", "kinds": ["observation"]})
     assert hybrid.status_code == 200
     assert hybrid.json()["items"][0]["content"] == "Grace maintains the billing service."
@@ -118,13 +123,8 @@ def test_vector_recall_finds_a_paraphrase_full_text_misses(vworld: tuple[World, 
 
 def test_recall_explain_in_hybrid_mode_gives_each_items_place_in_both_rankings(vworld: tuple[World, Any]) -> None:
     world, settings = vworld
-    agent = world.agent(f"a{secrets.token_hex(3)}")
-    s = world.session()
-    world.bind(s, agent)
-    world.turns(s, {"speaker": "user", "content": "Grace maintains the billing service."},
-                {"speaker": "user", "content": "The weather was lovely on Saturday."},
-                {"speaker": "user", "content": "Billing sends the invoices on Monday."})
-    _integrate(world, settings, s)
+    agent = _remembering(world, settings, "Grace maintains the billing service.", "The weather was lovely on Saturday.",
+                         "Billing sends the invoices on Monday.")
     r = world.post(f"/agents/{agent}/recall", json={"query": "Who maintains billing?", "explain": True,
                                                      "kinds": ["observation"]})
     assert r.status_code == 200, r.text
