@@ -28,21 +28,26 @@ def hello_sync() -> dict[str, str]:
     return {"hello": "world"}
 
 
-def main() -> None:
+def port() -> int:
+    """The ``--port`` of the command line."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    return int(parser.parse_args().port)
+
+
+def serve(app: str, port: int) -> None:
+    """Serve ``app`` (``module:attribute``) as `engram api` serves Engram."""
     import uvicorn
 
     from shared.config import get_settings
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
     settings = get_settings()
     uvicorn.run(
-        "bench.hello:app", host=settings.api_host, port=args.port, workers=settings.api_workers,
+        app, host=settings.api_host, port=port, workers=settings.api_workers,
         log_level=settings.log_level.lower(), access_log=False,
         timeout_graceful_shutdown=settings.max_wait_seconds + 5,
     )
 
 
 if __name__ == "__main__":
-    main()
+    serve("bench.hello:app", port())

@@ -10,7 +10,6 @@ emptied by the bench between rounds. Served as bench/hello.py serves hello world
 
 from __future__ import annotations
 
-import argparse
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import DateTime, Text, create_engine, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from bench.hello import port, serve
 from shared.config import get_settings
 
 QUEUE = "tutorial"  # Engram's workers listen on "engram" only
@@ -74,18 +74,10 @@ def integrate(name: str, db: Session = Depends(get_db)) -> Job:  # noqa: B008 - 
 
 
 def main() -> None:
-    import uvicorn
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
+    given = port()
     Base.metadata.create_all(engine)  # once, before uvicorn imports the app (in each worker process)
     engine.dispose()
-    uvicorn.run(
-        "bench.tutorial:app", host=settings.api_host, port=args.port, workers=settings.api_workers,
-        log_level=settings.log_level.lower(), access_log=False,
-        timeout_graceful_shutdown=settings.max_wait_seconds + 5,
-    )
+    serve("bench.tutorial:app", given)
 
 
 if __name__ == "__main__":
