@@ -52,18 +52,19 @@ class Engram:
     settings: McpSettings
 
     def namespace(self, given: str | None) -> str:
-        ns = given or self.settings.namespace
-        if not ns:
-            raise ToolError("No namespace: pass `namespace` (this MCP server has no default namespace; its "
-                            "ENGRAM_MCP_NAMESPACE setting is empty).")
-        return ns
+        return _given_or_default("namespace", given, self.settings.namespace)
 
     def agent(self, given: str | None) -> str:
-        agent = given or self.settings.agent
-        if not agent:
-            raise ToolError("No agent: pass `agent` (this MCP server has no default agent; its ENGRAM_MCP_AGENT "
-                            "setting is empty).")
-        return agent
+        return _given_or_default("agent", given, self.settings.agent)
+
+
+def _given_or_default(what: str, given: str | None, default: str | None) -> str:
+    """The ``what`` argument of a tool call, else the server's default (its ENGRAM_MCP_<WHAT> setting)."""
+    value = given or default
+    if not value:
+        raise ToolError(f"No {what}: pass `{what}` (this MCP server has no default {what}; its "
+                        f"ENGRAM_MCP_{what.upper()} setting is empty).")
+    return value
 
 
 EngramContext = Context[Engram, Any]
