@@ -18,6 +18,9 @@ from pydantic import BaseModel
 from engram_client.calls import Call, Calls
 from engram_client.core import MAX_WAIT, PROGRESS_POLL, ClientCore
 from engram_client.errors import JobTimeoutError, ValidationError, wait_cap
+
+# This module is sync.py awaited, line for line (imports, handle, methods): httpx's two clients need
+# two faces; what they send is written once in calls.py, and tests/unit/test_client.py runs both.
 from engram_client.models import (
     FINISHED,
     Agent,
@@ -170,7 +173,8 @@ class AsyncEngramClient(ClientCore):
     async def delete_key(self, namespace: str, key_id: str) -> None:
         await self.call(Calls.delete_key(namespace, key_id))
 
-    # agents and memories
+    # agents and memories. Each resource's put/list/iter/get/delete alike, as webhooks' below: one typed
+    # method per Call of calls.py, so that each keeps its own signature and answer type.
     async def put_agent(self, namespace: str, agent: str, description: str = "",
                         metadata: Mapping[str, Any] | None = None) -> Agent:
         return await self.call(Calls.put_agent(namespace, agent, description, metadata))

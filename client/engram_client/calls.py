@@ -15,6 +15,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
+# The same names as aio.py and sync.py import: this table parses each answer into its model, and
+# the two clients annotate their methods with it.
 from engram_client.models import (
     Agent,
     AppendResult,
@@ -127,6 +129,8 @@ class Calls:
         return Call("PUT", f"{_ns(ns)}/agents/{_seg(agent)}", _model(Agent),
                     json={"description": description, "metadata": dict(metadata or {})})
 
+    # list/get/delete alike for each resource (agents, webhooks...): one typed method per endpoint, its
+    # answer's model in its signature, which a generic factory would lose.
     @staticmethod
     def list_agents(ns: str, limit: int | None = None, cursor: str | None = None) -> Call[Page[Agent]]:
         return Call("GET", f"{_ns(ns)}/agents", _model(Page[Agent]), _query(limit=limit, cursor=cursor))

@@ -174,6 +174,8 @@ class TurnIn(Model):
     occurred_at: datetime | None = Field(None, description="When it was said, with a time zone; default: now.")
 
 
+# Turn, Job, DeliveryAttempt and Delivery repeat the server's fields on purpose: the client does not
+# import the server; tests/unit/test_client_models.py checks each against the API's OpenAPI schema.
 class Turn(Model):
     seq: int
     speaker: str
@@ -210,7 +212,7 @@ class ParticipantResult(Model):
     watermark: int
 
 
-class Job(Model):
+class Job(Model):  # the fields of the API's JobRead (and of JobRow, the columns it is read from)
     id: str
     kind: JobKind
     status: JobStatus
@@ -286,7 +288,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
-class DeliveryAttempt(Model):
+class DeliveryAttempt(Model):  # mirrors AttemptRead and DeliveryRead of shared/webhooks/schemas.py
     attempt: int
     started_at: datetime
     duration_ms: int

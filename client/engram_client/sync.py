@@ -173,6 +173,8 @@ class EngramClient(ClientCore):
         self.call(Calls.delete_key(namespace, key_id))
 
     # agents and memories
+    # Each resource's put/list/iter/get/delete alike, as webhooks' below: one typed method per Call of
+    # calls.py, so that each keeps its own signature and answer type.
     def put_agent(self, namespace: str, agent: str, description: str = "",
                   metadata: Mapping[str, Any] | None = None) -> Agent:
         return self.call(Calls.put_agent(namespace, agent, description, metadata))

@@ -55,6 +55,8 @@ MemoryKindArg = Literal["observation", "reflection"]
 
 # --- results ----------------------------------------------------------------------------------
 
+# Field declarations with their descriptions, alike in shape to the server's schemas (e.g. SessionRead)
+# but not in meaning: these are the tools' own answers, which the model reads.
 class AppendOutput(BaseModel):
     namespace: str
     session: str = Field(description="The session the turns went to (its generated name if it was created).")
