@@ -83,6 +83,7 @@ def upgrade() -> None:
     )
     op.create_index('ix_sessions_expire_time', 'sessions', ['expire_time'], unique=False,
         postgresql_where='deleted_at IS NOT NULL')
+    # An applied migration, never edited: insights and memories are tables of their own with alike columns.
     op.create_table('insights',
     sa.Column('id', sa.BigInteger(), nullable=False),
     sa.Column('session_id', sa.BigInteger(), nullable=False),

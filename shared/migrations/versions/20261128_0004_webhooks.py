@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+# Alembic's header, the same in every migration (written by `alembic revision`).
 revision = "0004"
 down_revision = "0003"
 branch_labels = None

@@ -50,6 +50,7 @@ STATS_ADD = """
     END
     $$"""
 
+# An applied migration, never edited; the remove trigger is the add trigger's mirror, so alike in shape.
 # Memories deleted (transition table ``removed``, one statement). The memories of a deleted agent
 # are skipped: its statistics go with it (ON DELETE CASCADE).
 STATS_REMOVE = """
