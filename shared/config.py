@@ -212,6 +212,8 @@ class Settings(BaseSettings):
     recall_rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant: weight / (k + rank).")
 
     # --- jobs ------------------------------------------------------------------------------------
+    # Field after Field of one shape, here as in every section: each setting declared on its own, with
+    # its bounds and its description (the reference text the README's settings table is made from).
     job_lease_seconds: float = Field(
         60.0, gt=0, description="A running job's lease; the worker renews it every third of it."
     )

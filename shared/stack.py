@@ -71,6 +71,8 @@ class Servers:
         self.start_redis()
 
     def start_postgres(self) -> str:
+        # Begins as start_redis does (an embedded server when no URL is given); each server's own
+        # class, URL and report differ, and only PostgreSQL may get a database of the run's own.
         given = self.given["postgres"]
         if given is None:
             self.postgres = EmbeddedPostgres(self.data_dir / "postgres")

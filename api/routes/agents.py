@@ -19,6 +19,8 @@ def put_agent(ns: NamespaceDep, agent: AgentName, db: DB, response: Response,
     return read
 
 
+# list/get/delete as webhooks.py's and alike: each route declared on its own, with its own types, status
+# codes and docstring (its OpenAPI text); a route factory would hide them.
 @router.get("", response_model=Page[AgentRead])
 def list_agents(ns: NamespaceDep, db: DB, page: PageParams) -> Page[AgentRead]:
     """List the namespace's agents by name."""

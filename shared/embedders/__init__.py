@@ -30,6 +30,8 @@ def load_embedder(settings: Settings) -> Embedder | None:
             dimensions=settings.embedding_dimensions, api_key=settings.embedding_api_key or settings.llm_api_key,
             timeout=settings.llm_timeout_seconds, max_retries=settings.llm_max_retries,
             batch_size=settings.embedding_batch_size)
+    # As shared/integrators/__init__.py checks and times an integrator: the two packages are independent
+    # of each other (pyproject's import contract), and each checks its own plug-in's shape.
     embedder = load_factory(choice, "ENGRAM_EMBEDDER", _OPTIONS)(settings)
     if not callable(getattr(embedder, "embed", None)) or not isinstance(getattr(embedder, "dimensions", None), int):
         raise ValueError(f"ENGRAM_EMBEDDER={choice!r}: it returned {type(embedder).__name__}, which has no `embed` "

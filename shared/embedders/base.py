@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 
+# The twin of IntegratorError (shared/integrators/base.py), kept apart: the two packages import nothing
+# of each other, and a worker tells an embedder's failure from an integrator's by its type.
 class EmbedderError(Exception):
     """The embedder could not embed. ``retryable`` says if a later run may succeed."""
 

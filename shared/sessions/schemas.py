@@ -34,6 +34,7 @@ class SessionRead(Schema):
     expire_time: datetime | None = Field(description="When a deleted session is purged for good.")
 
 
+# Alike in shape to turns/schemas.py's results (plain field declarations), not in meaning: each its own API schema.
 class ParticipantRead(Schema):
     name: str
     bound_at: datetime
