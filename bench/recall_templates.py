@@ -238,7 +238,7 @@ FACTS = (
 
 # Two facts that answer one question together. chained: the second fact is about the value of
 # the first (the owner of a service, then where that owner works); otherwise both are about the
-# same subject. {s}: the first fact's subject, {a}: its everyday name.
+# same subject. {s}: the first fact's subject, {a}: its everyday name. A table: its rows are alike by design.
 MULTI = (
     ("owner", "location", True, "In which city does the person who maintains {s} work?"),
     ("owner", "contact", True, "How should I reach whoever looks after {a}?"),

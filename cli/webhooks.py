@@ -60,6 +60,7 @@ def webhooks_list(out: Out, ns: NS, limit: LimitOpt = None, cursor: CursorOpt = 
         limit, cursor, all_)
 
 
+# show and delete as short as jobs.py's verbs, and alike: each verb its own typer command, its docstring its help.
 @verb(group, "show")
 def webhooks_show(out: Out, ns: NS, name: NAME) -> None:
     """Show a webhook endpoint (without its secret)."""

@@ -64,6 +64,8 @@ def test_the_readme_session_keeps_the_japan_invoice_problem() -> None:
 
 
 def test_greetings_and_bare_questions_are_not_insights() -> None:
+    # Each test writes its conversation out in full (here as in test_profiles.py): lists of ChatTurn alike
+    # in shape by design, since what each turn says is what the test is about.
     turns = [
         ChatTurn(1, "user", "Hi there! Good morning."),
         ChatTurn(2, "assistant", "Nice to meet you Grace. What is failing in billing?"),
@@ -108,6 +110,7 @@ def test_every_fact_bearing_turn_is_covered() -> None:
 
 
 def test_sentences_on_one_topic_are_grouped_with_all_their_evidence() -> None:
+    # Written out in full, as every conversation of this file (see the first one).
     turns = [
         ChatTurn(1, "user", "Hi! Starting in January our invoices need the new German tax change applied."),
         ChatTurn(2, "assistant", "Understood: I'll apply the German tax change to all invoices from January on."),
