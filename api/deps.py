@@ -10,12 +10,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.errors import UNKNOWN_KEY, Forbidden, NotFound, Unauthorized, Unprocessable
 from shared.kit.connector import AsyncConnector
-from shared.kit.db import session_factory
+from shared.kit.db import UnitOfWork
 from shared.models import Namespace
 from shared.namespaces import repository as namespaces_repo
 from shared.namespaces import service as namespaces
@@ -47,43 +46,34 @@ def loop_resources(request: Request) -> LoopResources:
     return resources
 
 
-def _rollback_and_close(db: Session) -> None:
-    try:
-        db.rollback()
-    finally:
-        db.close()
+def _rollback(db: UnitOfWork) -> None:
+    db.end(commit=False)
 
 
-def _commit_and_close(db: Session) -> None:
-    try:
-        db.commit()
-    except BaseException:
-        _rollback_and_close(db)
-        raise
-    hooks = db.info.pop("after_commit", [])
-    db.close()  # the connection goes back to the pool before the hooks talk to Redis
-    for fn in hooks:
-        fn()
+def _commit(db: UnitOfWork) -> None:
+    db.end(commit=True)  # the connection goes back to the pool before the hooks talk to Redis
+    db.run_after_commit()
 
 
-async def get_db(settings: SettingsDep) -> AsyncIterator[Session]:
+async def get_db(settings: SettingsDep) -> AsyncIterator[UnitOfWork]:
     """One transaction per request: committed when the handler returns, rolled back if it raises.
     Work registered with ``shared.kit.db.after_commit`` (sending job messages) runs after the commit,
     still before the response is sent.
 
-    async, with the commit in one thread-pool call: a Session connects lazily, so opening it needs
-    no thread, and the request pays one hop for the commit instead of two around a generator."""
-    db = session_factory(settings)()
+    async, with the commit in one thread-pool call: a unit of work takes its connection at its first
+    statement (in the handler's thread), so opening it needs no thread, and the request pays one hop
+    for the commit instead of two around a generator."""
+    db = UnitOfWork(settings)
     try:
         yield db
     except BaseException:
-        await run_in_threadpool(_rollback_and_close, db)
+        await run_in_threadpool(_rollback, db)
         raise
-    await run_in_threadpool(_commit_and_close, db)
+    await run_in_threadpool(_commit, db)
 
 
 # scope="function": commit before the response leaves, so a 2xx always means committed.
-DB = Annotated[Session, Depends(get_db, scope="function")]
+DB = Annotated[UnitOfWork, Depends(get_db, scope="function")]
 
 
 @dataclass(frozen=True)
@@ -110,7 +100,7 @@ def credentials(settings: Settings, authorization: str | None) -> str | None:
     return namespaces.hash_secret(secret)
 
 
-def authenticate(db: Session, settings: Settings, authorization: str | None) -> Principal:
+def authenticate(db: UnitOfWork, settings: Settings, authorization: str | None) -> Principal:
     key = credentials(settings, authorization)
     if key is None:
         return Principal(admin=True, namespace_id=None)
@@ -139,11 +129,11 @@ async def require_admin(principal: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 NamespaceName = Annotated[str, Path(pattern=SLUG_PATTERN, description="Namespace name (slug).")]
-SessionName = Annotated[str, Path(pattern=SLUG_PATTERN, description="Session name (slug).")]
+SessionName = Annotated[str, Path(pattern=SLUG_PATTERN, description="UnitOfWork name (slug).")]
 AgentName = Annotated[str, Path(pattern=SLUG_PATTERN, description="Agent name (slug).")]
 
 
-def reached_namespace(db: Session, name: str, key: str | None) -> Namespace:
+def reached_namespace(db: UnitOfWork, name: str, key: str | None) -> Namespace:
     """Authenticate the caller (``key``, from ``credentials``) and find the namespace it asks for,
     behind the namespace wall (``shared.namespaces.repository.reaches``), in one round trip: 401
     for an unknown key, and for a namespace key asking for another namespace exactly the 404 of

@@ -12,8 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -117,21 +115,12 @@ def install(app: FastAPI) -> None:
             headers = {**(headers or {}), "Allow": allowed_methods(request) or (headers or {}).get("Allow", "")}
         return problem_response(request, exc.status_code, detail, headers=headers)
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(psycopg_pool.PoolTimeout)
     async def _db_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return problem_response(request, 503, "the database is unavailable; retry shortly", type_slug="unavailable",
                                 headers={"Retry-After": "2"})
-
-    @app.exception_handler(DBAPIError)
-    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            return await _db_down(request, exc)
-        log.exception("database error on %s %s", request.method, request.url.path)
-        return problem_response(request, 500, "internal error", type_slug="internal")
 
     @app.exception_handler(RecursionError)
     async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:

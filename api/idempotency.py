@@ -14,10 +14,10 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from shared.errors import Conflict, Unprocessable
 from shared.idempotency import repository as repo
+from shared.kit.db import UnitOfWork
 from shared.models import Namespace
 
 Outcome = tuple[int, BaseModel, dict[str, str]]
@@ -32,7 +32,7 @@ def _lock_id(namespace_id: int, key: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{namespace_id}:{key}".encode(), digest_size=8).digest(), "big", signed=True)
 
 
-def run(db: Session, ns: Namespace, key: str | None, method: str, path: str, body: Any,
+def run(db: UnitOfWork, ns: Namespace, key: str | None, method: str, path: str, body: Any,
         work: Callable[[], Outcome]) -> JSONResponse:
     """Do ``work`` once per key; replay its response for a repeated key and body."""
     if key is None:

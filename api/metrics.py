@@ -13,7 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shared.config import Settings
-from shared.kit.db import get_engine
+from shared.kit.db import unit_of_work
 from shared.ops import repository as repo
 
 log = logging.getLogger("engram.api.metrics")
@@ -46,7 +46,7 @@ class JobsCollector(Collector):
                                     "Turns not yet integrated, summed over participants (before visibility).")
         up = GaugeMetricFamily("engram_database_up", "1 when the job figures could be read from PostgreSQL.")
         try:
-            with get_engine(self.settings).connect() as conn:
+            with unit_of_work(self.settings) as conn:
                 repo.bound_time(conn, 2000)
                 for kind, status, n in repo.job_counts(conn):
                     jobs.add_metric([kind, status], n)

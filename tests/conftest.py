@@ -84,9 +84,9 @@ def services() -> Iterator[Services]:
         _start(servers)
         yield Services.of(servers)
     finally:
-        from shared.kit.db import reset_engine
+        from shared.kit import db
 
-        reset_engine()
+        db.reset()
         servers.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -20,7 +20,6 @@ from celery.signals import worker_process_init, worker_process_shutdown
 
 from shared import task_names
 from shared.config import Settings, get_settings
-from shared.kit.db import reset_engine
 from shared.queue import broker_options
 
 log = logging.getLogger("engram.worker")
@@ -60,9 +59,9 @@ app.add_defaults(lambda: celery_config(get_settings()))
 
 
 @worker_process_init.connect
-def _fresh_engine_per_child(**_: object) -> None:
-    # A forked child must not reuse the parent's database connections.
-    reset_engine()
+def _prepare_child(**_: object) -> None:
+    # (A forked child never reuses the parent's database connections: shared.kit.db and
+    # shared.kit.connector make their own in each process.)
     # Build the integrator now (imports, keyphrase models), not inside the child's first job.
     from shared.jobs.runner import integrator_for
 

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import SettingsDep
 from shared.config import Settings
 from shared.errors import PROBLEM_MEDIA_TYPE, problem_body
-from shared.kit.db import get_engine
+from shared.kit.db import unit_of_work
 from shared.memories.service import recall_mode
 from shared.ops import repository as repo
 from shared.queue import producer
@@ -24,7 +24,7 @@ def healthz() -> dict[str, str]:
 
 def _check_database(settings: Settings) -> str | None:
     try:
-        with get_engine(settings).connect() as conn:
+        with unit_of_work(settings) as conn:
             repo.ping(conn)
         return None
     except Exception as exc:  # noqa: BLE001

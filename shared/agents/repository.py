@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from shared.kit.connector import execute, fetch_all, fetch_one
+from shared.kit.db import UnitOfWork
 from shared.models import Agent
 
 # The columns of an agent, as its model names them (``Agent(**row._mapping)``).
@@ -36,7 +35,7 @@ DELETE = "DELETE FROM agents WHERE id = %(id)s"
 """Delete the agent ``id``; its memories, insights and participations go with it (ON DELETE CASCADE)."""
 
 
-def upsert(db: Session, namespace_id: int, name: str, description: str, metadata: dict[str, Any]) -> tuple[Agent, bool]:
+def upsert(db: UnitOfWork, namespace_id: int, name: str, description: str, metadata: dict[str, Any]) -> tuple[Agent, bool]:
     row = fetch_one(db, UPSERT, {"namespace_id": namespace_id, "name": name, "description": description,
                                  "metadata": json.dumps(metadata)})
     assert row is not None  # INSERT ... RETURNING
@@ -45,15 +44,15 @@ def upsert(db: Session, namespace_id: int, name: str, description: str, metadata
     return Agent(**values), created
 
 
-def get(db: Session, namespace_id: int, name: str) -> Agent | None:
+def get(db: UnitOfWork, namespace_id: int, name: str) -> Agent | None:
     row = fetch_one(db, AGENT, {"namespace_id": namespace_id, "name": name})
     return None if row is None else Agent(**row._mapping)
 
 
-def list_after(db: Session, namespace_id: int, after: str | None, limit: int) -> list[Agent]:
+def list_after(db: UnitOfWork, namespace_id: int, after: str | None, limit: int) -> list[Agent]:
     rows = fetch_all(db, AGENTS_AFTER, {"namespace_id": namespace_id, "after": after, "limit": limit})
     return [Agent(**r._mapping) for r in rows]
 
 
-def delete_(db: Session, agent_id: int) -> None:
+def delete_(db: UnitOfWork, agent_id: int) -> None:
     execute(db, DELETE, {"id": agent_id})

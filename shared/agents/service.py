@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
-
 from shared.agents import repository as repo
 from shared.agents.schemas import AgentRead, AgentUpsert
 from shared.errors import NotFound
+from shared.kit.db import UnitOfWork
 from shared.models import Agent, Namespace
 from shared.schemas import Page, page_of
 
@@ -16,24 +15,24 @@ def to_read(agent: Agent) -> AgentRead:
                      created_at=agent.created_at, updated_at=agent.updated_at)
 
 
-def put(db: Session, ns: Namespace, name: str, body: AgentUpsert) -> tuple[AgentRead, bool]:
+def put(db: UnitOfWork, ns: Namespace, name: str, body: AgentUpsert) -> tuple[AgentRead, bool]:
     agent, created = repo.upsert(db, ns.id, name, body.description, body.metadata)
     return to_read(agent), created
 
 
-def get(db: Session, ns: Namespace, name: str) -> Agent:
+def get(db: UnitOfWork, ns: Namespace, name: str) -> Agent:
     agent = repo.get(db, ns.id, name)
     if agent is None:
         raise NotFound(f"agent '{name}' does not exist in namespace '{ns.name}'")
     return agent
 
 
-def list_(db: Session, ns: Namespace, *, cursor: str | None, limit: int) -> Page[AgentRead]:
+def list_(db: UnitOfWork, ns: Namespace, *, cursor: str | None, limit: int) -> Page[AgentRead]:
     return page_of(lambda after, n: repo.list_after(db, ns.id, after, n), cursor, str, limit,
                    item=to_read, position=lambda r: r.name)
 
 
-def delete(db: Session, ns: Namespace, name: str) -> None:
+def delete(db: UnitOfWork, ns: Namespace, name: str) -> None:
     """Delete the agent with its memories, insights and participations."""
     repo.delete_(db, get(db, ns, name).id)
 

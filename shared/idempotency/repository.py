@@ -6,9 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from shared.kit.connector import execute, fetch_one
+from shared.kit.db import UnitOfWork
 from shared.models import IdempotencyRecord
 
 TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%(id)s::bigint)"
@@ -30,25 +29,25 @@ PURGE_BEFORE = "DELETE FROM idempotency_keys WHERE created_at < %(before)s"
 """Forget the keys used before ``before``."""
 
 
-def try_lock(db: Session, lock_id: int) -> bool:
+def try_lock(db: UnitOfWork, lock_id: int) -> bool:
     """Take the key's transaction-scoped advisory lock, without waiting: False when a request
     with the same key holds it (still in flight)."""
     row = fetch_one(db, TRY_LOCK, {"id": lock_id})
     return row is not None and bool(row[0])
 
 
-def get(db: Session, namespace_id: int, key: str) -> IdempotencyRecord | None:
+def get(db: UnitOfWork, namespace_id: int, key: str) -> IdempotencyRecord | None:
     row = fetch_one(db, RECORD, {"namespace_id": namespace_id, "key": key})
     return None if row is None else IdempotencyRecord(**row._mapping)
 
 
-def insert(db: Session, namespace_id: int, key: str, fingerprint: bytes, status_code: int, body: dict[str, Any],
+def insert(db: UnitOfWork, namespace_id: int, key: str, fingerprint: bytes, status_code: int, body: dict[str, Any],
            headers: dict[str, str]) -> None:
     """Store the first response, in the transaction of the work it describes."""
     execute(db, INSERT, {"namespace_id": namespace_id, "key": key, "fingerprint": fingerprint, "status_code": status_code,
                          "body": json.dumps(body), "headers": json.dumps(headers)})
 
 
-def purge_before(db: Session, before: datetime) -> int:
+def purge_before(db: UnitOfWork, before: datetime) -> int:
     """Forget the keys used before ``before``; returns how many."""
     return execute(db, PURGE_BEFORE, {"before": before})

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
-
 from shared.config import Settings
 from shared.embedders import Embedder
 from shared.integrators import ChatTurn, InsightDraft, Integrator, IntegratorError, Reflection
@@ -18,7 +16,7 @@ from shared.jobs import repository as repo
 from shared.jobs import runs
 from shared.jobs.runs import Run
 from shared.kit import connector
-from shared.kit.db import unit_of_work
+from shared.kit.db import UnitOfWork, unit_of_work
 from shared.memories import repository as memories_repo
 from shared.memories import stream
 from shared.models.states import JobStatus
@@ -76,7 +74,7 @@ def truncate_run(settings: Settings, run: Run) -> list[Dispatch]:
         return truncate(db, run)
 
 
-def truncate(db: Session, run: Run) -> list[Dispatch]:
+def truncate(db: UnitOfWork, run: Run) -> list[Dispatch]:
     """Reset the session, finish the job, dispatch the next one (in a fenced transaction)."""
     sessions_repo.lock(db, run.session_id)
     turns, generation = sessions_repo.truncate(db, run.session_id)

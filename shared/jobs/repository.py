@@ -9,9 +9,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy.orm import Session
-
 from shared.kit import connector
+from shared.kit.db import UnitOfWork
 from shared.models import Job
 from shared.models.states import OPEN_SQL, JobKind, JobStatus
 from shared.namespaces.repository import CALLER, known, reaches
@@ -40,7 +39,7 @@ GET_LOCKED = GET + " FOR UPDATE"
 """GET, the job's row locked for the rest of the transaction."""
 
 
-def get(db: Session, namespace_id: int, job_id: str, *, lock: bool = False) -> Job | None:
+def get(db: UnitOfWork, namespace_id: int, job_id: str, *, lock: bool = False) -> Job | None:
     row = connector.fetch_one(db, GET_LOCKED if lock else GET, {"id": job_id, "namespace_id": namespace_id})
     return None if row is None else Job(**row._mapping)
 
@@ -49,7 +48,7 @@ STATUS_OF = "SELECT status FROM jobs WHERE id = %(id)s"
 """A job's status, whatever its namespace (param: id)."""
 
 
-def status_of(db: Session, job_id: str) -> str | None:
+def status_of(db: UnitOfWork, job_id: str) -> str | None:
     """The job's status, whatever its namespace (for the worker's log of a skipped message)."""
     row = connector.fetch_one(db, STATUS_OF, {"id": job_id})
     return None if row is None else str(row[0])
@@ -159,7 +158,7 @@ def accepted(row: tuple[Any, ...]) -> Accepted:
     return Accepted(Outcome(row[0]), bool(row[1]), None if row[2] is None else JobRow(*row[2:]))
 
 
-def accept(db: Session, namespace: str, session: str, kind: JobKind, key: str | None, job_id: str) -> Accepted:
+def accept(db: UnitOfWork, namespace: str, session: str, kind: JobKind, key: str | None, job_id: str) -> Accepted:
     """Accept a job within the caller's transaction (the path of a request with an Idempotency-Key)."""
     (lock, lock_params), (decide, decide_params) = accept_statements(namespace, session, kind, key, job_id)
     connector.execute(db, lock, lock_params)
@@ -190,7 +189,7 @@ LIST_BEFORE = f"""
 ``seq``), session_id, kind and status, each NULL for any)."""
 
 
-def list_before(db: Session, namespace_id: int, *, before: int | None, limit: int, session_id: int | None,
+def list_before(db: UnitOfWork, namespace_id: int, *, before: int | None, limit: int, session_id: int | None,
                 kind: str | None, status: str | None) -> list[Job]:
     """The namespace's jobs, newest first, before a position (a job's ``seq``)."""
     rows = connector.fetch_all(db, LIST_BEFORE, {"namespace_id": namespace_id, "before": before, "limit": limit,
@@ -202,7 +201,7 @@ REQUEST_CANCEL = "UPDATE jobs SET cancel_requested = true WHERE id = %(id)s"
 """Mark a job cancelled-on-request (param: id)."""
 
 
-def request_cancel(db: Session, job_id: str) -> None:
+def request_cancel(db: UnitOfWork, job_id: str) -> None:
     """Mark the job cancelled-on-request; a running one sees it at its next safe point."""
     connector.execute(db, REQUEST_CANCEL, {"id": job_id})
 
@@ -224,7 +223,7 @@ DISPATCH_AFTER = _dispatch_next_sql("(SELECT session_id FROM jobs WHERE id = %(i
 """DISPATCH_NEXT of the job's session (param: id)."""
 
 
-def dispatch_next(db: Session, session_id: int) -> list[Dispatch]:
+def dispatch_next(db: UnitOfWork, session_id: int) -> list[Dispatch]:
     """Mark the session's head as dispatched when it is queued and has no message yet; returns
     the message to send after commit. Run in every transaction that finishes or re-queues a job."""
     return [Dispatch(r[0], r[1]) for r in connector.fetch_all(db, DISPATCH_NEXT, {"session_id": session_id})]
@@ -242,7 +241,7 @@ REQUEUE_EXPIRED = f"""
 """Running jobs whose lease expired, with attempts left, back to the queue (param: max_attempts): their ids."""
 
 
-def requeue_expired(db: Session, max_attempts: int) -> list[str]:
+def requeue_expired(db: UnitOfWork, max_attempts: int) -> list[str]:
     """Running jobs whose lease expired (worker lost) with attempts left: back to the queue."""
     return [str(r[0]) for r in connector.fetch_all(db, REQUEUE_EXPIRED, {"max_attempts": max_attempts})]
 
@@ -255,7 +254,7 @@ LOCK_EXHAUSTED = f"""
 """Running jobs whose lease expired and whose attempts are used up, locked (param: max_attempts): (id, attempts)."""
 
 
-def lock_exhausted(db: Session, max_attempts: int) -> list[tuple[str, int]]:
+def lock_exhausted(db: UnitOfWork, max_attempts: int) -> list[tuple[str, int]]:
     """Running jobs whose lease expired and that used up their attempts: (id, attempts), locked."""
     return [(r[0], r[1]) for r in connector.fetch_all(db, LOCK_EXHAUSTED, {"max_attempts": max_attempts})]
 
@@ -278,7 +277,7 @@ REDISPATCH_HEADS = f"""
 """Mark due heads dispatched (params: interval in seconds, limit): rows (id, kind) of ``Dispatch``."""
 
 
-def redispatch_heads(db: Session, interval: timedelta, limit: int = 1000) -> list[Dispatch]:
+def redispatch_heads(db: UnitOfWork, interval: timedelta, limit: int = 1000) -> list[Dispatch]:
     """Queued heads with no message, or whose message is older than ``interval`` doubled for each
     re-send already made (up to 16 times): mark them dispatched and return the messages to send."""
     rows = connector.fetch_all(db, REDISPATCH_HEADS, {"interval": interval.total_seconds(), "limit": limit})
@@ -289,6 +288,6 @@ PURGE_FINISHED = "DELETE FROM jobs WHERE finished_at < %(before)s"
 """Delete the jobs finished before a time (param: before)."""
 
 
-def purge_finished(db: Session, before: datetime) -> int:
+def purge_finished(db: UnitOfWork, before: datetime) -> int:
     """Delete the jobs finished before ``before``; returns how many."""
     return connector.execute(db, PURGE_FINISHED, {"before": before})

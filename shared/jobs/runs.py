@@ -18,10 +18,10 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 import psycopg
-from sqlalchemy.orm import Session
 
 from shared.jobs.repository import is_head
 from shared.kit import connector
+from shared.kit.db import UnitOfWork
 from shared.models.states import JobKind, JobStatus
 
 QUEUED, RUNNING, SUCCEEDED = JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.SUCCEEDED.value
@@ -173,7 +173,7 @@ def fenced(row: tuple[Any, ...] | None) -> Fence | None:
     return None if row is None else Fence(row[0], bool(row[1]))
 
 
-def lock_run(db: Session, job_id: str, token: int) -> Fence | None:
+def lock_run(db: UnitOfWork, job_id: str, token: int) -> Fence | None:
     """The fence, taken before any write of a run, in one round trip: lock the job row if this run
     still owns it, and share-lock its session so no truncate commits in between. None when the
     job is no longer the run's (re-queued after a lost lease, finished, cancelled, or purged)."""
@@ -234,7 +234,7 @@ FINISH = f"""
 webhook deliveries and wake its long-polls."""
 
 
-def finish(db: Session, job_id: str, status: JobStatus, *, result: dict[str, Any] | None = None,
+def finish(db: UnitOfWork, job_id: str, status: JobStatus, *, result: dict[str, Any] | None = None,
            error: dict[str, Any] | None = None, completed: int | None = None) -> None:
     """Finish a job (locked by the caller), write its webhook deliveries (the outbox) and wake
     its long-polls, in one statement. The notifications are delivered at commit: the API's LISTEN
@@ -358,6 +358,6 @@ REQUEUE = f"""
 """Put a failed run's job back in the queue, keeping the error seen (params: id, error)."""
 
 
-def requeue(db: Session, job_id: str, error: dict[str, Any]) -> None:
+def requeue(db: UnitOfWork, job_id: str, error: dict[str, Any]) -> None:
     """Put a failed run's job (locked by the caller) back in the queue, keeping the error seen."""
     connector.execute(db, REQUEUE, {"id": job_id, "error": json.dumps(error)})

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy.orm import Session
-
 from shared.errors import UNKNOWN_KEY, Conflict, NotFound, SessionDeleted, Unauthorized
 from shared.jobs import repository as repo
 from shared.jobs import runs
 from shared.jobs.repository import Accepted, JobRow, Outcome
 from shared.jobs.schemas import JobLinks, JobRead, Progress
+from shared.kit.db import UnitOfWork
 from shared.models import Job, Namespace
 from shared.models.states import JobKind, JobStatus
 from shared.queue import Dispatch
@@ -90,7 +89,7 @@ def _enqueued(a: Accepted, namespace: str, session: str) -> Enqueued:
     return Enqueued(a.job, created, Dispatch(a.job.id, a.job.kind) if created and a.head else None)
 
 
-def enqueue(db: Session, namespace: str, session: str, kind: JobKind, key: str | None) -> Enqueued:
+def enqueue(db: UnitOfWork, namespace: str, session: str, kind: JobKind, key: str | None) -> Enqueued:
     """Accept a long operation in the caller's transaction; the caller commits, then sends
     ``dispatch`` if there is one. ``key`` is the caller (shared.namespaces.repository.CALLER)."""
     return _enqueued(repo.accept(db, namespace, session, kind, key, str(uuid.uuid4())), namespace, session)
@@ -120,7 +119,7 @@ async def read_now(adb: AsyncConnector, namespace: str, key: str | None, job_id:
     return to_read(repo.JobRow(*row[2:]), namespace)
 
 
-def get(db: Session, ns: Namespace, job_id: str, *, lock: bool = False) -> Job:
+def get(db: UnitOfWork, ns: Namespace, job_id: str, *, lock: bool = False) -> Job:
     try:
         uuid.UUID(job_id)
     except ValueError:
@@ -131,7 +130,7 @@ def get(db: Session, ns: Namespace, job_id: str, *, lock: bool = False) -> Job:
     return job
 
 
-def list_(db: Session, ns: Namespace, *, session: str | None, kind: JobKind | None, status: JobStatus | None,
+def list_(db: UnitOfWork, ns: Namespace, *, session: str | None, kind: JobKind | None, status: JobStatus | None,
           cursor: str | None, limit: int) -> Page[JobRead]:
     session_id = sessions.get(db, ns, session).id if session is not None else None
     return page_of(
@@ -140,7 +139,7 @@ def list_(db: Session, ns: Namespace, *, session: str | None, kind: JobKind | No
         cursor, int, limit, item=lambda j: to_read(j, ns.name), position=lambda j: j.seq)
 
 
-def cancel(db: Session, ns: Namespace, job_id: str) -> tuple[Job, list[Dispatch]]:
+def cancel(db: UnitOfWork, ns: Namespace, job_id: str) -> tuple[Job, list[Dispatch]]:
     """Cancel: a queued job at once, a running one at its next safe point (between participants).
     Returns the job and, when a queued head was cancelled, the session's next message to send."""
     job = get(db, ns, job_id, lock=True)

@@ -28,17 +28,16 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from psycopg import pq
 from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Connection, CursorResult, Row
-from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.kit import pg
+from shared.kit.db import Record, UnitOfWork
 
 log = logging.getLogger("engram.db")
 
@@ -46,32 +45,24 @@ TUPLES_OK = pq.ExecStatus.TUPLES_OK
 Params = Mapping[str, Any] | None
 Statement = tuple[str, dict[str, Any] | None]
 Rows = list[tuple[Any, ...]]
-Record = Row[*tuple[Any, ...]]  # a row of the unit of work: columns by name (``row.name``) or position
 
 
 # --- the unit of work ------------------------------------------------------------------------
 
 
-Transaction_ = Session | Connection  # a unit of work (a Session), or a connection for reads outside one
+def fetch_all(db: UnitOfWork, sql: str, params: Params = None) -> list[Record]:
+    """The rows of a statement run in the unit of work (columns by position or name)."""
+    return db.conn.execute(sql, _driver(params)).fetchall()
 
 
-def fetch_all(db: Transaction_, sql: str, params: Params = None) -> list[Record]:
-    """The rows of a statement run in the unit of work's transaction (columns by name or position)."""
-    return list(_connection(db).exec_driver_sql(sql, _driver(params)))
+def fetch_one(db: UnitOfWork, sql: str, params: Params = None) -> Record | None:
+    """The first row of a statement run in the unit of work, or None."""
+    return db.conn.execute(sql, _driver(params)).fetchone()
 
 
-def fetch_one(db: Transaction_, sql: str, params: Params = None) -> Record | None:
-    """The first row of a statement run in the unit of work's transaction, or None."""
-    return _connection(db).exec_driver_sql(sql, _driver(params)).first()
-
-
-def execute(db: Transaction_, sql: str, params: Params = None) -> int:
-    """Run a statement in the unit of work's transaction; the rows it changed."""
-    return cast(CursorResult[Any], _connection(db).exec_driver_sql(sql, _driver(params))).rowcount
-
-
-def _connection(db: Transaction_) -> Connection:
-    return db if isinstance(db, Connection) else db.connection()
+def execute(db: UnitOfWork, sql: str, params: Params = None) -> int:
+    """Run a statement in the unit of work; the rows it changed."""
+    return db.conn.execute(sql, _driver(params)).rowcount
 
 
 def _driver(params: Params) -> dict[str, Any]:

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy.orm import Session
-
 from shared.kit import connector
+from shared.kit.db import UnitOfWork
 from shared.memories import vectors
 from shared.models import Insight, Memory
 from shared.models.states import MemoryKind
@@ -67,7 +66,7 @@ LIST_BEFORE = f"""
 """The agent's memories, newest first, before a memory id (params: agent_id, before or NULL, limit)."""
 
 
-def list_before(db: Session, agent_id: int, before: int | None, limit: int) -> list[Memory]:
+def list_before(db: UnitOfWork, agent_id: int, before: int | None, limit: int) -> list[Memory]:
     """The agent's memories, newest first, before a position (a memory id)."""
     rows = connector.fetch_all(db, LIST_BEFORE, {"agent_id": agent_id, "before": before, "limit": limit})
     return [Memory(**row._mapping) for row in rows]
@@ -77,7 +76,7 @@ DELETE_ONE = "DELETE FROM memories WHERE agent_id = %(agent_id)s AND id = %(id)s
 """Forget one memory of an agent (params: agent_id, id)."""
 
 
-def delete_one(db: Session, agent_id: int, memory_id: int) -> bool:
+def delete_one(db: UnitOfWork, agent_id: int, memory_id: int) -> bool:
     """Forget one memory of the agent; False when it has no such memory."""
     return connector.execute(db, DELETE_ONE, {"agent_id": agent_id, "id": memory_id}) > 0
 
@@ -124,7 +123,7 @@ corpus (params: agent_id, text, strict); rows (lexeme, df, docs, total_length, s
 with a NULL lexeme when the query has no term."""
 
 
-def query_terms(db: Session, agent_id: int, text: str, strict: bool) -> QueryTerms:
+def query_terms(db: UnitOfWork, agent_id: int, text: str, strict: bool) -> QueryTerms:
     rows = connector.fetch_all(db, QUERY_TERMS, {"agent_id": agent_id, "text": text, "strict": strict})
     return QueryTerms(terms=[Term(r[0], int(r[1])) for r in rows if r[0] is not None], docs=int(rows[0][2]),
                       total_length=int(rows[0][3]), strict_query=rows[0][4] or None)
@@ -262,7 +261,7 @@ def recall_params(q: RecallQuery, query_vector: Sequence[float] | None) -> dict[
     return params
 
 
-def recall(db: Session, q: RecallQuery, query_vector: Sequence[float] | None = None) -> list[dict[str, Any]]:
+def recall(db: UnitOfWork, q: RecallQuery, query_vector: Sequence[float] | None = None) -> list[dict[str, Any]]:
     """The agent's memories for the query, best first, each with its score and its rank and score in
     each ranking fused. With a query vector, the vector ranking joins the full-text one."""
     if q.matching is None and query_vector is None:
@@ -279,7 +278,7 @@ LATEST_INSIGHTS = """
 """A participant's latest insights in a session, newest first (params: session_id, agent_id, limit)."""
 
 
-def latest_insights(db: Session, session_id: int, agent_id: int, limit: int) -> list[Insight]:
+def latest_insights(db: UnitOfWork, session_id: int, agent_id: int, limit: int) -> list[Insight]:
     """The participant's latest insights in the session, newest first."""
     rows = connector.fetch_all(db, LATEST_INSIGHTS, {"session_id": session_id, "agent_id": agent_id, "limit": limit})
     return [Insight(**row._mapping) for row in rows]

@@ -7,13 +7,11 @@ import os
 import re
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from shared.agents import service as agents
 from shared.config import Settings
 from shared.embedders import Embedder, EmbedderError, TimedEmbedder, load_embedder
 from shared.errors import NotFound
-from shared.kit.db import unit_of_work
+from shared.kit.db import UnitOfWork, unit_of_work
 from shared.memories import ranking, vectors
 from shared.memories import repository as repo
 from shared.memories.context import render
@@ -86,13 +84,13 @@ def to_read(m: Memory) -> MemoryRead:
                       created_at=m.created_at, reinforcements=m.reinforcements, last_seen_at=m.last_seen_at)
 
 
-def list_(db: Session, ns: Namespace, agent_name: str, *, cursor: str | None, limit: int) -> Page[MemoryRead]:
+def list_(db: UnitOfWork, ns: Namespace, agent_name: str, *, cursor: str | None, limit: int) -> Page[MemoryRead]:
     agent = agents.get(db, ns, agent_name)
     return page_of(lambda before, n: repo.list_before(db, agent.id, before, n), cursor, int, limit,
                    item=to_read, position=lambda m: m.id)
 
 
-def forget(db: Session, ns: Namespace, agent_name: str, memory_id: int) -> None:
+def forget(db: UnitOfWork, ns: Namespace, agent_name: str, memory_id: int) -> None:
     agent = agents.get(db, ns, agent_name)
     if not repo.delete_one(db, agent.id, memory_id):
         raise NotFound(f"agent '{agent_name}' has no memory {memory_id}")
@@ -118,7 +116,7 @@ def _recalled(row: dict[str, Any], explain: bool) -> RecalledMemory:
         explain=_explained(row) if explain else None)
 
 
-def ranked(db: Session, agent: Agent, body: RecallRequest, settings: Settings, *, limit: int) -> list[dict[str, Any]]:
+def ranked(db: UnitOfWork, agent: Agent, body: RecallRequest, settings: Settings, *, limit: int) -> list[dict[str, Any]]:
     """The agent's ``limit`` memories best for the request, best first, as rows of
     repository.recall: full-text (BM25) over the candidates of ranking.candidate_terms, fused with
     the vector ranking when an embedder answers."""
@@ -143,7 +141,7 @@ def ranked(db: Session, agent: Agent, body: RecallRequest, settings: Settings, *
         w_own_words=settings.recall_weight_own_words, explain=body.explain), query_vector)
 
 
-def _recall(db: Session, agent: Agent, body: RecallRequest, settings: Settings) -> list[RecalledMemory]:
+def _recall(db: UnitOfWork, agent: Agent, body: RecallRequest, settings: Settings) -> list[RecalledMemory]:
     rows = ranked(db, agent, body, settings, limit=body.limit * OVERFETCH)
     return [_recalled(r, body.explain) for r in new_turns_first(without_repeats(rows))[:body.limit]]
 
@@ -153,13 +151,13 @@ def _recall(db: Session, agent: Agent, body: RecallRequest, settings: Settings) 
 OVERFETCH = 3
 
 
-def recall(db: Session, ns: Namespace, agent_name: str, body: RecallRequest, settings: Settings) -> RecallResult:
+def recall(db: UnitOfWork, ns: Namespace, agent_name: str, body: RecallRequest, settings: Settings) -> RecallResult:
     """The agent's memories most useful for the query, best first."""
     agent = agents.get(db, ns, agent_name)
     return RecallResult(items=_recall(db, agent, body, settings))
 
 
-def context(db: Session, ns: Namespace, session_name: str, participant: str, *, query: str | None, max_chars: int,
+def context(db: UnitOfWork, ns: Namespace, session_name: str, participant: str, *, query: str | None, max_chars: int,
             turns_limit: int, memories_limit: int, insights_limit: int, settings: Settings) -> ContextRead:
     """What a participant needs before its next reply, in one read."""
     s = sessions.get(db, ns, session_name)

@@ -8,9 +8,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from sqlalchemy.orm import Session
-
 from shared.kit import connector
+from shared.kit.db import UnitOfWork
 
 AVAILABLE = "SELECT to_regclass('memory_embeddings') IS NOT NULL"
 """Whether this database can hold embeddings (pgvector was there when it was migrated)."""
@@ -29,7 +28,7 @@ def hnsw_index(dimensions: int) -> str:
             f"USING hnsw ((embedding::vector({n})) vector_cosine_ops) WHERE dimensions = {n}")
 
 
-def available(db: Session) -> bool:
+def available(db: UnitOfWork) -> bool:
     """Whether this database can hold embeddings (pgvector was there when it was migrated)."""
     row = connector.fetch_one(db, AVAILABLE)
     return bool(row is not None and row[0])
@@ -40,7 +39,7 @@ def literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(repr(float(x)) for x in vector) + "]"
 
 
-def ensure_index(db: Session, dimensions: int) -> None:
+def ensure_index(db: UnitOfWork, dimensions: int) -> None:
     """The HNSW index for vectors of this length, created if missing."""
     connector.fetch_one(db, INDEXING_LOCK)
     connector.execute(db, hnsw_index(dimensions))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy.orm import Session
-
 from shared.kit.connector import execute, fetch_all, fetch_one
+from shared.kit.db import UnitOfWork
 from shared.models import ApiKey, Namespace
 
 # The columns of a namespace and of a key, as their models name them (``Namespace(**row._mapping)``).
@@ -59,7 +58,7 @@ NAMESPACE_OF_SECRET = "SELECT namespace_id FROM api_keys WHERE secret_hash = %(s
 """The namespace of the key whose secret has the SHA-256 ``secret_hash``."""
 
 
-def upsert(db: Session, name: str, description: str) -> tuple[Namespace, bool]:
+def upsert(db: UnitOfWork, name: str, description: str) -> tuple[Namespace, bool]:
     """Create the namespace or update its description; True when it was created."""
     params = {"name": name, "description": description}
     row = fetch_one(db, INSERT_NAMESPACE, params)
@@ -71,17 +70,17 @@ def upsert(db: Session, name: str, description: str) -> tuple[Namespace, bool]:
     return Namespace(**row._mapping), False
 
 
-def get_by_name(db: Session, name: str) -> Namespace | None:
+def get_by_name(db: UnitOfWork, name: str) -> Namespace | None:
     row = fetch_one(db, NAMESPACE_BY_NAME, {"name": name})
     return None if row is None else Namespace(**row._mapping)
 
 
-def list_after(db: Session, after: str | None, limit: int, only_id: int | None) -> list[Namespace]:
+def list_after(db: UnitOfWork, after: str | None, limit: int, only_id: int | None) -> list[Namespace]:
     rows = fetch_all(db, NAMESPACES_AFTER, {"after": after, "limit": limit, "only_id": only_id})
     return [Namespace(**r._mapping) for r in rows]
 
 
-def add_key(db: Session, key: ApiKey) -> ApiKey:
+def add_key(db: UnitOfWork, key: ApiKey) -> ApiKey:
     """Store the key; the stored key (with its ``created_at``)."""
     row = fetch_one(db, INSERT_KEY, {"id": key.id, "namespace_id": key.namespace_id, "secret_hash": key.secret_hash,
                                      "description": key.description})
@@ -89,16 +88,16 @@ def add_key(db: Session, key: ApiKey) -> ApiKey:
     return ApiKey(**row._mapping)
 
 
-def keys_after(db: Session, namespace_id: int, after: str | None, limit: int) -> list[ApiKey]:
+def keys_after(db: UnitOfWork, namespace_id: int, after: str | None, limit: int) -> list[ApiKey]:
     rows = fetch_all(db, KEYS_AFTER, {"namespace_id": namespace_id, "after": after, "limit": limit})
     return [ApiKey(**r._mapping) for r in rows]
 
 
-def delete_key(db: Session, namespace_id: int, key_id: str) -> bool:
+def delete_key(db: UnitOfWork, namespace_id: int, key_id: str) -> bool:
     return execute(db, DELETE_KEY, {"namespace_id": namespace_id, "id": key_id}) > 0
 
 
-def namespace_of_secret_hash(db: Session, secret_hash: str) -> int | None:
+def namespace_of_secret_hash(db: UnitOfWork, secret_hash: str) -> int | None:
     row = fetch_one(db, NAMESPACE_OF_SECRET, {"secret_hash": secret_hash})
     return None if row is None else int(row[0])
 
@@ -138,7 +137,7 @@ _RESOLVE = f"""
 """
 
 
-def resolve(db: Session, name: str, key_hash: str | None) -> Reached:
+def resolve(db: UnitOfWork, name: str, key_hash: str | None) -> Reached:
     """Authenticate the caller and find the namespace it asks for, in one round trip."""
     found = fetch_one(db, _RESOLVE, {"key": key_hash, "namespace": name})
     assert found is not None  # one row: the caller's, left-joined with the namespace

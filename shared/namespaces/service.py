@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy.orm import Session
-
 from shared.errors import NotFound
+from shared.kit.db import UnitOfWork
 from shared.models import ApiKey, Namespace
 from shared.namespaces import repository as repo
 from shared.namespaces.schemas import KeyCreate, KeyCreated, KeyRead, NamespaceRead, NamespaceUpsert
@@ -21,24 +20,24 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def put(db: Session, name: str, body: NamespaceUpsert) -> tuple[NamespaceRead, bool]:
+def put(db: UnitOfWork, name: str, body: NamespaceUpsert) -> tuple[NamespaceRead, bool]:
     ns, created = repo.upsert(db, name, body.description)
     return NamespaceRead.model_validate(ns), created
 
 
-def get(db: Session, name: str) -> Namespace:
+def get(db: UnitOfWork, name: str) -> Namespace:
     ns = repo.get_by_name(db, name)
     if ns is None:
         raise NotFound(f"namespace '{name}' does not exist")
     return ns
 
 
-def list_(db: Session, *, cursor: str | None, limit: int, only_id: int | None) -> Page[NamespaceRead]:
+def list_(db: UnitOfWork, *, cursor: str | None, limit: int, only_id: int | None) -> Page[NamespaceRead]:
     return page_of(lambda after, n: repo.list_after(db, after, n, only_id), cursor, str, limit,
                    item=NamespaceRead.model_validate, position=lambda r: r.name)
 
 
-def create_key(db: Session, ns: Namespace, body: KeyCreate) -> KeyCreated:
+def create_key(db: UnitOfWork, ns: Namespace, body: KeyCreate) -> KeyCreated:
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(id="key_" + secrets.token_hex(8), namespace_id=ns.id, secret_hash=hash_secret(secret),
                  description=body.description)
@@ -46,16 +45,16 @@ def create_key(db: Session, ns: Namespace, body: KeyCreate) -> KeyCreated:
     return KeyCreated(id=stored.id, description=stored.description, created_at=stored.created_at, secret=secret)
 
 
-def list_keys(db: Session, ns: Namespace, *, cursor: str | None, limit: int) -> Page[KeyRead]:
+def list_keys(db: UnitOfWork, ns: Namespace, *, cursor: str | None, limit: int) -> Page[KeyRead]:
     return page_of(lambda after, n: repo.keys_after(db, ns.id, after, n), cursor, str, limit,
                    item=KeyRead.model_validate, position=lambda r: r.id)
 
 
-def delete_key(db: Session, ns: Namespace, key_id: str) -> None:
+def delete_key(db: UnitOfWork, ns: Namespace, key_id: str) -> None:
     if not repo.delete_key(db, ns.id, key_id):
         raise NotFound(f"key '{key_id}' does not exist in namespace '{ns.name}'")
 
 
-def namespace_of_key(db: Session, key_hash: str) -> int | None:
+def namespace_of_key(db: UnitOfWork, key_hash: str) -> int | None:
     """The namespace of a namespace key (by its hash), None when it is unknown or revoked."""
     return repo.namespace_of_secret_hash(db, key_hash)

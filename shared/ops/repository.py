@@ -1,14 +1,13 @@
 """All SQL of the operational endpoints: readiness and the job figures of /metrics.
 
-They run on a connection of their own (``Engine.connect``), outside any unit of work: a scrape or
-a readiness check is not part of a request's transaction.
+They run in a unit of work of their own: a scrape or a readiness check is not part of a request's
+transaction.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
-
 from shared.kit import connector
+from shared.kit.db import UnitOfWork
 from shared.models.states import JobStatus
 
 PING = "SELECT 1"
@@ -40,32 +39,32 @@ PENDING_TURNS = """
 """Turns after each participant's watermark, summed over live sessions."""
 
 
-def ping(conn: Connection) -> None:
+def ping(conn: UnitOfWork) -> None:
     """A round trip to PostgreSQL."""
     connector.fetch_all(conn, PING)
 
 
-def bound_time(conn: Connection, milliseconds: int) -> None:
+def bound_time(conn: UnitOfWork, milliseconds: int) -> None:
     """Give up on this transaction's statements after ``milliseconds`` (a scrape must not hang)."""
     connector.fetch_all(conn, BOUND_TIME, {"ms": str(int(milliseconds))})
 
 
-def job_counts(conn: Connection) -> list[tuple[str, str, int]]:
+def job_counts(conn: UnitOfWork) -> list[tuple[str, str, int]]:
     """(kind, status, count) of the jobs kept."""
     return [(r.kind, r.status, int(r.jobs)) for r in connector.fetch_all(conn, JOB_COUNTS)]
 
 
-def queue_lag_seconds(conn: Connection) -> float:
+def queue_lag_seconds(conn: UnitOfWork) -> float:
     """Age of the oldest queued job, 0 when none is queued."""
     return float(connector.fetch_all(conn, QUEUE_LAG)[0].seconds)
 
 
-def run_time_quantiles(conn: Connection) -> list[tuple[str, float, float]]:
+def run_time_quantiles(conn: UnitOfWork) -> list[tuple[str, float, float]]:
     """(kind, p50, p99) run time in seconds of the jobs that succeeded in the last hour."""
     return [(r.kind, float(r.p50), float(r.p99)) for r in connector.fetch_all(conn, RUN_TIME_QUANTILES)]
 
 
-def pending_turns(conn: Connection) -> float:
+def pending_turns(conn: UnitOfWork) -> float:
     """Turns after each participant's watermark, summed over live sessions (an upper bound: before
     visibility is applied, which would cost a join with every turn)."""
     return float(connector.fetch_all(conn, PENDING_TURNS)[0].turns)

@@ -7,9 +7,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from shared.kit.connector import Record, execute, fetch_all, fetch_one
+from shared.kit.connector import execute, fetch_all, fetch_one
+from shared.kit.db import Record, UnitOfWork
 from shared.models import ActivitySession, Agent, Insight, Participant
 
 _SESSION = ("s.id, s.namespace_id, s.name, s.description, s.data, s.turn_count, s.generation, s.version, "
@@ -42,7 +41,7 @@ GET_LOCKED = GET + " FOR UPDATE"
 """GET, the session's row locked for the rest of the transaction (writes to it wait)."""
 
 
-def get(db: Session, namespace_id: int, name: str, *, lock: bool = False) -> ActivitySession | None:
+def get(db: UnitOfWork, namespace_id: int, name: str, *, lock: bool = False) -> ActivitySession | None:
     return _session(fetch_one(db, GET_LOCKED if lock else GET, {"namespace_id": namespace_id, "name": name}))
 
 
@@ -55,7 +54,7 @@ LIST_AFTER = f"""
 """A namespace's sessions in creation order (params: namespace_id, after (an id or NULL), limit, include_deleted)."""
 
 
-def list_after(db: Session, namespace_id: int, after: int | None, limit: int, include_deleted: bool) -> list[ActivitySession]:
+def list_after(db: UnitOfWork, namespace_id: int, after: int | None, limit: int, include_deleted: bool) -> list[ActivitySession]:
     rows = fetch_all(db, LIST_AFTER, {"namespace_id": namespace_id, "after": after, "limit": limit,
                                       "include_deleted": include_deleted})
     return [ActivitySession(**row._mapping) for row in rows]
@@ -70,7 +69,7 @@ CREATE = f"""
 """Create a session (params: namespace_id, name, description, data as JSON): its row; none if the name is taken."""
 
 
-def create(db: Session, namespace_id: int, name: str, description: str, data: dict[str, Any]) -> ActivitySession | None:
+def create(db: UnitOfWork, namespace_id: int, name: str, description: str, data: dict[str, Any]) -> ActivitySession | None:
     """The new session, or None when the name is taken in the namespace."""
     return _session(fetch_one(db, CREATE, {"namespace_id": namespace_id, "name": name, "description": description,
                                            "data": json.dumps(data)}))
@@ -86,7 +85,7 @@ PATCH = f"""
 """Set a session's description and data as its new version (params: id, description, data as JSON; NULL keeps one)."""
 
 
-def patch(db: Session, session_id: int, description: str | None, data: dict[str, Any] | None) -> ActivitySession:
+def patch(db: UnitOfWork, session_id: int, description: str | None, data: dict[str, Any] | None) -> ActivitySession:
     """Set the session's description and data (None: unchanged) as its new version."""
     row = fetch_one(db, PATCH, {"id": session_id, "description": description,
                                 "data": None if data is None else json.dumps(data)})
@@ -112,13 +111,13 @@ UNDELETE = f"""
 """Restore a soft-deleted session (param: id): its row."""
 
 
-def soft_delete(db: Session, session_id: int, retention: timedelta) -> ActivitySession:
+def soft_delete(db: UnitOfWork, session_id: int, retention: timedelta) -> ActivitySession:
     row = fetch_one(db, SOFT_DELETE, {"id": session_id, "retention": retention})
     assert row is not None  # the caller holds the session's row lock
     return ActivitySession(**row._mapping)
 
 
-def undelete(db: Session, session_id: int) -> ActivitySession:
+def undelete(db: UnitOfWork, session_id: int) -> ActivitySession:
     row = fetch_one(db, UNDELETE, {"id": session_id})
     assert row is not None  # the caller holds the session's row lock
     return ActivitySession(**row._mapping)
@@ -128,7 +127,7 @@ TOUCH = "UPDATE sessions SET version = version + 1, updated_at = now() WHERE id 
 """A new version of a session, its resource changed (its participants) (param: id)."""
 
 
-def touch(db: Session, session_id: int) -> None:
+def touch(db: UnitOfWork, session_id: int) -> None:
     execute(db, TOUCH, {"id": session_id})
 
 
@@ -136,7 +135,7 @@ LOCK = "SELECT id FROM sessions WHERE id = %(id)s FOR UPDATE"
 """Lock a session's row for the rest of the transaction (param: id)."""
 
 
-def lock(db: Session, session_id: int) -> None:
+def lock(db: UnitOfWork, session_id: int) -> None:
     """Lock the session row (waits for any write to it in flight, e.g. an append)."""
     fetch_one(db, LOCK, {"id": session_id})
 
@@ -145,7 +144,7 @@ PURGE_EXPIRED = "DELETE FROM sessions WHERE deleted_at IS NOT NULL AND expire_ti
 """Delete for good the soft-deleted sessions whose expire_time has come (param: now)."""
 
 
-def purge_expired(db: Session, now: datetime) -> int:
+def purge_expired(db: UnitOfWork, now: datetime) -> int:
     return execute(db, PURGE_EXPIRED, {"now": now})
 
 
@@ -161,7 +160,7 @@ TRUNCATE = """
 """Reset a session's conversation, its next generation (param: id): its turns and insights deleted, watermarks at 0."""
 
 
-def truncate(db: Session, session_id: int) -> tuple[int, int]:
+def truncate(db: UnitOfWork, session_id: int) -> tuple[int, int]:
     """Reset the session's conversation; returns (turns deleted, new generation). Memories stay:
     they are the agents'."""
     row = fetch_one(db, TRUNCATE, {"id": session_id})
@@ -179,7 +178,7 @@ PARTICIPANT_NAMES = """
 """The names of the participants of sessions, by name (param: session_ids); rows (session_id, name)."""
 
 
-def participant_names(db: Session, session_ids: list[int]) -> dict[int, list[str]]:
+def participant_names(db: UnitOfWork, session_ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {sid: [] for sid in session_ids}
     if session_ids:
         for sid, name in fetch_all(db, PARTICIPANT_NAMES, {"session_ids": list(session_ids)}):
@@ -200,7 +199,7 @@ PARTICIPANTS = f"""
 """A session's participants by name, each with its agent and its turns pending (seen, not integrated) (param: session_id)."""
 
 
-def participants(db: Session, session_id: int) -> list[tuple[Participant, Agent, int]]:
+def participants(db: UnitOfWork, session_id: int) -> list[tuple[Participant, Agent, int]]:
     """Each participant with its agent and the count of the turns it sees and has not integrated."""
     n, m = len(_PARTICIPANT_FIELDS), len(_PARTICIPANT_FIELDS) + len(_AGENT_FIELDS)
     return [(Participant(**dict(zip(_PARTICIPANT_FIELDS, row[:n], strict=True))),
@@ -212,7 +211,7 @@ PARTICIPANT = f"SELECT {_PARTICIPANT} FROM participants p WHERE p.session_id = %
 """An agent's participation in a session (params: session_id, agent_id)."""
 
 
-def participant(db: Session, session_id: int, agent_id: int) -> Participant | None:
+def participant(db: UnitOfWork, session_id: int, agent_id: int) -> Participant | None:
     row = fetch_one(db, PARTICIPANT, {"session_id": session_id, "agent_id": agent_id})
     return None if row is None else Participant(**row._mapping)
 
@@ -225,7 +224,7 @@ BIND = """
 """Bind an agent to a session, to see the turns appended from now on (params: session_id, agent_id); 0 rows if bound."""
 
 
-def bind(db: Session, session_id: int, agent_id: int) -> bool:
+def bind(db: UnitOfWork, session_id: int, agent_id: int) -> bool:
     """Bind the agent to the session; False when it was bound already. The caller holds the session's row lock."""
     return execute(db, BIND, {"session_id": session_id, "agent_id": agent_id}) > 0
 
@@ -234,7 +233,7 @@ UNBIND = "DELETE FROM participants WHERE session_id = %(session_id)s AND agent_i
 """Unbind an agent from a session (params: session_id, agent_id)."""
 
 
-def unbind(db: Session, session_id: int, agent_id: int) -> bool:
+def unbind(db: UnitOfWork, session_id: int, agent_id: int) -> bool:
     return execute(db, UNBIND, {"session_id": session_id, "agent_id": agent_id}) > 0
 
 
@@ -247,7 +246,7 @@ INSIGHTS_AFTER = f"""
 """A participant's insights in a session, oldest first (params: session_id, agent_id, after (an id or NULL), limit)."""
 
 
-def insights_after(db: Session, session_id: int, agent_id: int, after: int | None, limit: int) -> list[Insight]:
+def insights_after(db: UnitOfWork, session_id: int, agent_id: int, after: int | None, limit: int) -> list[Insight]:
     rows = fetch_all(db, INSIGHTS_AFTER, {"session_id": session_id, "agent_id": agent_id, "after": after,
                                           "limit": limit})
     return [Insight(**row._mapping) for row in rows]

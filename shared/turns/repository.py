@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import TypeAdapter
-from sqlalchemy.orm import Session
 
 from shared.kit.connector import fetch_all, fetch_one
+from shared.kit.db import UnitOfWork
 from shared.models import Turn
 from shared.models.states import OPEN_SQL, JobKind
 from shared.turns.schemas import TurnCreate
@@ -39,7 +39,7 @@ FROM appended
 _TURN_LIST = TypeAdapter(list[TurnCreate])
 
 
-def append(db: Session, session_id: int, turn_count: int, turns: list[TurnCreate]) -> list[tuple[datetime, datetime]]:
+def append(db: UnitOfWork, session_id: int, turn_count: int, turns: list[TurnCreate]) -> list[tuple[datetime, datetime]]:
     """Insert the turns after the session's last (seq = turn_count + 1, …) and advance its
     ``turn_count`` and ``updated_at``; returns the turns' (created_at, occurred_at), in order.
     The caller holds the session's row lock (``turn_count`` is as read under it)."""
@@ -58,7 +58,7 @@ TRUNCATE_PENDING = f"""SELECT id FROM jobs WHERE session_id = %(session_id)s AND
 session_id): its id."""
 
 
-def truncate_pending(db: Session, session_id: int) -> str | None:
+def truncate_pending(db: UnitOfWork, session_id: int) -> str | None:
     """The id of a truncate of the session that is queued or running, if any."""
     row = fetch_one(db, TRUNCATE_PENDING, {"session_id": session_id})
     return None if row is None else str(row[0])
@@ -106,20 +106,20 @@ it (params: session_id, generation (the session's), seq): when it was first reda
 turn), and how many insights and memories were deleted."""
 
 
-def list_after(db: Session, session_id: int, after: int, limit: int, *, viewer: str | None, after_seq: int) -> list[Turn]:
+def list_after(db: UnitOfWork, session_id: int, after: int, limit: int, *, viewer: str | None, after_seq: int) -> list[Turn]:
     """The session's turns after a seq, in order; only those ``viewer`` sees when one is given."""
     rows = fetch_all(db, LIST_AFTER, {"session_id": session_id, "after": max(after, after_seq), "limit": limit,
                                       "viewer": viewer})
     return [Turn(**r._mapping) for r in rows]
 
 
-def latest_seen(db: Session, session_id: int, viewer: str, after_seq: int, limit: int) -> list[Turn]:
+def latest_seen(db: UnitOfWork, session_id: int, viewer: str, after_seq: int, limit: int) -> list[Turn]:
     """The latest turns ``viewer`` sees after ``after_seq`` (its binding), newest first."""
     rows = fetch_all(db, LATEST_SEEN, {"session_id": session_id, "viewer": viewer, "after": after_seq, "limit": limit})
     return [Turn(**r._mapping) for r in rows]
 
 
-def redact(db: Session, session_id: int, generation: int, seq: int) -> tuple[datetime, int, int] | None:
+def redact(db: UnitOfWork, session_id: int, generation: int, seq: int) -> tuple[datetime, int, int] | None:
     """Erase a turn and forget what cites it: (when it was first redacted, insights deleted, memories
     deleted), or None when there is no such turn."""
     row = fetch_one(db, REDACT, {"session_id": session_id, "generation": generation, "seq": seq})

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
-
 from shared.agents import repository as agents_repo
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.kit.db import UnitOfWork
 from shared.models import Namespace, Turn
 from shared.schemas import Page, page_of
 from shared.sessions import repository as sessions_repo
@@ -19,7 +18,7 @@ def to_read(t: Turn) -> TurnRead:
                     occurred_at=t.occurred_at, created_at=t.created_at, redacted_at=t.redacted_at)
 
 
-def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns: int, max_chars: int) -> AppendResult:
+def append(db: UnitOfWork, ns: Namespace, name: str, batch: TurnBatch, *, max_turns: int, max_chars: int) -> AppendResult:
     if len(batch.turns) > max_turns:
         raise Unprocessable(f"a batch holds at most {max_turns} turns, this one has {len(batch.turns)}", loc=["body", "turns"])
     for i, t in enumerate(batch.turns):
@@ -46,7 +45,7 @@ def append(db: Session, ns: Namespace, name: str, batch: TurnBatch, *, max_turns
         for seq, t, (created_at, occurred_at) in zip(range(first, last + 1), batch.turns, stored, strict=True)])
 
 
-def list_(db: Session, ns: Namespace, name: str, *, participant: str | None, after_seq: int, cursor: str | None,
+def list_(db: UnitOfWork, ns: Namespace, name: str, *, participant: str | None, after_seq: int, cursor: str | None,
           limit: int) -> Page[TurnRead]:
     s = sessions.get(db, ns, name)
     viewer = None
@@ -60,7 +59,7 @@ def list_(db: Session, ns: Namespace, name: str, *, participant: str | None, aft
                    cursor, int, limit, item=to_read, position=lambda r: r.seq)
 
 
-def redact(db: Session, ns: Namespace, name: str, seq: int) -> RedactResult:
+def redact(db: UnitOfWork, ns: Namespace, name: str, seq: int) -> RedactResult:
     """Redact a turn, in one transaction: erase its content (the seq stays, with ``redacted_at``)
     and delete every insight and memory that cites it. The session row lock orders it with
     appends and truncates, and an integration's fence (a share lock) with its writes."""

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
-
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
+from typing import NamedTuple
 
 from shared.jobs.repository import JobRow
 from shared.kit.connector import execute, fetch_all, fetch_one
+from shared.kit.db import Record, UnitOfWork
 from shared.models import Webhook, WebhookAttempt, WebhookDelivery
 from shared.models.states import DeliveryStatus
 
@@ -63,12 +61,12 @@ ATTEMPTS_OF = """
 """The attempts of these deliveries, by delivery then in order: ids (list of delivery ids)."""
 
 
-def _webhook(row: Row[Any]) -> Webhook:
+def _webhook(row: Record) -> Webhook:
     """The endpoint of a row of its columns (a plain record, never added to a session)."""
     return Webhook(**{k: v for k, v in row._mapping.items() if k != "created"})
 
 
-def upsert(db: Session, namespace_id: int, name: str, url: str, events: list[str], description: str,
+def upsert(db: UnitOfWork, namespace_id: int, name: str, url: str, events: list[str], description: str,
            sealed_secret: bytes) -> tuple[Webhook, bool]:
     """Create the endpoint (with this secret) or update it (keeping its secret); True when created."""
     row = fetch_one(db, UPSERT, {"namespace_id": namespace_id, "name": name, "url": url, "events": events,
@@ -77,20 +75,20 @@ def upsert(db: Session, namespace_id: int, name: str, url: str, events: list[str
     return _webhook(row), bool(row.created)
 
 
-def get(db: Session, namespace_id: int, name: str) -> Webhook | None:
+def get(db: UnitOfWork, namespace_id: int, name: str) -> Webhook | None:
     row = fetch_one(db, READ, {"namespace_id": namespace_id, "name": name})
     return None if row is None else _webhook(row)
 
 
-def list_after(db: Session, namespace_id: int, after: str | None, limit: int) -> list[Webhook]:
+def list_after(db: UnitOfWork, namespace_id: int, after: str | None, limit: int) -> list[Webhook]:
     return [_webhook(r) for r in fetch_all(db, LIST_AFTER, {"namespace_id": namespace_id, "after": after, "limit": limit})]
 
 
-def delete_(db: Session, namespace_id: int, name: str) -> bool:
+def delete_(db: UnitOfWork, namespace_id: int, name: str) -> bool:
     return execute(db, DELETE, {"namespace_id": namespace_id, "name": name}) > 0
 
 
-def deliveries_before(db: Session, webhook_id: int, before: tuple[datetime, str] | None,
+def deliveries_before(db: UnitOfWork, webhook_id: int, before: tuple[datetime, str] | None,
                       limit: int) -> list[WebhookDelivery]:
     """An endpoint's deliveries, newest first, before a position (created_at, id)."""
     at, before_id = before if before is not None else (None, None)
@@ -98,7 +96,7 @@ def deliveries_before(db: Session, webhook_id: int, before: tuple[datetime, str]
     return [WebhookDelivery(**r._mapping) for r in rows]
 
 
-def attempts_of(db: Session, delivery_ids: Sequence[str]) -> list[WebhookAttempt]:
+def attempts_of(db: UnitOfWork, delivery_ids: Sequence[str]) -> list[WebhookAttempt]:
     return [WebhookAttempt(**r._mapping) for r in fetch_all(db, ATTEMPTS_OF, {"ids": list(delivery_ids)})]
 
 
@@ -136,14 +134,14 @@ JOB = """
 """The job a delivery tells of, as a job read shows it (JobRow): id (the job's)."""
 
 
-def claim(db: Session, delivery_id: str, lease: timedelta, max_attempts: int) -> Send | None:
+def claim(db: UnitOfWork, delivery_id: str, lease: timedelta, max_attempts: int) -> Send | None:
     """Start a send: pending and due -> sending, attempts + 1 (its token). None when the delivery
     is not due, not pending, or gone with its endpoint."""
     row = fetch_one(db, CLAIM, {"id": delivery_id, "lease": lease.total_seconds(), "max_attempts": max_attempts})
     return None if row is None else Send(**row._mapping)
 
 
-def job(db: Session, job_id: str) -> JobRow | None:
+def job(db: UnitOfWork, job_id: str) -> JobRow | None:
     """The job a delivery tells of (None: deleted since), for the payload of its send."""
     row = fetch_one(db, JOB, {"id": job_id})
     return None if row is None else JobRow(**row._mapping)
@@ -165,7 +163,7 @@ RECORD = f"""
 """Record a send its token still owns: id, token, status, status_code, error, retry, retry_in, started_at, duration_ms."""
 
 
-def record(db: Session, send: Send, *, status: DeliveryStatus, started_at: datetime, duration_ms: int, status_code: int | None,
+def record(db: UnitOfWork, send: Send, *, status: DeliveryStatus, started_at: datetime, duration_ms: int, status_code: int | None,
            error: str | None, retry_in: float) -> bool:
     """Record a send's outcome and its attempt, if the send still owns the delivery (its token);
     False when it no longer does (the lease expired and another send took over)."""
@@ -188,7 +186,7 @@ REQUEUE_LOST = f"""
 """Sends whose lease expired (lost worker): pending again, or failed past max_attempts; their ids."""
 
 
-def requeue_lost(db: Session, max_attempts: int) -> int:
+def requeue_lost(db: UnitOfWork, max_attempts: int) -> int:
     """Sends whose worker was lost (lease expired): pending again, or failed when that was the last try."""
     return len(fetch_all(db, REQUEUE_LOST, {"max_attempts": max_attempts}))
 
@@ -204,7 +202,7 @@ DUE = f"""
 """Mark dispatched (up to limit) due deliveries with no message in the last resend_after seconds; their ids."""
 
 
-def due(db: Session, resend_after: timedelta, limit: int = 1000) -> list[str]:
+def due(db: UnitOfWork, resend_after: timedelta, limit: int = 1000) -> list[str]:
     """Pending deliveries whose next try is due and that have no recent message: mark them
     dispatched and return their ids, to send after commit."""
     return [r[0] for r in fetch_all(db, DUE, {"resend_after": resend_after.total_seconds(), "limit": limit})]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy.orm import Session
-
 from shared.config import Settings
 from shared.errors import NotFound, Unprocessable
+from shared.kit.db import UnitOfWork
 from shared.models import Namespace, Webhook, WebhookDelivery
 from shared.models.states import DELIVERY_OPEN, DeliveryStatus
 from shared.schemas import Page, page_of
@@ -18,7 +17,7 @@ from shared.webhooks.schemas import AttemptRead, DeliveryRead, Event, WebhookCre
 from shared.webhooks.secrets import new_secret, seal
 
 
-def put(db: Session, settings: Settings, ns: Namespace, name: str, body: WebhookPut) -> WebhookRead | WebhookCreated:
+def put(db: UnitOfWork, settings: Settings, ns: Namespace, name: str, body: WebhookPut) -> WebhookRead | WebhookCreated:
     """Create the endpoint (the answer then carries its secret, this once) or update it."""
     try:
         guard.resolve(body.url, allow_private=settings.webhooks_reach_private_networks)
@@ -31,25 +30,25 @@ def put(db: Session, settings: Settings, ns: Namespace, name: str, body: Webhook
     return WebhookCreated(**read.model_dump(), secret=secret) if created else read
 
 
-def get(db: Session, ns: Namespace, name: str) -> Webhook:
+def get(db: UnitOfWork, ns: Namespace, name: str) -> Webhook:
     hook = repo.get(db, ns.id, name)
     if hook is None:
         raise NotFound(f"webhook '{name}' does not exist in namespace '{ns.name}'")
     return hook
 
 
-def list_(db: Session, ns: Namespace, *, cursor: str | None, limit: int) -> Page[WebhookRead]:
+def list_(db: UnitOfWork, ns: Namespace, *, cursor: str | None, limit: int) -> Page[WebhookRead]:
     return page_of(lambda after, n: repo.list_after(db, ns.id, after, n), cursor, str, limit,
                    item=WebhookRead.model_validate, position=lambda h: h.name)
 
 
-def delete(db: Session, ns: Namespace, name: str) -> None:
+def delete(db: UnitOfWork, ns: Namespace, name: str) -> None:
     """Delete the endpoint and its deliveries (those not yet sent are dropped)."""
     if not repo.delete_(db, ns.id, name):
         raise NotFound(f"webhook '{name}' does not exist in namespace '{ns.name}'")
 
 
-def deliveries(db: Session, ns: Namespace, name: str, *, cursor: str | None, limit: int) -> Page[DeliveryRead]:
+def deliveries(db: UnitOfWork, ns: Namespace, name: str, *, cursor: str | None, limit: int) -> Page[DeliveryRead]:
     """The endpoint's deliveries, newest first, each with its attempts."""
     hook = get(db, ns, name)
     page = page_of(lambda before, n: repo.deliveries_before(db, hook.id, _position(before), n), cursor, str, limit,

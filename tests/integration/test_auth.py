@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from shared.kit.db import unit_of_work
+from tests.integration import sql
 from tests.integration.conftest import World, unique
 
 PUBLIC = {"/healthz", "/readyz", "/metrics"}
@@ -45,7 +45,7 @@ def test_key_secret_is_shown_once_and_stored_hashed(http: TestClient, ns: str, s
     listed = http.get(f"/v1/namespaces/{ns}/keys").json()["items"]
     assert [k["id"] for k in listed] == [created["id"]] and "secret" not in listed[0]
     with unit_of_work(settings) as db:
-        stored = db.execute(text("SELECT secret_hash FROM api_keys WHERE id = :id"), {"id": created["id"]}).scalar_one()
+        stored = sql.value(db, "SELECT secret_hash FROM api_keys WHERE id = %(id)s", {"id": created["id"]})
     assert stored != created["secret"] and created["secret"] not in stored
 
 

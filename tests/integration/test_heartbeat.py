@@ -27,7 +27,7 @@ def test_a_long_run_keeps_its_lease(world, settings) -> None:
         while time.monotonic() - started < 2 * settings.job_lease_seconds:
             reconcile_once(settings)
             ((expires_in,),) = sql(settings, "SELECT extract(epoch FROM lease_expires_at - now()) FROM jobs "
-                                   "WHERE id = :id", id=job_id)
+                                   "WHERE id = %(id)s", id=job_id)
             assert expires_in > 0
             assert job(world, job_id)["status"] == "running"
             time.sleep(0.25)

@@ -30,12 +30,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from shared.config import Settings
 from shared.jobs.runner import run_job
 from shared.kit.db import unit_of_work
 from tests.integration import echo_integrator as echo
+from tests.integration import sql
 from tests.integration.conftest import World
 
 WORKER = "semantics-worker"
@@ -205,8 +205,8 @@ def test_integrate_stores_the_integrators_insights_for_the_participant(world: Wo
         assert sorted((m["content"], m["importance"], m["evidence"], m["session"]) for m in memories(world, agent)) == \
             sorted((i["content"], i["importance"], i["evidence"], name) for i in got)
     with unit_of_work(echo_settings) as db:  # and they are traced to the job that drew them
-        jobs = db.execute(text("SELECT DISTINCT job_id FROM insights i JOIN sessions s ON s.id = i.session_id "
-                               "WHERE s.name = :n"), {"n": name}).scalars().all()
+        jobs = [r[0] for r in sql.rows(db, "SELECT DISTINCT job_id FROM insights i JOIN sessions s ON s.id = i.session_id "
+                                            "WHERE s.name = %(n)s", {"n": name})]
     assert jobs == [job_id]
 
 
@@ -264,7 +264,7 @@ def test_integrate_result_lists_each_participant(world: World, echo_settings: Se
 
 # Backends waiting on a lock this test holds (pg_locks is read live; pg_stat_activity would be a
 # snapshot for the whole transaction).
-BLOCKED_BY_ME = "SELECT DISTINCT pid FROM pg_locks WHERE NOT granted AND :me = ANY(pg_blocking_pids(pid))"
+BLOCKED_BY_ME = "SELECT DISTINCT pid FROM pg_locks WHERE NOT granted AND %(me)s = ANY(pg_blocking_pids(pid))"
 
 
 def test_integrate_one_transaction_per_participant(world: World, echo_settings: Settings) -> None:
@@ -276,14 +276,14 @@ def test_integrate_one_transaction_per_participant(world: World, echo_settings: 
     with unit_of_work(echo_settings) as db:
         # Hold bob's agent row: every write of bob's insights and memories waits for it, inside bob's
         # transaction, after ada's transaction has committed.
-        me = db.execute(text("SELECT pg_backend_pid()")).scalar_one()
-        db.execute(text("SELECT a.id FROM agents a JOIN namespaces n ON n.id = a.namespace_id "
-                        "WHERE n.name = :ns AND a.name = 'bob' FOR UPDATE OF a"), {"ns": world.ns})
+        me = sql.value(db, "SELECT pg_backend_pid()")
+        sql.rows(db, "SELECT a.id FROM agents a JOIN namespaces n ON n.id = a.namespace_id "
+                     "WHERE n.name = %(ns)s AND a.name = 'bob' FOR UPDATE OF a", {"ns": world.ns})
         t = threading.Thread(target=lambda: outcome.append(run_job(job_id, echo_settings, WORKER)))
         t.start()
 
         def bob_waits() -> bool:
-            return bool(db.execute(text(f"SELECT count(*) FROM ({BLOCKED_BY_ME}) b"), {"me": me}).scalar_one())
+            return bool(sql.value(db, f"SELECT count(*) FROM ({BLOCKED_BY_ME}) b", {"me": me}))
 
         wait_for(bob_waits, "bob's transaction to wait on his agent row")
         # ada's transaction has committed: the API sees all of it while bob's is still open.
@@ -295,8 +295,7 @@ def test_integrate_one_transaction_per_participant(world: World, echo_settings: 
         progress = job(world, job_id)
         assert progress["status"] == "running" and progress["progress"] == {"completed": 1, "total": 2}
         # bob's transaction fails (its connection dies) before it commits.
-        killed = db.execute(text(f"SELECT pg_terminate_backend(pid) FROM ({BLOCKED_BY_ME}) b"),
-                            {"me": me}).scalars().all()
+        killed = [r[0] for r in sql.rows(db, f"SELECT pg_terminate_backend(pid) FROM ({BLOCKED_BY_ME}) b", {"me": me})]
         assert killed == [True]
         t.join(15)
     assert outcome == ["retrying"]

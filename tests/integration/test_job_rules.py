@@ -13,12 +13,12 @@ from datetime import timedelta
 
 import pytest
 import redis
-from sqlalchemy import text
 
 from shared import task_names
 from shared.jobs import effects
 from shared.jobs.runner import Heartbeat, run_job
-from shared.kit.db import unit_of_work
+from shared.kit import connector
+from shared.kit.db import UnitOfWork, unit_of_work
 from tests.integration.conftest import World, unique
 from worker.reconciler import reconcile_once
 
@@ -55,9 +55,11 @@ def job(world: World, job_id: str) -> dict:
 
 
 def sql(settings, statement: str, **params):
+    """Run a statement (``%(name)s`` parameters) in a transaction of its own; its rows, if any."""
     with unit_of_work(settings) as db:
-        return db.execute(text(statement), params).all() if statement.lstrip().upper().startswith("SELECT") else \
-            db.execute(text(statement), params)
+        if statement.lstrip().upper().startswith("SELECT"):
+            return connector.fetch_all(db, statement, params)
+        return connector.execute(db, statement, params)
 
 
 class NoBeat:
@@ -90,7 +92,7 @@ def test_rule1_lost_message_is_sent_again_by_the_reconciler(world: World, settin
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     redis.Redis.from_url(settings.redis_url).flushdb()  # Redis forgets everything
     assert messages(settings) == []
-    sql(settings, "UPDATE jobs SET dispatched_at = now() - interval '1 hour' WHERE id = :id", id=job_id)
+    sql(settings, "UPDATE jobs SET dispatched_at = now() - interval '1 hour' WHERE id = %(id)s", id=job_id)
     reconcile_once(settings)
     assert job_id in messages(settings)
     assert run_job(job_id, settings, WORKER) == "succeeded"
@@ -102,7 +104,7 @@ def test_rule1_expired_lease_is_requeued_then_completed(world: World, settings) 
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     # a worker claims it, then dies without a word
     assert effects.claim_integration(settings, job_id, "dead-worker", timedelta(seconds=30)).run is not None
-    sql(settings, "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = :id", id=job_id)
+    sql(settings, "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = %(id)s", id=job_id)
     reconcile_once(settings)
     assert job(world, job_id)["status"] == "queued"
     assert job_id in messages(settings)
@@ -115,8 +117,8 @@ def test_rule1_expired_lease_is_requeued_then_completed(world: World, settings) 
 def test_rule1_attempts_are_bounded_then_the_job_fails_clearly(world: World, settings) -> None:
     name = conversation(world, "ada")
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
-    sql(settings, "UPDATE jobs SET status='running', attempts=:n, lease_expires_at = now() - interval '1 second' "
-        "WHERE id = :id", id=job_id, n=settings.job_max_attempts)
+    sql(settings, "UPDATE jobs SET status='running', attempts=%(n)s, lease_expires_at = now() - interval '1 second' "
+        "WHERE id = %(id)s", id=job_id, n=settings.job_max_attempts)
     reconcile_once(settings)
     failed = job(world, job_id)
     assert failed["status"] == "failed"
@@ -155,7 +157,7 @@ def test_rule2_a_late_worker_with_an_old_token_writes_nothing(world: World, sett
     stale, plans = claim.run, claim.plans
     assert stale is not None
     # The slow worker's lease expires; the job is re-queued and run to the end by another worker.
-    sql(settings, "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = :id", id=job_id)
+    sql(settings, "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = %(id)s", id=job_id)
     reconcile_once(settings)
     assert run_job(job_id, settings, WORKER) == "succeeded"
     insights = world.get(f"/sessions/{name}/participants/ada/insights").json()["items"]
@@ -245,18 +247,18 @@ def test_rule3_a_request_coalesced_while_the_job_is_being_claimed_has_its_turns_
     is appended and another integrate request comes."""
     name = conversation(world, "ada")  # 3 turns
     first = world.post(f"/sessions/{name}/integrate").json()["id"]
-    holder = unit_of_work(settings).__enter__()
-    holder.execute(text("SELECT id FROM jobs WHERE id = :id FOR UPDATE"), {"id": first})
+    holder = UnitOfWork(settings)
+    connector.fetch_all(holder, "SELECT id FROM jobs WHERE id = %(id)s FOR UPDATE", {"id": first})
     outcome: list[str] = []
     runner = threading.Thread(target=lambda: outcome.append(run_job(first, settings, WORKER)))
     runner.start()
     # The claim's statement has started, and waits for the job row.
     deadline = time.monotonic() + 20
     while not sql(settings, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                            "AND query LIKE '%UPDATE jobs j%' AND query LIKE '%snapshot_seq%'")[0][0]:
+                            "AND query LIKE '%%UPDATE jobs j%%' AND query LIKE '%%snapshot_seq%%'")[0][0]:
         assert time.monotonic() < deadline, "the claim never started"
         time.sleep(0.02)
-    release = threading.Timer(1.5, lambda: holder.commit())
+    release = threading.Timer(1.5, lambda: holder.end(commit=True))
     release.start()
     try:
         world.say(name, "user", "Turn 4: the invoices in Japan also need the new stamp.")
@@ -264,7 +266,7 @@ def test_rule3_a_request_coalesced_while_the_job_is_being_claimed_has_its_turns_
     finally:
         release.join()
         runner.join(timeout=60)
-        holder.close()
+        holder.end(commit=False)
     assert outcome == ["succeeded"]
     if second != first:
         assert run_job(second, settings, WORKER) == "succeeded"
@@ -306,7 +308,7 @@ def test_rule4_first_request_still_in_flight_is_409(world: World, settings) -> N
     with unit_of_work(settings) as db:
         ns_id = namespaces.get(db, world.ns).id
         # Hold the key's lock as the first request would while it runs.
-        db.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _lock_id(ns_id, key)})
+        connector.fetch_all(db, "SELECT pg_advisory_xact_lock(%(id)s)", {"id": _lock_id(ns_id, key)})
         r = world.post(f"/sessions/{name}/integrate", headers={"Idempotency-Key": key})
     assert r.status_code == 409
     assert "in flight" in r.json()["detail"]
@@ -399,9 +401,9 @@ def test_rule7_finished_jobs_are_kept_then_purged(world: World, settings) -> Non
     recent = world.post(f"/sessions/{name}/truncate").json()["id"]
     run_job(recent, settings, WORKER)
     days = settings.job_retention_days
-    sql(settings, "UPDATE jobs SET finished_at = now() - make_interval(secs => :s) WHERE id = :id",
+    sql(settings, "UPDATE jobs SET finished_at = now() - make_interval(secs => %(s)s) WHERE id = %(id)s",
         id=old, s=(days + 1) * 86400)
-    sql(settings, "UPDATE jobs SET finished_at = now() - make_interval(secs => :s) WHERE id = :id",
+    sql(settings, "UPDATE jobs SET finished_at = now() - make_interval(secs => %(s)s) WHERE id = %(id)s",
         id=recent, s=(days - 1) * 86400)
     reconcile_once(settings)
     assert world.get(f"/jobs/{old}").status_code == 404
@@ -435,11 +437,11 @@ def test_rule1_redispatch_backs_off_while_a_job_stays_queued(world: World, setti
     job_id = world.post(f"/sessions/{name}/integrate").json()["id"]
     redis.Redis.from_url(settings.redis_url).delete(task_names.QUEUE)
     # Re-sent three times already: the next re-send waits 2**3 base intervals, not one.
-    sql(settings, "UPDATE jobs SET redispatches = 3, dispatched_at = now() - make_interval(secs => :s) WHERE id = :id",
+    sql(settings, "UPDATE jobs SET redispatches = 3, dispatched_at = now() - make_interval(secs => %(s)s) WHERE id = %(id)s",
         id=job_id, s=base * 4)
     reconcile_once(settings)
     assert job_id not in messages(settings)
-    sql(settings, "UPDATE jobs SET dispatched_at = now() - make_interval(secs => :s) WHERE id = :id", id=job_id, s=base * 9)
+    sql(settings, "UPDATE jobs SET dispatched_at = now() - make_interval(secs => %(s)s) WHERE id = %(id)s", id=job_id, s=base * 9)
     reconcile_once(settings)
     assert job_id in messages(settings)
-    assert sql(settings, "SELECT redispatches FROM jobs WHERE id = :id", id=job_id)[0][0] == 4
+    assert sql(settings, "SELECT redispatches FROM jobs WHERE id = %(id)s", id=job_id)[0][0] == 4

@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.kit.db import unit_of_work
 from shared.memories import stream
+from tests.integration import sql
 from tests.integration.conftest import World
 from tests.integration.test_memory_stream import GRACE, grace_session, integrate, memories
 
@@ -42,8 +43,8 @@ def test_memories_written_by_another_process_are_compared_with(world: World, set
     assert fact["reinforcements"] == 1
     other = grace_session(world)  # the window kept now is read again only from its newest memory
     with unit_of_work(settings) as db:  # another process adds a memory meanwhile
-        db.connection().exec_driver_sql(
-            "INSERT INTO memories (agent_id, session_name, kind, speaker, content, importance, evidence) "
+        sql.run(
+            db, "INSERT INTO memories (agent_id, session_name, kind, speaker, content, importance, evidence) "
             "SELECT agent_id, session_name, kind, speaker, 'Deploys are frozen until Monday.', 3, evidence "
             "FROM memories WHERE id = %(id)s", {"id": fact["id"]})
     world.turns(other, {"speaker": "user", "content": "Deploys are frozen until Monday."})

@@ -9,13 +9,12 @@ from datetime import datetime
 from typing import Any
 
 import bm25s
-from sqlalchemy import text
 
 from shared.jobs.runner import run_job
 from shared.kit.db import unit_of_work
 from shared.memories.schemas import RecallRequest
 from shared.memories.service import ranked
-from shared.models import Agent
+from tests.integration import sql
 from tests.integration.conftest import World
 
 WORKER = "test-worker"
@@ -64,9 +63,9 @@ def _integrated_agent(world: World, settings: Any, turns: list[dict[str, Any]], 
 
 def _agent_id(world: World, settings: Any, agent: str) -> int:
     with unit_of_work(settings) as db:
-        return int(db.execute(text(
-            "SELECT a.id FROM agents a JOIN namespaces n ON n.id = a.namespace_id WHERE n.name = :ns AND a.name = :a"),
-            {"ns": world.ns, "a": agent}).scalar_one())
+        return int(sql.value(
+            db, "SELECT a.id FROM agents a JOIN namespaces n ON n.id = a.namespace_id WHERE n.name = %(ns)s AND a.name = %(a)s",
+            {"ns": world.ns, "a": agent}))
 
 
 def _memories(world: World, agent: str = "ada") -> list[dict[str, Any]]:
@@ -78,7 +77,7 @@ def _recall(settings: Any, agent_id: int, query: str, *, scored: int = 5000, ref
     """Recall's ranking (before repeats are left out), as the API computes it; plain BM25 unless
     ``reflections`` weighs the reflections' scores."""
     with unit_of_work(settings) as db:
-        return ranked(db, db.get_one(Agent, agent_id), RecallRequest(query=query, **body), settings.model_copy(update={
+        return ranked(db, sql.agent(db, agent_id), RecallRequest(query=query, **body), settings.model_copy(update={
             "recall_bm25_k1": K1, "recall_bm25_b": B, "recall_max_scored": scored,
             "recall_weight_reflections": reflections, "recall_weight_own_words": own_words}), limit=10)
 
@@ -87,8 +86,8 @@ def _lexemes(settings: Any, texts: list[str]) -> list[list[str]]:
     """Each text as PostgreSQL's english configuration tokenizes it: its lexemes, each as many times
     as it occurs (stemmed, stopwords left out)."""
     with unit_of_work(settings) as db:
-        return [[lexeme for lexeme, tf in db.execute(text(
-            "SELECT lexeme, coalesce(array_length(positions, 1), 1) FROM unnest(to_tsvector('english', :t))"),
+        return [[lexeme for lexeme, tf in sql.rows(
+            db, "SELECT lexeme, coalesce(array_length(positions, 1), 1) FROM unnest(to_tsvector('english', %(t)s))",
             {"t": t}) for _ in range(tf)] for t in texts]
 
 

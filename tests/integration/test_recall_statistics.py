@@ -10,12 +10,12 @@ import time
 from typing import Any
 
 import psycopg
-from sqlalchemy import text
 
 from shared.config import libpq
 from shared.jobs.runner import run_job
 from shared.kit.db import unit_of_work
 from shared.sessions import service as sessions
+from tests.integration import sql
 from tests.integration.conftest import World
 
 WORKER = "test-worker"
@@ -34,28 +34,27 @@ def _integrate(world: World, settings: Any, session: str) -> None:
 
 def _agent_id(world: World, settings: Any, agent: str = "ada") -> int:
     with unit_of_work(settings) as db:
-        return int(db.execute(text(
-            "SELECT a.id FROM agents a JOIN namespaces n ON n.id = a.namespace_id WHERE n.name = :ns AND a.name = :a"),
-            {"ns": world.ns, "a": agent}).scalar_one())
+        return int(sql.value(
+            db, "SELECT a.id FROM agents a JOIN namespaces n ON n.id = a.namespace_id WHERE n.name = %(ns)s AND a.name = %(a)s",
+            {"ns": world.ns, "a": agent}))
 
 
 def _kept(settings: Any, agent_id: int) -> tuple[tuple[int, int] | None, dict[str, int]]:
     """The statistics as the triggers keep them: (docs, total length) and df by lexeme."""
     with unit_of_work(settings) as db:
-        corpus = db.execute(text("SELECT docs, total_length FROM memory_corpus WHERE agent_id = :a"),
-                            {"a": agent_id}).first()
-        rows = db.execute(text("SELECT lexeme, df FROM memory_terms WHERE agent_id = :a"), {"a": agent_id}).all()
+        corpus = sql.row(db, "SELECT docs, total_length FROM memory_corpus WHERE agent_id = %(a)s", {"a": agent_id})
+        rows = sql.rows(db, "SELECT lexeme, df FROM memory_terms WHERE agent_id = %(a)s", {"a": agent_id})
     return (None if corpus is None else (int(corpus[0]), int(corpus[1]))), {str(k): int(v) for k, v in rows}
 
 
 def _counted(settings: Any, agent_id: int) -> tuple[tuple[int, int], dict[str, int]]:
     """The statistics counted from the agent's memories now, from their text."""
     with unit_of_work(settings) as db:
-        rows = db.execute(text("""
+        rows = sql.rows(db, """
             SELECT m.id, w.lexeme, coalesce(array_length(w.positions, 1), 1)
-            FROM memories m, unnest(to_tsvector('english', m.content)) w WHERE m.agent_id = :a"""),
-            {"a": agent_id}).all()
-        docs = int(db.execute(text("SELECT count(*) FROM memories WHERE agent_id = :a"), {"a": agent_id}).scalar_one())
+            FROM memories m, unnest(to_tsvector('english', m.content)) w WHERE m.agent_id = %(a)s""",
+            {"a": agent_id})
+        docs = int(sql.value(db, "SELECT count(*) FROM memories WHERE agent_id = %(a)s", {"a": agent_id}))
     terms: dict[str, int] = {}
     for _, lexeme, _tf in rows:
         terms[lexeme] = terms.get(lexeme, 0) + 1
@@ -68,9 +67,9 @@ def _assert_statistics_follow(settings: Any, agent_id: int) -> dict[str, int]:
     assert (corpus or (0, 0)) == expected_corpus
     assert kept == expected_terms  # no lexeme left at 0 or below: a df is never negative
     with unit_of_work(settings) as db:
-        assert db.execute(text(
-            "SELECT count(*) FROM memories WHERE agent_id = :a AND doc_length <> memory_doc_length(tsv)"),
-            {"a": agent_id}).scalar_one() == 0
+        assert sql.value(
+            db, "SELECT count(*) FROM memories WHERE agent_id = %(a)s AND doc_length <> memory_doc_length(tsv)",
+            {"a": agent_id}) == 0
     return kept
 
 
@@ -118,10 +117,10 @@ def test_bm25_statistics_follow_a_change_of_a_memorys_text(world: World, setting
     # indexed with what integration derived from its turn).
     _, agent_id = _session_with_memories(world, settings)
     with unit_of_work(settings) as db:
-        db.execute(text("UPDATE memories SET content = content || ' Quokka quokka.' WHERE agent_id = :a "
-                        "AND content LIKE '%toner%'"), {"a": agent_id})
-        db.execute(text("UPDATE memories SET content = 'Nothing.' WHERE agent_id = :a AND content LIKE '%Thursday%'"),
-                   {"a": agent_id})
+        sql.run(db, "UPDATE memories SET content = content || ' Quokka quokka.' WHERE agent_id = %(a)s "
+                    "AND content LIKE '%%toner%%'", {"a": agent_id})
+        sql.run(db, "UPDATE memories SET content = 'Nothing.' WHERE agent_id = %(a)s AND content LIKE '%%Thursday%%'",
+                {"a": agent_id})
     after = _assert_statistics_follow(settings, agent_id)
     assert after["quokka"] >= 1 and "thursday" not in after
 
@@ -131,8 +130,8 @@ def test_bm25_statistics_stay_when_a_session_is_purged_and_go_with_the_agent(wor
     before = _kept(settings, agent_id)
     assert world.http.delete(f"{world.base}/sessions/{name}").status_code == 200
     with unit_of_work(settings) as db:  # its retention is over: the purge removes it
-        db.execute(text("UPDATE sessions s SET expire_time = now() - interval '1 second' FROM namespaces n "
-                        "WHERE n.id = s.namespace_id AND n.name = :ns AND s.name = :s"), {"ns": world.ns, "s": name})
+        sql.run(db, "UPDATE sessions s SET expire_time = now() - interval '1 second' FROM namespaces n "
+                    "WHERE n.id = s.namespace_id AND n.name = %(ns)s AND s.name = %(s)s", {"ns": world.ns, "s": name})
         assert sessions.purge_expired(db) >= 1
     assert _kept(settings, agent_id) == before  # the agent's memories stay, so do their statistics
     _assert_statistics_follow(settings, agent_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import text
 
+from tests.integration import sql
 from tests.integration.conftest import World, unique
 
 
@@ -100,7 +100,7 @@ def test_purge_removes_sessions_past_expire_time(world: World, settings) -> None
     for name in (keep, purge):
         world.http.delete(f"{world.base}/sessions/{name}")
     with unit_of_work(settings) as db:
-        db.execute(text("UPDATE sessions SET expire_time = now() - interval '1 second' WHERE name = :n"), {"n": purge})
+        sql.run(db, "UPDATE sessions SET expire_time = now() - interval '1 second' WHERE name = %(n)s", {"n": purge})
     with unit_of_work(settings) as db:
         assert service.purge_expired(db) >= 1
     assert world.get(f"/sessions/{purge}").status_code == 404

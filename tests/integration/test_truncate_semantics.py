@@ -23,12 +23,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import text
-
 from shared.config import Settings
 from shared.jobs.runner import run_job
 from shared.kit.db import unit_of_work
 from tests.integration import echo_integrator as echo
+from tests.integration import sql
 from tests.integration.conftest import World
 from tests.integration.test_integrate_semantics import (
     LINES,
@@ -196,7 +195,7 @@ def test_integration_that_lost_its_run_to_a_truncate_commits_nothing(world: Worl
     name, job_id, t, outcome = integration_in_flight(world, settings, "ada", "bob")
     truncate_id = world.post(f"/sessions/{name}/truncate").json()["id"]
     with unit_of_work(settings) as db:  # the run's worker goes silent past its lease
-        db.execute(text("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = :id"), {"id": job_id})
+        sql.run(db, "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = %(id)s", {"id": job_id})
     reconcile_once(settings)
     assert job(world, job_id)["status"] == "failed"
     assert run_job(truncate_id, settings, WORKER) == "succeeded"

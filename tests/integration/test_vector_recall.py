@@ -15,14 +15,12 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from shared.jobs.runner import run_job
 from shared.kit.db import unit_of_work
 from shared.memories.service import recall_mode
-from shared.models import Agent
 from tests.conftest import ADMIN_KEY, make_settings
-from tests.integration import concept_embedder
+from tests.integration import concept_embedder, sql
 from tests.integration.conftest import INTEGRATION_REDIS_DB, World
 
 WORKER = "test-worker"
@@ -84,9 +82,9 @@ def _remembering(world: World, settings: Any, *said: str) -> str:
 
 def _embeddings(settings: Any, agent: str) -> int:
     with unit_of_work(settings) as db:
-        return int(db.execute(text(
-            "SELECT count(*) FROM memory_embeddings e JOIN agents a ON a.id = e.agent_id WHERE a.name = :a"),
-            {"a": agent}).scalar_one())
+        return int(sql.value(
+            db, "SELECT count(*) FROM memory_embeddings e JOIN agents a ON a.id = e.agent_id WHERE a.name = %(a)s",
+            {"a": agent}))
 
 
 def test_embeddings_are_computed_by_workers_in_batches_never_on_append(vworld: tuple[World, Any]) -> None:
@@ -116,8 +114,8 @@ def test_vector_recall_finds_a_paraphrase_full_text_misses(vworld: tuple[World, 
         from shared.memories.schemas import RecallRequest
         from shared.memories.service import ranked
 
-        agent_id = db.execute(text("SELECT id FROM agents WHERE name = :a"), {"a": agent}).scalar_one()
-        rows = ranked(db, db.get_one(Agent, agent_id), RecallRequest(query="Who looks after invoicing?"), plain, limit=5)
+        agent_id = sql.value(db, "SELECT id FROM agents WHERE name = %(a)s", {"a": agent})
+        rows = ranked(db, sql.agent(db, agent_id), RecallRequest(query="Who looks after invoicing?"), plain, limit=5)
     assert rows == []
 
 
