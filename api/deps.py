@@ -12,7 +12,7 @@ from fastapi import Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from shared.config import Settings
-from shared.errors import UNKNOWN_KEY, Forbidden, NotFound, Unauthorized, Unprocessable
+from shared.errors import UNKNOWN_KEY, Forbidden, Unauthorized, Unprocessable, absent
 from shared.kit.connector import AsyncConnector
 from shared.kit.db import UnitOfWork
 from shared.models import Namespace
@@ -142,7 +142,7 @@ def reached_namespace(db: UnitOfWork, name: str, key: str | None) -> Namespace:
     if not reached.known:
         raise Unauthorized(UNKNOWN_KEY)
     if reached.namespace is None:
-        raise NotFound(f"namespace '{name}' does not exist")
+        raise absent("namespace", name)
     return reached.namespace
 
 

@@ -46,6 +46,13 @@ class NotFound(EngramError):
     status, title, type_slug = 404, "Not found", "not-found"
 
 
+def absent(kind: str, name: str, namespace: str | None = None) -> NotFound:
+    """The 404 of a resource that does not exist, in the namespace for one that lives in a namespace
+    (a key asking for another namespace's resource gets this same answer)."""
+    where = "" if namespace is None else f" in namespace '{namespace}'"
+    return NotFound(f"{kind} '{name}' does not exist{where}")
+
+
 class Conflict(EngramError):
     status, title, type_slug = 409, "Conflict", "conflict"
 

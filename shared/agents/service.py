@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.agents import repository as repo
 from shared.agents.schemas import AgentRead, AgentUpsert
-from shared.errors import NotFound
+from shared.errors import absent
 from shared.kit.db import UnitOfWork
 from shared.models import Agent, Namespace
 from shared.schemas import Page, page_of
@@ -23,7 +23,7 @@ def put(db: UnitOfWork, ns: Namespace, name: str, body: AgentUpsert) -> tuple[Ag
 def get(db: UnitOfWork, ns: Namespace, name: str) -> Agent:
     agent = repo.get(db, ns.id, name)
     if agent is None:
-        raise NotFound(f"agent '{name}' does not exist in namespace '{ns.name}'")
+        raise absent("agent", name, ns.name)
     return agent
 
 

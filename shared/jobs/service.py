@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-from shared.errors import UNKNOWN_KEY, Conflict, NotFound, SessionDeleted, Unauthorized
+from shared.errors import UNKNOWN_KEY, Conflict, SessionDeleted, Unauthorized, absent
 from shared.jobs import repository as repo
 from shared.jobs import runs
 from shared.jobs.repository import Accepted, JobRow, Outcome
@@ -27,35 +26,8 @@ def job_path(namespace: str, job_id: str) -> str:
     return f"/v1/namespaces/{namespace}/jobs/{job_id}"
 
 
-class JobFields(Protocol):
-    """A job's fields as a read shows them: a ``Job`` row object or a ``repository.JobRow``."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def session_name(self) -> str: ...
-    @property
-    def progress_completed(self) -> int: ...
-    @property
-    def progress_total(self) -> int: ...
-    @property
-    def result(self) -> dict[str, Any] | None: ...
-    @property
-    def error(self) -> dict[str, Any] | None: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def cancel_requested(self) -> bool: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def started_at(self) -> datetime | None: ...
-    @property
-    def finished_at(self) -> datetime | None: ...
+JobFields = Job | JobRow
+"""A job's fields as a read shows them: a ``Job`` record, or the row of an accept or a read."""
 
 
 def to_read(job: JobFields, namespace: str) -> JobRead:
@@ -79,9 +51,9 @@ def _enqueued(a: Accepted, namespace: str, session: str) -> Enqueued:
     if a.outcome == Outcome.UNAUTHORIZED:
         raise Unauthorized(UNKNOWN_KEY)
     if a.outcome == Outcome.NO_NAMESPACE:
-        raise NotFound(f"namespace '{namespace}' does not exist")
+        raise absent("namespace", namespace)
     if a.outcome == Outcome.NO_SESSION:
-        raise NotFound(f"session '{session}' does not exist in namespace '{namespace}'")
+        raise absent("session", session, namespace)
     if a.outcome == Outcome.SESSION_DELETED:
         raise SessionDeleted(f"session '{session}' is deleted; undelete it before writing to it")
     assert a.job is not None
@@ -106,16 +78,16 @@ async def read_now(adb: AsyncConnector, namespace: str, key: str | None, job_id:
     try:
         uuid.UUID(job_id)
     except ValueError:
-        raise NotFound(f"job '{job_id}' does not exist in namespace '{namespace}'") from None
+        raise absent("job", job_id, namespace) from None
     rows = await adb.run([(repo.READ_JOB, {"namespace": namespace, "key": key, "job": job_id})],
                          retry_lost_connection=True)
     row = rows[0][0]
     if not row[0]:
         raise Unauthorized(UNKNOWN_KEY)
     if not row[1]:
-        raise NotFound(f"namespace '{namespace}' does not exist")
+        raise absent("namespace", namespace)
     if row[2] is None:
-        raise NotFound(f"job '{job_id}' does not exist in namespace '{namespace}'")
+        raise absent("job", job_id, namespace)
     return to_read(repo.JobRow(*row[2:]), namespace)
 
 
@@ -123,10 +95,10 @@ def get(db: UnitOfWork, ns: Namespace, job_id: str, *, lock: bool = False) -> Jo
     try:
         uuid.UUID(job_id)
     except ValueError:
-        raise NotFound(f"job '{job_id}' does not exist in namespace '{ns.name}'") from None
+        raise absent("job", job_id, ns.name) from None
     job = repo.get(db, ns.id, job_id, lock=lock)
     if job is None:
-        raise NotFound(f"job '{job_id}' does not exist in namespace '{ns.name}'")
+        raise absent("job", job_id, ns.name)
     return job
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from shared.errors import NotFound
+from shared.errors import absent
 from shared.kit.db import UnitOfWork
 from shared.models import ApiKey, Namespace
 from shared.namespaces import repository as repo
@@ -28,7 +28,7 @@ def put(db: UnitOfWork, name: str, body: NamespaceUpsert) -> tuple[NamespaceRead
 def get(db: UnitOfWork, name: str) -> Namespace:
     ns = repo.get_by_name(db, name)
     if ns is None:
-        raise NotFound(f"namespace '{name}' does not exist")
+        raise absent("namespace", name)
     return ns
 
 
@@ -52,7 +52,7 @@ def list_keys(db: UnitOfWork, ns: Namespace, *, cursor: str | None, limit: int) 
 
 def delete_key(db: UnitOfWork, ns: Namespace, key_id: str) -> None:
     if not repo.delete_key(db, ns.id, key_id):
-        raise NotFound(f"key '{key_id}' does not exist in namespace '{ns.name}'")
+        raise absent("key", key_id, ns.name)
 
 
 def namespace_of_key(db: UnitOfWork, key_hash: str) -> int | None:

@@ -10,7 +10,7 @@ from typing import Any
 import json_merge_patch
 
 from shared.agents import service as agents
-from shared.errors import Conflict, NotFound, PreconditionFailed, SessionDeleted, Unprocessable
+from shared.errors import Conflict, NotFound, PreconditionFailed, SessionDeleted, Unprocessable, absent
 from shared.kit.db import UnitOfWork
 from shared.models import ActivitySession, Namespace
 from shared.schemas import MAX_JSON_BYTES, Page, check_json_object, page_of
@@ -38,7 +38,7 @@ def read(db: UnitOfWork, s: ActivitySession) -> SessionRead:
 def get(db: UnitOfWork, ns: Namespace, name: str, *, lock: bool = False) -> ActivitySession:
     s = repo.get(db, ns.id, name, lock=lock)
     if s is None:
-        raise NotFound(f"session '{name}' does not exist in namespace '{ns.name}'")
+        raise absent("session", name, ns.name)
     return s
 
 

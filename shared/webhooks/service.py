@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from shared.config import Settings
-from shared.errors import NotFound, Unprocessable
+from shared.errors import Unprocessable, absent
 from shared.kit.db import UnitOfWork
 from shared.models import Namespace, Webhook, WebhookDelivery
 from shared.models.states import DELIVERY_OPEN, DeliveryStatus
@@ -30,10 +30,12 @@ def put(db: UnitOfWork, settings: Settings, ns: Namespace, name: str, body: Webh
     return WebhookCreated(**read.model_dump(), secret=secret) if created else read
 
 
+# Every resource's service reads one (its own 404: errors.absent), lists a page (schemas.page_of) and
+# deletes (agents, namespaces' keys, webhooks): alike in shape, each over its own repository.
 def get(db: UnitOfWork, ns: Namespace, name: str) -> Webhook:
     hook = repo.get(db, ns.id, name)
     if hook is None:
-        raise NotFound(f"webhook '{name}' does not exist in namespace '{ns.name}'")
+        raise absent("webhook", name, ns.name)
     return hook
 
 
@@ -45,7 +47,7 @@ def list_(db: UnitOfWork, ns: Namespace, *, cursor: str | None, limit: int) -> P
 def delete(db: UnitOfWork, ns: Namespace, name: str) -> None:
     """Delete the endpoint and its deliveries (those not yet sent are dropped)."""
     if not repo.delete_(db, ns.id, name):
-        raise NotFound(f"webhook '{name}' does not exist in namespace '{ns.name}'")
+        raise absent("webhook", name, ns.name)
 
 
 def deliveries(db: UnitOfWork, ns: Namespace, name: str, *, cursor: str | None, limit: int) -> Page[DeliveryRead]:
