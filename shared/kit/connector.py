@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import os
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,7 +35,7 @@ from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 from psycopg_pool import AsyncConnectionPool
 
 from shared.config import Settings
-from shared.kit import pg
+from shared.kit import db, pg
 from shared.kit.db import Record, UnitOfWork
 
 log = logging.getLogger("engram.db")
@@ -72,12 +71,6 @@ def _driver(params: Params) -> dict[str, Any]:
 
 # --- the pipeline ------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_idle: dict[tuple[int, str], list[psycopg.Connection[Any]]] = {}
-# Connections kept per process: the run's thread and its heartbeat's.
-_KEEP = 2
-
-
 def _connect(settings: Settings) -> psycopg.Connection[Any]:
     # A run's statements are a fixed handful, each keyed by primary keys or indexed columns: they
     # are prepared on first use and planned once per connection (generic plans). Planned afresh on
@@ -96,33 +89,14 @@ def _connect(settings: Settings) -> psycopg.Connection[Any]:
 
 @contextmanager
 def connection(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
-    """A connection of this process (made after a fork, never the parent's). One that failed
-    is closed rather than reused (PostgreSQL may have restarted): the next use connects afresh."""
-    key = (os.getpid(), settings.libpq_url)
-    with _lock:
-        idle = _idle.setdefault(key, [])
-        conn = idle.pop() if idle else None
-    if conn is not None and not pg.alive(conn):  # closed by the server (restart) since it was kept
-        conn.close()
-    if conn is None or conn.closed:
-        conn = _connect(settings)
-    try:
+    """A connection of this process's pipeline pool (kit.db.Pool: made in this process, never the
+    parent's; one the server closed is replaced, one that failed is closed). Two are kept: the
+    run's thread and its heartbeat's."""
+    pool = db.process_pool("pipeline " + settings.libpq_url, lambda: db.Pool(
+        functools.partial(_connect, settings), size=settings.db_pool_size, keep=2,
+        timeout=settings.db_pool_timeout_seconds))
+    with pool.connection() as conn:
         yield conn
-    except psycopg.Error:
-        conn.close()
-        raise
-    finally:
-        _give_back(key, conn)
-
-
-def _give_back(key: tuple[int, str], conn: psycopg.Connection[Any]) -> None:
-    if not conn.closed and conn.info.transaction_status == pq.TransactionStatus.IDLE:
-        with _lock:
-            idle = _idle.setdefault(key, [])
-            if len(idle) < _KEEP:
-                idle.append(conn)
-                return
-    conn.close()  # failed, or left in a transaction by an error path: never handed on
 
 
 def returns_rows(cursor: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:

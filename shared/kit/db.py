@@ -1,7 +1,8 @@
 """Units of work: a transaction on a connection of the process's synchronous pool.
 
-One pool (psycopg_pool) per process and database, created on first use and created afresh after a
-fork (Celery's prefork children must not share the parent's connections). Services take a
+One pool per process and database (``Pool``), created on first use and created afresh after a fork
+(Celery's prefork children must not share the parent's connections); the workers' pipeline
+(shared.kit.connector) keeps its connections in a ``Pool`` too. Services take a
 ``UnitOfWork`` and never commit; the request dependency (api.deps.get_db) or ``unit_of_work`` does.
 Statements run on it through shared.kit.connector (``fetch_all``, ``fetch_one``, ``execute``).
 """
@@ -17,8 +18,8 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, cast
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import RowMaker
-from psycopg_pool import ConnectionPool
 
 from shared.config import Settings, get_settings
 from shared.kit import pg
@@ -101,64 +102,109 @@ class UnitOfWork:
             fn()
 
 
+class Pool:
+    """A process's connections to one database, for its threads: at most ``size`` in use at once
+    (a caller waits up to ``timeout`` for one, then gets an OperationalError: the API answers 503),
+    up to ``keep`` kept idle. A new connection is made in the caller's thread, bounded by the
+    connect timeout, so a restarted PostgreSQL is reached again at the first try, with no backoff.
+    An idle connection the server closed meanwhile (a restart) is noticed without a round trip
+    (shared.kit.pg.alive) and replaced; one that failed or was left in a transaction is closed."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], *, size: int, keep: int,
+                 timeout: float) -> None:
+        self._connect = connect
+        self._slots = threading.BoundedSemaphore(size)
+        self._keep = keep
+        self._timeout = timeout
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        if not self._slots.acquire(timeout=self._timeout):
+            raise psycopg.OperationalError(f"no connection to PostgreSQL was free within {self._timeout:g} s")
+        try:
+            conn = self._take()
+            try:
+                yield conn
+            except BaseException:
+                if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                    conn.close()  # never hand on a transaction an error left open
+                raise
+            finally:
+                self._give_back(conn)
+        finally:
+            self._slots.release()
+
+    def _take(self) -> psycopg.Connection[Any]:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._connect()
+            if pg.alive(conn):
+                return conn
+            conn.close()  # closed by the server (a restart) since it was kept
+
+    def _give_back(self, conn: psycopg.Connection[Any]) -> None:
+        if not conn.closed and not conn.broken and conn.info.transaction_status == pq.TransactionStatus.IDLE:
+            with self._lock:
+                if len(self._idle) < self._keep:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
 _lock = threading.Lock()
-_pid: int | None = None  # the process the pools below belong to
-_pools: dict[str, ConnectionPool[psycopg.Connection[Record]]] = {}
-_orphans: list[object] = []  # a forked child's copies of its parent's pools: kept, never used or closed
+_pids: dict[str, int] = {}  # the process each pool below belongs to
+_pools: dict[str, Pool] = {}
 
 
-def pool(settings: Settings | None = None) -> ConnectionPool[psycopg.Connection[Record]]:
-    """The process's pool for the settings' database (one per URL, created afresh after a fork)."""
-    global _pid
-    settings = settings or get_settings()
+def process_pool(key: str, make: Callable[[], Pool]) -> Pool:
+    """This process's pool of that key, made on first use, made afresh in a forked child (the
+    parent's connections are the parent's: psycopg closes none that another process opened, and
+    the child never uses them)."""
     pid = os.getpid()
     with _lock:
-        if _pid != pid:
-            # Forked child: the parent's connections are the parent's (psycopg closes no connection
-            # another process opened, and these are never used here).
-            _orphans.append(dict(_pools))
-            _pools.clear()
-            _pid = pid
-        found = _pools.get(settings.libpq_url)
-        if found is None:
-            # autocommit: a unit of work's BEGIN and COMMIT are its own (Connection.transaction), and a
-            # liveness check (pg.alive) opens no transaction.
-            found = _pools[settings.libpq_url] = cast(ConnectionPool[psycopg.Connection[Record]], ConnectionPool(
-                settings.libpq_url,
-                kwargs={"autocommit": True, "row_factory": records, **pg.connect_params(settings, "sql")},
-                # A little room beyond the pool size for the long-poll looks and readiness checks (the
-                # API sizes its thread pool to db_pool_size, api.main); none kept open while unused.
-                min_size=0, max_size=settings.db_pool_size + 5,
-                timeout=settings.db_pool_timeout_seconds,  # a saturated or lost database answers 503, no hang
-                name="engram-sql", open=True))
-        return found
+        if _pids.get(key) != pid:
+            _pools[key] = make()
+            _pids[key] = pid
+        return _pools[key]
 
 
 def reset() -> None:
-    """Close the process's pools (tests that switch databases)."""
-    global _pid
+    """Close this process's pools (tests that switch databases)."""
+    pid = os.getpid()
     with _lock:
-        pools = list(_pools.values()) if _pid == os.getpid() else []
+        mine = [p for key, p in _pools.items() if _pids.get(key) == pid]
         _pools.clear()
-        _pid = None
-    for p in pools:
+        _pids.clear()
+    for p in mine:
         p.close()
+
+
+def _connect(settings: Settings) -> psycopg.Connection[Record]:
+    # autocommit: a unit of work's BEGIN and COMMIT are its own, and a liveness check opens no transaction.
+    return psycopg.connect(settings.libpq_url, autocommit=True, row_factory=records, **pg.connect_params(settings, "sql"))
 
 
 @contextmanager
 def connection(settings: Settings | None = None) -> Iterator[psycopg.Connection[Record]]:
-    """A connection of the pool that is still alive (no round trip to tell, shared.kit.pg.alive): one
-    the server closed (it restarted) goes back to the pool, which discards it. (psycopg_pool's own
-    ``check`` would back off between dead connections, and a pool full of them outwaits the timeout.)"""
-    p = pool(settings)
-    for _ in range(p.max_size + 1):
-        with p.connection() as conn:
-            if not pg.alive(conn):
-                conn.close()
-                continue
-            yield conn
-            return
-    raise psycopg.OperationalError("every pooled connection to PostgreSQL was closed by the server")
+    """A connection of the process's pool for the units of work. Its size is the settings' pool
+    size with a little room for the long-poll looks and readiness checks (the API sizes its thread
+    pool to db_pool_size, api.main)."""
+    settings = settings or get_settings()
+    found = process_pool("sql " + settings.libpq_url, lambda: Pool(
+        functools.partial(_connect, settings), size=settings.db_pool_size + 5, keep=settings.db_pool_size,
+        timeout=settings.db_pool_timeout_seconds))
+    with found.connection() as conn:
+        yield cast(psycopg.Connection[Record], conn)
 
 
 @contextmanager
