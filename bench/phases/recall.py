@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench import recall_dev
+from bench import recall_dev, recall_dev_score, recall_dev_set
 from bench.phases.common import Ctx, Figure, ms, pct
 
 DEV_NS = "recall-dev"
@@ -30,7 +30,7 @@ SESSIONS = 50
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _dev(ctx: Ctx, ds: recall_dev.DevSet, latency: Any) -> dict[str, Any]:
+def _dev(ctx: Ctx, ds: recall_dev_set.DevSet, latency: Any) -> dict[str, Any]:
     """The dev set's measure (all of it; 12 questions with --quick); ``latency`` runs between the
     questions and the distractors."""
     quick = ctx.cfg.name == "quick"
@@ -43,7 +43,7 @@ def _dev(ctx: Ctx, ds: recall_dev.DevSet, latency: Any) -> dict[str, Any]:
 
 
 def _dev_figures(ctx: Ctx, dev: dict[str, Any]) -> list[Figure]:
-    for line in recall_dev.table(dev).splitlines():
+    for line in recall_dev_score.table(dev).splitlines():
         ctx.say(line)
     held, tune, both = dev["halves"].get("heldout"), dev["halves"].get("tune"), dev["all"]
     head = held or both  # the held-out half is the headline: the tuning half is what ranking is tuned on
@@ -162,11 +162,11 @@ async def _latency(ctx: Ctx, questions: list[str]) -> tuple[list[Figure], str]:
 
 async def run(ctx: Ctx) -> list[Figure]:
     try:
-        ds = recall_dev.load_set()
-    except recall_dev.DevSetMissing as exc:
+        ds = recall_dev_set.load_set()
+    except recall_dev_set.DevSetMissing as exc:
         ctx.say(f"{exc}; the recall phase is skipped (its latency part draws its memories from the set too)")
         return []
-    ds = recall_dev.select(ds, limit=DEV_QUICK_LIMIT if ctx.cfg.name == "quick" else None)
+    ds = recall_dev_set.select(ds, limit=DEV_QUICK_LIMIT if ctx.cfg.name == "quick" else None)
     loop = asyncio.get_running_loop()
     latency: list[Figure] = []
 
