@@ -121,7 +121,7 @@ class Pool:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        if not self._slots.acquire(timeout=self._timeout):
+        if not self._slots.acquire(blocking=False) and not self._slots.acquire(timeout=self._timeout):
             raise psycopg.OperationalError(f"no connection to PostgreSQL was free within {self._timeout:g} s")
         try:
             conn = self._take()
