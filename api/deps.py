@@ -83,7 +83,7 @@ class Principal:
 
 
 def credentials(settings: Settings, authorization: str | None) -> str | None:
-    """The caller's key as the SQL of the namespace wall takes it (shared.namespaces.repository.CALLER):
+    """The caller's key as the SQL of the namespace wall takes it (the SQL function reached_namespace):
     the SHA-256 of a namespace key, or None for the admin key (and in open mode). Raises 401 for a
     missing or malformed header; whether a namespace key exists is for the database to say."""
     if not settings.auth_required:
@@ -135,7 +135,7 @@ AgentName = Annotated[str, Path(pattern=SLUG_PATTERN, description="Agent name (s
 
 def reached_namespace(db: UnitOfWork, name: str, key: str | None) -> Namespace:
     """Authenticate the caller (``key``, from ``credentials``) and find the namespace it asks for,
-    behind the namespace wall (``shared.namespaces.repository.reaches``), in one round trip: 401
+    behind the namespace wall (the SQL function ``reached_namespace``), in one round trip: 401
     for an unknown key, and for a namespace key asking for another namespace exactly the 404 of
     one that does not exist."""
     reached = namespaces_repo.resolve(db, name, key)

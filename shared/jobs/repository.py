@@ -13,7 +13,6 @@ from shared.kit import connector
 from shared.kit.db import UnitOfWork
 from shared.models import Job
 from shared.models.states import OPEN_SQL, JobKind, JobStatus
-from shared.namespaces.repository import CALLER, known, reaches
 from shared.queue import Dispatch
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
@@ -97,26 +96,25 @@ class Accepted(NamedTuple):
 
 # Accepting a job is these two statements, in one transaction sent in one round trip (shared.kit.connector).
 # The first locks the session row, which orders the session's jobs; the second, which takes its
-# snapshot only once the lock is held, decides and inserts. Their parameters: key (the caller, see
-# CALLER), namespace and session (names), kind, id (the new job's id).
-_SESSION_OF_CALLER = f"""
+# snapshot only once the lock is held, decides and inserts. Their parameters: key (the caller, as
+# the SQL function reached_namespace takes it: the namespace wall, migration 0007), namespace and
+# session (names), kind, id (the new job's id).
+LOCK_SESSION = """
     SELECT s.id FROM sessions s
-    WHERE s.name = %(session)s AND s.namespace_id = (
-        SELECT n.id FROM namespaces n, ({CALLER}) caller WHERE n.name = %(namespace)s AND {reaches("caller", "n")})
+    WHERE s.name = %(session)s AND s.namespace_id = (SELECT id FROM reached_namespace(%(key)s, %(namespace)s))
+    FOR UPDATE OF s
 """
-
-LOCK_SESSION = _SESSION_OF_CALLER + " FOR UPDATE OF s"
 """Lock the session a job is asked for, if the caller reaches it (params: key, namespace, session)."""
 
 ACCEPT = f"""
-    WITH caller AS ({CALLER}),
-    ns AS (SELECT n.id FROM namespaces n, caller WHERE n.name = %(namespace)s AND {reaches("caller", "n")}),
+    WITH caller AS (SELECT known, id FROM reached_namespace(%(key)s, %(namespace)s)),
+    ns AS (SELECT id FROM caller WHERE id IS NOT NULL),
     s AS (SELECT s.id, s.name, s.deleted_at IS NOT NULL AS deleted FROM sessions s, ns
           WHERE s.namespace_id = ns.id AND s.name = %(session)s),
     last AS (SELECT j.id, j.status, j.kind FROM jobs j, s WHERE j.session_id = s.id AND j.status IN {OPEN_SQL}
              ORDER BY j.seq DESC LIMIT 1),
     decision AS (
-        SELECT CASE WHEN NOT {known("caller")} THEN '{Outcome.UNAUTHORIZED}'
+        SELECT CASE WHEN NOT caller.known THEN '{Outcome.UNAUTHORIZED}'
                     WHEN NOT EXISTS (SELECT FROM ns) THEN '{Outcome.NO_NAMESPACE}'
                     WHEN NOT EXISTS (SELECT FROM s) THEN '{Outcome.NO_SESSION}'
                     WHEN (SELECT deleted FROM s) THEN '{Outcome.SESSION_DELETED}'
@@ -168,11 +166,10 @@ def accept(db: UnitOfWork, namespace: str, session: str, kind: JobKind, key: str
 
 
 READ_JOB = f"""
-    WITH caller AS ({CALLER}),
-    ns AS (SELECT n.id FROM namespaces n, caller WHERE n.name = %(namespace)s AND {reaches("caller", "n")})
-    SELECT {known("caller")}, EXISTS (SELECT FROM ns), j.*
+    WITH caller AS (SELECT known, id FROM reached_namespace(%(key)s, %(namespace)s))
+    SELECT caller.known, caller.id IS NOT NULL, j.*
     FROM caller LEFT JOIN (SELECT {JOB_COLUMNS} FROM jobs
-                           WHERE id = %(job)s AND namespace_id = (SELECT id FROM ns)) j ON true
+                           WHERE id = %(job)s AND namespace_id = (SELECT id FROM caller)) j ON true
 """
 """A job as the caller may read it: (key known, namespace reached, the job's columns or NULLs)."""
 

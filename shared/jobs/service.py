@@ -63,7 +63,7 @@ def _enqueued(a: Accepted, namespace: str, session: str) -> Enqueued:
 
 def enqueue(db: UnitOfWork, namespace: str, session: str, kind: JobKind, key: str | None) -> Enqueued:
     """Accept a long operation in the caller's transaction; the caller commits, then sends
-    ``dispatch`` if there is one. ``key`` is the caller (shared.namespaces.repository.CALLER)."""
+    ``dispatch`` if there is one. ``key`` is the caller (as the SQL function reached_namespace takes it)."""
     return _enqueued(repo.accept(db, namespace, session, kind, key, str(uuid.uuid4())), namespace, session)
 
 

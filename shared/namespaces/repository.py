@@ -103,43 +103,25 @@ def namespace_of_secret_hash(db: UnitOfWork, secret_hash: str) -> int | None:
 
 
 # --- the caller and the namespace wall ---------------------------------------------------------
-# These are written in psycopg's ``%(name)s`` style: the API's asynchronous hot paths (shared.kit.connector)
-# and the synchronous ones (``exec_driver_sql``) run the same text.
-
-CALLER = """SELECT %(key)s::text IS NULL AS admin,
-                   (SELECT k.namespace_id FROM api_keys k WHERE k.secret_hash = %(key)s) AS key_namespace"""
-"""The caller of a request as an SQL row: ``%(key)s`` is the SHA-256 of its namespace key, or NULL
-when it holds the admin key (or the API runs in open mode). ``key_namespace`` is NULL for an
-unknown or revoked key."""
-
-
-def known(caller: str) -> str:
-    """SQL condition: the caller's key is the admin key or a namespace key that still exists."""
-    return f"({caller}.admin OR {caller}.key_namespace IS NOT NULL)"
-
-
-def reaches(caller: str, namespace: str) -> str:
-    """The namespace wall, as an SQL condition on a namespace row: the admin reaches every
-    namespace, a namespace key only its own. Every namespace-scoped request applies it; a key
-    asking for another namespace gets exactly the 404 of a namespace that does not exist."""
-    return f"({caller}.admin OR {namespace}.id = {caller}.key_namespace)"
-
+# The wall is the SQL function reached_namespace (migration 0007), which every namespace-scoped
+# statement applies: here, and in accepting and reading a job (shared.jobs.repository).
 
 class Reached(NamedTuple):
     known: bool  # False: unknown or revoked key (401)
     namespace: Namespace | None  # None: no such namespace, or not this key's (404)
 
 
-_RESOLVE = f"""
-    WITH caller AS ({CALLER})
-    SELECT {known("caller")}, n.id, n.name, n.description, n.created_at
-    FROM caller LEFT JOIN namespaces n ON n.name = %(namespace)s AND {reaches("caller", "n")}
+RESOLVE = """
+    SELECT w.known, n.id, n.name, n.description, n.created_at
+    FROM reached_namespace(%(key)s, %(namespace)s) w LEFT JOIN namespaces n ON n.id = w.id
 """
+"""The caller and the namespace it asks for, behind the namespace wall (the SQL function
+reached_namespace, migration 0007; params: key, namespace): (key known, the namespace's columns or NULLs)."""
 
 
 def resolve(db: UnitOfWork, name: str, key_hash: str | None) -> Reached:
     """Authenticate the caller and find the namespace it asks for, in one round trip."""
-    found = fetch_one(db, _RESOLVE, {"key": key_hash, "namespace": name})
+    found = fetch_one(db, RESOLVE, {"key": key_hash, "namespace": name})
     assert found is not None  # one row: the caller's, left-joined with the namespace
     row = tuple(found)
     if row[1] is None:

@@ -46,3 +46,17 @@ def test_the_rules_in_sql_are_inlined(settings) -> None:
     assert "sees(" not in plan and "not_yet_integrated(" not in plan, plan
     assert "GREATEST(p.last_integration_turn, p.bound_after_seq)" in plan, plan
     assert "= ANY" in plan, plan
+
+
+def test_the_namespace_wall_is_inlined(settings) -> None:
+    """Migration 0007's namespace wall (reached_namespace) is inlined into the statements that
+    apply it: no function scan, the key and the namespace looked up through their indexes."""
+    from shared.kit import connector
+    from shared.kit.db import unit_of_work
+    from shared.namespaces.repository import RESOLVE
+
+    with unit_of_work(settings) as db:
+        plan = "\n".join(r[0] for r in connector.fetch_all(
+            db, "EXPLAIN " + RESOLVE.replace("%(key)s", "'k'").replace("%(namespace)s", "'n'")))
+    assert "Function Scan" not in plan and "reached_namespace" not in plan, plan
+    assert "api_keys" in plan and "namespaces" in plan, plan

@@ -113,6 +113,34 @@ def test_statements_are_named_in_repositories_with_a_purpose() -> None:
     assert offences == [], "\n".join(offences)
 
 
+def _foreign_fragments(tree: ast.Module, module: str, where: str) -> list[str]:
+    """Names a module-level statement interpolates (f-string) that are neither the module's own,
+    nor its domain's, nor the states of shared.models.states: another domain's fragments."""
+    domain = module.rsplit(".", 1)[0]
+    own = {t.id for n in tree.body if isinstance(n, ast.Assign) for target in n.targets for t in ast.walk(target)
+           if isinstance(t, ast.Name)}
+    own |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    own |= {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) and n.module
+            and (n.module == "shared.models.states" or n.module.startswith(domain + ".")) for a in n.names}
+    offences = []
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, (ast.JoinedStr, ast.BinOp))):
+            continue
+        bound = {t.id for c in ast.walk(node.value) if isinstance(c, ast.comprehension)
+                 for t in ast.walk(c.target) if isinstance(t, ast.Name)}
+        for value in (v for v in ast.walk(node.value) if isinstance(v, ast.FormattedValue)):
+            for name in (n.id for n in ast.walk(value) if isinstance(n, ast.Name)):
+                if name not in own and name not in bound:
+                    offences.append(f"{where}:{node.lineno} interpolates {name}, not a fragment of its own module")
+    return offences
+
+
+def test_statements_are_composed_only_of_their_own_fragments() -> None:
+    offences = [o for path in SOURCES if path.name in STATEMENT_MODULES
+                for o in _foreign_fragments(_tree(path), _module(path), _rel(path))]
+    assert offences == [], "\n".join(offences)
+
+
 @pytest.mark.parametrize("form", ["colon placeholder", "format slot"])
 def test_one_placeholder_style(form: str) -> None:
     offences = []
@@ -137,5 +165,9 @@ def test_the_checks_see_what_they_forbid() -> None:
                     "SQL = 'SELECT * FROM t WHERE {where}'.format(where='x')\n")
     assert len(_executions(bad, "bad")) == 4
     assert len(_formats(bad, "bad")) == 1
+    borrowed = ast.parse("from shared.namespaces.repository import CALLER\nfrom shared.models.states import OPEN_SQL\n"
+                         "_MINE = 'x'\nSQL = f'WITH c AS ({CALLER}) SELECT {_MINE} WHERE s IN {OPEN_SQL}'\n")
+    assert _foreign_fragments(borrowed, "shared.jobs.repository", "bad") == [
+        "bad:4 interpolates CALLER, not a fragment of its own module"]
     assert SQL_START.match("\n    WITH run AS (SELECT 1) SELECT 2")
     assert COLON_PLACEHOLDER.search("WHERE id = :id") and not COLON_PLACEHOLDER.search("SELECT x::text, %(a)s")

@@ -1,13 +1,13 @@
 """The rules statements of several domains apply, written once in SQL: what a participant sees,
-and which turns it has not integrated
+which turns it has not integrated, and the namespace wall
 
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-07
 
-Each is a SQL function of plain expressions, IMMUTABLE and not STRICT, so PostgreSQL inlines it
-into the statement that calls it: the planner sees the expression itself, as if written there
-(no function call per row, indexes and plans as before).
+Each is a SQL function of one SELECT, not STRICT, so PostgreSQL inlines it into the statement that
+calls it: the planner sees the expression (or, for the wall, the query) itself, as if written
+there (no function call per row, indexes and plans as before).
 """
 from __future__ import annotations
 
@@ -33,8 +33,24 @@ def upgrade() -> None:
         RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
         AS $$ SELECT seq > greatest(last_integration_turn, bound_after_seq) $$
     """)
+    # The namespace wall (DESIGN.md section 4): the admin key reaches every namespace, a namespace
+    # key only its own. $1 is the SHA-256 of the caller's namespace key, or NULL for the admin key
+    # (and in open mode); $2 the namespace asked for. One row: whether the key is known (false for
+    # an unknown or revoked key: 401), and the namespace's id when the caller reaches it (NULL for
+    # one that does not exist and for another key's alike: the same 404).
+    op.execute("""
+        CREATE FUNCTION reached_namespace(key_hash text, namespace text)
+        RETURNS TABLE (known boolean, id bigint) LANGUAGE sql STABLE PARALLEL SAFE
+        AS $$
+            SELECT c.admin OR c.key_namespace IS NOT NULL,
+                   (SELECT n.id FROM namespaces n WHERE n.name = $2 AND (c.admin OR n.id = c.key_namespace))
+            FROM (SELECT $1 IS NULL AS admin,
+                         (SELECT k.namespace_id FROM api_keys k WHERE k.secret_hash = $1) AS key_namespace) c
+        $$
+    """)
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION reached_namespace(text, text)")
     op.execute("DROP FUNCTION not_yet_integrated(bigint, bigint, bigint)")
     op.execute("DROP FUNCTION sees(text, text[], text)")
