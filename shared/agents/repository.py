@@ -8,9 +8,10 @@ from typing import Any
 from shared.kit.connector import execute, fetch_all, fetch_one
 from shared.kit.db import UnitOfWork
 from shared.models import Agent
+from shared.models.base import columns
 
 # The columns of an agent, as its model names them (``Agent(**row._mapping)``).
-AGENT_COLUMNS = "id, namespace_id, name, description, metadata AS metadata_, created_at, updated_at"
+AGENT_COLUMNS = columns(Agent)
 
 UPSERT = f"""
     INSERT INTO agents (namespace_id, name, description, metadata)

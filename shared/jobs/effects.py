@@ -227,11 +227,9 @@ def _commit_step(run: Run, settings: Settings, writer: Plan | None, idle: list[P
     return _locked_step(run, settings, writer, idle, done=done, last=last)
 
 
-Statement = tuple[str, dict[str, Any] | None]
-
 
 def _step(run: Run, settings: Settings, writer: Plan | None, idle: list[Plan], window: stream.Window | None, *,
-          done: int, last: bool) -> tuple[Statement, list[Statement], Callable[[set[int]], dict[str, Any]]]:
+          done: int, last: bool) -> tuple[connector.Statement, list[connector.Statement], Callable[[set[int]], dict[str, Any]]]:
     """COMMIT_STEP for the writer sifted against ``window``, the statements to send after it in
     the same transaction, and the result once the moved participants are known."""
     params: dict[str, Any] = {
@@ -239,7 +237,7 @@ def _step(run: Run, settings: Settings, writer: Plan | None, idle: list[Plan], w
         "session_name": run.session_name, "snapshot": run.snapshot_seq, "completed": done, "last": last,
         "writer": None, "agent_id": None, "insights": "[]", "memories": "[]", "reinforce": [],
         "low": 1, "high": 0, "kept": 0, "seqs": []}
-    after: list[Statement] = []
+    after: list[connector.Statement] = []
     members = ([writer] if writer is not None else []) + idle
     counts: dict[int, tuple[int, int]] = {}  # participant id -> (insights, memories) it would write
     if writer is not None and window is not None:

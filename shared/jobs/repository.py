@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from shared.kit import connector
 from shared.kit.db import UnitOfWork
 from shared.models import Job
+from shared.models.base import columns
 from shared.models.states import OPEN_SQL, JobKind, JobStatus
 from shared.queue import Dispatch
 
@@ -26,10 +27,7 @@ def is_head(job: str) -> str:
             f" AND earlier.status IN {OPEN_SQL} AND earlier.seq < {job}.seq)")
 
 
-_JOB = ("jobs.id, jobs.seq, jobs.namespace_id, jobs.session_id, jobs.session_name, jobs.kind, jobs.status, "
-        "jobs.attempts, jobs.progress_completed, jobs.progress_total, jobs.result, jobs.error, jobs.cancel_requested, "
-        "jobs.created_at, jobs.started_at, jobs.finished_at, jobs.dispatched_at, jobs.redispatches, jobs.lease_owner, "
-        "jobs.lease_expires_at, jobs.run_generation, jobs.snapshot_seq")
+_JOB = columns(Job, "jobs")
 """Fragment: every column of a job, as the model ``Job`` has them."""
 
 GET = f"SELECT {_JOB} FROM jobs WHERE id = %(id)s AND namespace_id = %(namespace_id)s"
@@ -56,11 +54,6 @@ def status_of(db: UnitOfWork, job_id: str) -> str | None:
 # --- accepting a job ---------------------------------------------------------------------------
 
 
-# What a job read shows, in this order (JobRow); the accepting and reading statements return it.
-JOB_COLUMNS = ("id, kind, status, session_name, progress_completed, progress_total, result, error, attempts, "
-               "cancel_requested, created_at, started_at, finished_at")
-
-
 class JobRow(NamedTuple):
     id: str
     kind: str
@@ -75,6 +68,10 @@ class JobRow(NamedTuple):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+JOB_COLUMNS = ", ".join(JobRow._fields)
+"""Fragment: what a job read shows, in this order (JobRow); the accepting and reading statements return it."""
 
 
 class Outcome(StrEnum):

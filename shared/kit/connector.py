@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,8 +36,6 @@ from psycopg_pool import AsyncConnectionPool
 from shared.config import Settings
 from shared.kit import db, pg
 from shared.kit.db import Record, UnitOfWork
-
-log = logging.getLogger("engram.db")
 
 TUPLES_OK = pq.ExecStatus.TUPLES_OK
 Params = Mapping[str, Any] | None

@@ -29,6 +29,7 @@ class Record(tuple[Any, ...]):
     """A row of the unit of work: columns by position, or by name (``row.name``; ``row._mapping``
     for all of them, e.g. to build a record class). A name given twice is its first column."""
 
+    __slots__ = ()
     _index: ClassVar[dict[str, int]] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -127,12 +128,8 @@ class Pool:
             conn = self._take()
             try:
                 yield conn
-            except BaseException:
-                if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
-                    conn.close()  # never hand on a transaction an error left open
-                raise
             finally:
-                self._give_back(conn)
+                self._give_back(conn)  # never hands on a transaction an error left open
         finally:
             self._slots.release()
 

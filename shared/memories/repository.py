@@ -11,6 +11,7 @@ from shared.kit import connector
 from shared.kit.db import UnitOfWork
 from shared.memories import vectors
 from shared.models import Insight, Memory
+from shared.models.base import columns
 from shared.models.states import MemoryKind
 
 
@@ -54,8 +55,7 @@ memories after ``after``, the newest id read under the agent's lock (params: vec
 after, id (the job)). Needs pgvector."""
 
 
-_MEMORY = ("m.id, m.agent_id, m.session_id, m.session_name, m.generation, m.kind, m.speaker, m.content, "
-           "m.importance, m.evidence, m.job_id, m.occurred_at, m.created_at, m.reinforcements, m.last_seen_at")
+_MEMORY = columns(Memory, "m", leave_out=("tsv", "doc_length"))
 """Fragment: the columns of a memory (aliased ``m``) a ``Memory`` record holds (not its index columns)."""
 
 LIST_BEFORE = f"""
@@ -271,8 +271,11 @@ def recall(db: UnitOfWork, q: RecallQuery, query_vector: Sequence[float] | None 
     return [dict(r._mapping) for r in connector.fetch_all(db, stmt, recall_params(q, query_vector))]
 
 
-LATEST_INSIGHTS = """
-    SELECT id, session_id, agent_id, content, importance, evidence, job_id, created_at FROM insights
+_INSIGHT = columns(Insight)
+"""Fragment: the columns of an insight, as the model ``Insight`` has them."""
+
+LATEST_INSIGHTS = f"""
+    SELECT {_INSIGHT} FROM insights
     WHERE session_id = %(session_id)s AND agent_id = %(agent_id)s ORDER BY id DESC LIMIT %(limit)s
 """
 """A participant's latest insights in a session, newest first (params: session_id, agent_id, limit)."""

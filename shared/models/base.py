@@ -23,3 +23,18 @@ class Base(DeclarativeBase):
 
 def created_at_column() -> Mapped[datetime]:
     return mapped_column(server_default=func.now())
+
+
+def columns(model: type[Base], alias: str | None = None, *, leave_out: tuple[str, ...] = ()) -> str:
+    """A model's columns as a select list, each named as the model's attribute (``metadata AS
+    metadata_``), so that ``Model(**row._mapping)`` reads a row: derived from the model, which the
+    migrations' check keeps equal to the table. ``alias`` qualifies each column; ``leave_out``
+    names attributes not read (e.g. a memory's index columns)."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + c.name + ("" if key == c.name else f" AS {key}")
+                     for key, c in model.__mapper__.columns.items() if key not in leave_out)
+
+
+def fields(model: type[Base]) -> tuple[str, ...]:
+    """The attribute names of a model's columns, in the order of ``columns``."""
+    return tuple(model.__mapper__.columns.keys())

@@ -8,10 +8,11 @@ from typing import NamedTuple
 from shared.kit.connector import execute, fetch_all, fetch_one
 from shared.kit.db import UnitOfWork
 from shared.models import ApiKey, Namespace
+from shared.models.base import columns
 
 # The columns of a namespace and of a key, as their models name them (``Namespace(**row._mapping)``).
-NAMESPACE_COLUMNS = "id, name, description, created_at"
-KEY_COLUMNS = "id, namespace_id, secret_hash, description, created_at"
+NAMESPACE_COLUMNS = columns(Namespace)
+KEY_COLUMNS = columns(ApiKey)
 
 INSERT_NAMESPACE = f"""
     INSERT INTO namespaces (name, description) VALUES (%(name)s, %(description)s)
@@ -19,14 +20,8 @@ INSERT_NAMESPACE = f"""
 """
 """Create the namespace ``name`` with its ``description``; no row when the name is taken."""
 
-SET_DESCRIPTION = f"""
-    WITH changed AS (UPDATE namespaces SET description = %(description)s
-                     WHERE name = %(name)s AND description IS DISTINCT FROM %(description)s RETURNING {NAMESPACE_COLUMNS})
-    SELECT {NAMESPACE_COLUMNS} FROM changed
-    UNION ALL
-    SELECT {NAMESPACE_COLUMNS} FROM namespaces WHERE name = %(name)s AND NOT EXISTS (SELECT FROM changed)
-"""
-"""Give the namespace ``name`` the ``description`` (no write when it already has it); the namespace."""
+SET_DESCRIPTION = f"UPDATE namespaces SET description = %(description)s WHERE name = %(name)s RETURNING {NAMESPACE_COLUMNS}"
+"""Give the namespace ``name`` the ``description``; the namespace."""
 
 NAMESPACE_BY_NAME = f"SELECT {NAMESPACE_COLUMNS} FROM namespaces WHERE name = %(name)s"
 """The namespace called ``name``."""

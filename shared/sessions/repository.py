@@ -10,23 +10,23 @@ from typing import Any
 from shared.kit.connector import execute, fetch_all, fetch_one
 from shared.kit.db import Record, UnitOfWork
 from shared.models import ActivitySession, Agent, Insight, Participant
+from shared.models.base import columns, fields
 
-_SESSION = ("s.id, s.namespace_id, s.name, s.description, s.data, s.turn_count, s.generation, s.version, "
-            "s.created_at, s.updated_at, s.deleted_at, s.expire_time")
+_SESSION = columns(ActivitySession, "s")
 """Fragment: every column of a session (aliased ``s``), as the model ``ActivitySession`` has them."""
 
-_PARTICIPANT = "p.id, p.session_id, p.agent_id, p.bound_after_seq, p.last_integration_turn, p.bound_at"
+_PARTICIPANT = columns(Participant, "p")
 """Fragment: every column of a participant (aliased ``p``), as the model ``Participant`` has them."""
 
-_AGENT = "a.id, a.namespace_id, a.name, a.description, a.metadata AS metadata_, a.created_at, a.updated_at"
+_AGENT = columns(Agent, "a")
 """Fragment: every column of an agent (aliased ``a``), as the model ``Agent`` has them."""
 
-_INSIGHT = "i.id, i.session_id, i.agent_id, i.content, i.importance, i.evidence, i.job_id, i.created_at"
+_INSIGHT = columns(Insight, "i")
 """Fragment: every column of an insight (aliased ``i``), as the model ``Insight`` has them."""
 
 # The models' names of the columns of _PARTICIPANT and _AGENT, in order: a row of PARTICIPANTS holds both.
-_PARTICIPANT_FIELDS = ("id", "session_id", "agent_id", "bound_after_seq", "last_integration_turn", "bound_at")
-_AGENT_FIELDS = ("id", "namespace_id", "name", "description", "metadata_", "created_at", "updated_at")
+_PARTICIPANT_FIELDS = fields(Participant)
+_AGENT_FIELDS = fields(Agent)
 
 
 def _session(row: Record | None) -> ActivitySession | None:

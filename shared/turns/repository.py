@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 from shared.kit.connector import fetch_all, fetch_one
 from shared.kit.db import UnitOfWork
 from shared.models import Turn
+from shared.models.base import columns
 from shared.models.states import OPEN_SQL, JobKind
 from shared.turns.schemas import TurnCreate
 
@@ -65,8 +66,7 @@ def truncate_pending(db: UnitOfWork, session_id: int) -> str | None:
 
 
 # The columns of a Turn, in the model's names, for ``Turn(**row._mapping)``.
-TURN_COLUMNS = ("session_id, seq, speaker, content, visible_to, metadata AS metadata_, created_at, occurred_at, "
-                "redacted_at")
+TURN_COLUMNS = columns(Turn)
 
 LIST_AFTER = f"""
     SELECT {TURN_COLUMNS} FROM turns

@@ -11,12 +11,13 @@ from shared.jobs.repository import JobRow
 from shared.kit.connector import execute, fetch_all, fetch_one
 from shared.kit.db import Record, UnitOfWork
 from shared.models import Webhook, WebhookAttempt, WebhookDelivery
+from shared.models.base import columns
 from shared.models.states import DeliveryStatus
 
 # --- endpoints ---------------------------------------------------------------------------------
 
 # The columns of a Webhook, in the model's names: the reads below return them, for ``Webhook(**row._mapping)``.
-WEBHOOK_COLUMNS = "id, namespace_id, name, url, events, description, secret_encrypted, created_at, updated_at"
+WEBHOOK_COLUMNS = columns(Webhook)
 
 UPSERT = f"""
     INSERT INTO webhooks (namespace_id, name, url, events, description, secret_encrypted)
@@ -41,8 +42,7 @@ DELETE = "DELETE FROM webhooks WHERE namespace_id = %(namespace_id)s AND name = 
 """Delete an endpoint, and with it its deliveries and their attempts (cascade): namespace_id, name."""
 
 # The columns of a WebhookDelivery, in the model's names.
-DELIVERY_COLUMNS = ("id, webhook_id, job_id, event, status, attempts, next_attempt_at, dispatched_at, lease_expires_at, "
-                    "last_status_code, last_error, created_at, finished_at")
+DELIVERY_COLUMNS = columns(WebhookDelivery)
 
 DELIVERIES_BEFORE = f"""
     SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries
@@ -126,11 +126,9 @@ CLAIM = f"""
 """
 """Claim a pending, due delivery for a send (attempts + 1, leased): id, lease (seconds), max_attempts; a Send's columns."""
 
-JOB = """
-    SELECT id, kind, status, session_name, progress_completed, progress_total, result, error, attempts,
-           cancel_requested, created_at, started_at, finished_at
-    FROM jobs WHERE id = %(id)s
-"""
+_JOB_READ = ", ".join(JobRow._fields)
+
+JOB = f"SELECT {_JOB_READ} FROM jobs WHERE id = %(id)s"
 """The job a delivery tells of, as a job read shows it (JobRow): id (the job's)."""
 
 
